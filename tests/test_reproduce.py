@@ -1,0 +1,44 @@
+"""``pmrlhf reproduce``: stages run, up-to-date stages are skipped, ``--force`` reruns."""
+
+import json
+import subprocess
+import sys
+
+
+def run(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "pmrlhf.cli", "reproduce", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_theory_stage_and_report_then_skip_then_force(tmp_path):
+    out = tmp_path / "results"
+    first = run("--out", str(out), "--stages", "theory", "report", "--quick")
+    assert first.returncode == 0, first.stderr
+    for name in ("derivation.md", "derivation.tex", "derivation.json", "pm_check.csv"):
+        assert (out / "theory" / name).stat().st_size > 0
+    report = (out / "REPORT.md").read_text()
+    assert "dsolve" in report and "C_{1}" in report
+    assert "data:image/png" not in report and (out / "REPORT.html").exists()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["stages"]["theory"]["pm_check_ok"] is True
+
+    second = run("--out", str(out), "--stages", "theory", "--quick")
+    assert "up to date" in second.stdout
+    forced = run("--out", str(out), "--stages", "theory", "--quick", "--force")
+    assert "up to date" not in forced.stdout and forced.returncode == 0
+
+
+def test_changed_options_make_a_stage_stale(tmp_path):
+    out = tmp_path / "r"
+    assert run("--out", str(out), "--stages", "theory", "--quick").returncode == 0
+    again = run("--out", str(out), "--stages", "theory", "--quick", "--seed", "1")
+    assert "up to date" not in again.stdout
+
+
+def test_unknown_stage_is_a_one_line_error(tmp_path):
+    result = run("--out", str(tmp_path), "--stages", "nope")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
