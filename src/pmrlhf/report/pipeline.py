@@ -30,6 +30,7 @@ class ReproduceConfig:
     lm_model: str | None = None  # default: smollm2-135m, or tiny-llama with quick
     stages: tuple[str, ...] | None = None  # None: all
     progress: bool = True
+    figures_dir: Path | None = Path("figures")  # README's figures; refreshed by full runs only
 
 
 @dataclass(frozen=True)
@@ -105,13 +106,24 @@ def _stage_lm(out: Path, config: ReproduceConfig) -> dict:
 
 
 def _stage_report(out: Path, config: ReproduceConfig) -> dict:
+    from .figures import publish_figures
     from .writer import write_report
 
-    return write_report(out, quick=config.quick)
+    summary = write_report(out, quick=config.quick)
+    # Quick runs never overwrite the figures README shows: those come from full runs.
+    if config.figures_dir is not None and not config.quick:
+        summary["published_figures"] = publish_figures(out, config.figures_dir)
+    return summary
 
 
 STAGES: tuple[Stage, ...] = (
     Stage("theory", ("theory",), _stage_theory, lambda c: {"quick": c.quick, "seed": c.seed}),
+    Stage(
+        "simulate",
+        ("theory", "simulate"),
+        _stage_simulate,
+        lambda c: {"quick": c.quick, "seed": c.seed},
+    ),
     Stage(
         "report",
         ("report",),

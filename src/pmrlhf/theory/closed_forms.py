@@ -47,8 +47,13 @@ def preference_distribution(reward, axis: int = -1) -> np.ndarray:
     return np.exp(log_softmax(reward, axis=axis))
 
 
-def _resolve(reward, *, regularizer, beta, ref, alpha, axis):
-    """Validate the common arguments; return reward, axis, beta and the log-weight."""
+def validate_problem(reward, *, regularizer, beta, ref, alpha, axis):
+    """Validate the arguments shared by every regularized problem (THEORY.md §2–4).
+
+    Returns ``(reward, axis, beta, log_w)`` with ``log_w`` the regularizer's reference
+    log-weight broadcast to ``reward``'s shape (``-inf`` where the reference is 0 under KL).
+    ``ref`` may have ``reward``'s shape or be one ``(n,)`` vector shared by every prompt.
+    """
     reward = as_float_array(reward, "reward")
     axis = check_axis(axis, reward.ndim)
     beta = check_beta(beta)
@@ -123,7 +128,7 @@ def optimal_policy(
         summing to 1 or of the wrong shape; ``alpha`` missing or outside (0, 1); an unknown
         ``regularizer``.
     """
-    reward, axis, beta, log_w = _resolve(
+    reward, axis, beta, log_w = validate_problem(
         reward, regularizer=regularizer, beta=beta, ref=ref, alpha=alpha, axis=axis
     )
     return np.exp(log_softmax(reward / beta + log_w, axis=axis))
@@ -155,7 +160,7 @@ def objective(
     ValueError
         As :func:`optimal_policy`, plus ``policy`` off the simplex or of another shape.
     """
-    reward, axis, beta, log_w = _resolve(
+    reward, axis, beta, log_w = validate_problem(
         reward, regularizer=regularizer, beta=beta, ref=ref, alpha=alpha, axis=axis
     )
     policy = check_simplex(policy, "policy", axis=axis)

@@ -15,7 +15,7 @@ from scipy.optimize import minimize
 from scipy.special import log_softmax, softmax
 
 from .._validation import as_float_array, check_beta, check_positive_int
-from .closed_forms import _resolve, preference_distribution
+from .closed_forms import preference_distribution, validate_problem
 
 ElementwiseRegularizer = Callable[[np.ndarray], np.ndarray]
 
@@ -102,7 +102,7 @@ def maximize_objective(
         As :func:`pmrlhf.theory.optimal_policy`; a sympy ``R`` with several free symbols.
     """
     if isinstance(regularizer, str):
-        reward, _, beta, log_w = _resolve(
+        reward, _, beta, log_w = validate_problem(
             reward, regularizer=regularizer, beta=beta, ref=ref, alpha=alpha, axis=-1
         )
         flat_r = reward.reshape(-1, reward.shape[-1])

@@ -73,7 +73,9 @@ def reference_log_weight(ref_logp, *, regularizer: str, alpha: float | None = No
     if regularizer == "pm":
         if ref_logp is None:
             return 0.0
-        return ref_logp * 0 if not _is_torch(ref_logp) else ref_logp.new_zeros(ref_logp.shape)
+        return (
+            ref_logp.new_zeros(ref_logp.shape) if _is_torch(ref_logp) else np.zeros_like(ref_logp)
+        )
     if regularizer == "kl":
         return ref_logp
     # cPM: the comparison is made in log space so that it is exact for tiny probabilities.

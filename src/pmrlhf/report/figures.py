@@ -1,0 +1,47 @@
+"""The figures README shows: where each comes from, and the function that draws it.
+
+``pmrlhf reproduce`` (full mode) copies each from its run folder into ``figures/`` at the
+top of the repository; a test checks that every figure README references is listed here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ReadmeFigure:
+    name: str  # file name under figures/
+    source: str  # path relative to the results folder
+    producer: str  # "module:function" that draws it
+
+    def resolve_producer(self):
+        module, function = self.producer.split(":")
+        return getattr(importlib.import_module(module), function)
+
+
+README_FIGURES = (
+    ReadmeFigure(
+        "collapse.png", "simulate/collapse.png", "pmrlhf.simulate.experiments.collapse:run_collapse"
+    ),
+    ReadmeFigure(
+        "token_tree.png",
+        "simulate/token_tree.png",
+        "pmrlhf.simulate.experiments.token_tree:run_token_tree",
+    ),
+)
+
+
+def publish_figures(results: Path, figures_dir: Path) -> list[str]:
+    """Copy the README's figures that this run produced into ``figures_dir``."""
+    copied = []
+    for figure in README_FIGURES:
+        source = Path(results) / figure.source
+        if source.exists():
+            Path(figures_dir).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, Path(figures_dir) / figure.name)
+            copied.append(str(Path(figures_dir) / figure.name))
+    return copied

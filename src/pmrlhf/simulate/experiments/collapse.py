@@ -1,0 +1,168 @@
+"""Experiment 1: preference collapse vs beta, KL vs PM (THEORY.md §2–3)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ...theory import collapse_curve
+from ..optimize import optimize_policy
+from ._plot import COLORS, finish, subplots
+
+
+@dataclass(frozen=True)
+class CollapseConfig:
+    """Majority shares ``p``, the ``beta`` grid, and the REINFORCE check points."""
+
+    shares: tuple[float, ...] = (0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+    betas: tuple[float, ...] = tuple(np.geomspace(0.01, 10.0, 31).round(6))
+    reinforce_betas: tuple[float, ...] = (0.1, 0.5, 1.0)
+    reinforce_steps: int = 3000
+    samples: int = 16
+
+
+QUICK = CollapseConfig(
+    shares=(0.55, 0.6, 0.7, 0.8, 0.9),
+    betas=tuple(np.geomspace(0.01, 10.0, 13).round(6)),
+    reinforce_betas=(0.1, 1.0),
+    reinforce_steps=800,
+)
+
+
+def run_collapse(config: CollapseConfig, *, seed: int = 0):
+    """Closed-form minority mass for every ``(p, beta, reference)``, plus REINFORCE runs.
+
+    Returns a tidy frame (``p, beta, reference, method, target_minority_mass,
+    kl_minority_mass, pm_minority_mass``), the figure and headline numbers.
+    """
+    frames = [
+        collapse_curve(p, config.betas, reference=reference).assign(method="closed_form")
+        for reference in ("uniform", "preference")
+        for p in config.shares
+    ]
+    # REINFORCE on top: all shares at once, one prompt each, the trainer's own sampling.
+    shares = np.array(config.shares)
+    reward = np.log(np.stack([shares, 1 - shares], axis=1))  # (P, 2) BTL logits
+    for i, beta in enumerate(config.reinforce_betas):
+        common = {
+            "method": "reinforce",
+            "steps": config.reinforce_steps,
+            "lr": 0.05,
+            "samples": config.samples,
+            "seed": seed + i,
+        }
+        kl = optimize_policy(reward, regularizer="kl", beta=beta, ref=[0.5, 0.5], **common)
+        pm = optimize_policy(beta * reward, regularizer="pm", beta=beta, **common)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "p": shares,
+                    "beta": beta,
+                    "reference": "uniform",
+                    "method": "reinforce",
+                    "target_minority_mass": 1 - shares,
+                    "kl_minority_mass": kl.policy[:, 1],
+                    "pm_minority_mass": pm.policy[:, 1],
+                }
+            )
+        )
+    frame = pd.concat(frames, ignore_index=True)
+    return frame, _figure(frame, config), _headline(frame)
+
+
+def _headline(frame: pd.DataFrame) -> dict:
+    closed = frame[(frame.method == "closed_form") & (frame.reference == "uniform")]
+    row = closed.iloc[(closed.p.sub(0.6).abs() + closed.beta.sub(0.1).abs()).argmin()]
+    reinforce = frame[frame.method == "reinforce"]
+    return {
+        "p": float(row.p),
+        "beta": float(row.beta),
+        "kl_minority_mass": float(row.kl_minority_mass),
+        "pm_minority_mass": float(row.pm_minority_mass),
+        "target_minority_mass": float(row.target_minority_mass),
+        "reinforce_max_abs_error_pm": float(
+            (reinforce.pm_minority_mass - reinforce.target_minority_mass).abs().max()
+        )
+        if len(reinforce)
+        else float("nan"),
+    }
+
+
+def _figure(frame: pd.DataFrame, config: CollapseConfig):
+    fig, (left, right) = subplots(2)
+    closed = frame[(frame.method == "closed_form") & (frame.reference == "uniform")]
+    diagonal = np.linspace(0, 0.5, 2)
+    left.plot(diagonal, diagonal, ls=":", color="grey", lw=1, label="perfect matching (diagonal)")
+    shades = ["#fcbba1", "#fb6a4a", "#a50f15"]
+    for beta, shade in zip((1.0, 0.5, 0.1), shades, strict=True):
+        grid = closed.beta.unique()
+        rows = closed[closed.beta == grid[np.abs(grid - beta).argmin()]]
+        left.plot(
+            rows.target_minority_mass,
+            rows.kl_minority_mass,
+            "o-",
+            color=shade,
+            label=f"KL-RLHF, beta = {rows.beta.iloc[0]:.2g}",
+        )
+    pm_rows = closed[closed.beta == closed.beta.min()]
+    left.plot(
+        pm_rows.target_minority_mass,
+        pm_rows.pm_minority_mass,
+        "s-",
+        color=COLORS["pm"],
+        lw=2.5,
+        ms=4,
+        label="PM-RLHF (any beta)",
+    )
+    reinforce = frame[frame.method == "reinforce"]
+    if len(reinforce):
+        left.scatter(
+            reinforce.target_minority_mass,
+            reinforce.kl_minority_mass,
+            marker="x",
+            color="black",
+            zorder=5,
+            label="REINFORCE runs (KL and PM)",
+        )
+        left.scatter(
+            reinforce.target_minority_mass,
+            reinforce.pm_minority_mass,
+            marker="x",
+            color="black",
+            zorder=5,
+        )
+    left.set(
+        xlabel="minority share in the preferences, 1 - p",
+        ylabel="minority mass of the optimal policy",
+        xlim=(0, 0.5),
+        ylim=(0, 0.5),
+        title="Policy vs preference (uniform reference)",
+    )
+    left.legend(fontsize=8, loc="upper left")
+
+    p = min(config.shares, key=lambda s: abs(s - 0.6))
+    for reference, style in (("uniform", "-"), ("preference", "--")):
+        rows = frame[
+            (frame.method == "closed_form") & (frame.reference == reference) & (frame.p == p)
+        ]
+        right.plot(
+            rows.beta,
+            rows.kl_minority_mass,
+            style,
+            color=COLORS["kl"],
+            label=f"KL-RLHF, {reference} reference",
+        )
+    right.plot(rows.beta, rows.pm_minority_mass, color=COLORS["pm"], lw=2.5, label="PM-RLHF")
+    right.axhline(1 - p, color="grey", ls=":", lw=1, label=f"target 1 - p = {1 - p:.2f}")
+    right.set(
+        xscale="log",
+        yscale="log",
+        ylim=(1e-4, 1),
+        xlabel="regularization strength beta",
+        ylabel="minority mass",
+        title=f"Collapse as beta shrinks (p = {p:g})",
+    )
+    right.legend(fontsize=8, loc="lower right")
+    return finish(fig, "Preference collapse of KL-RLHF vs preference matching (PM)")

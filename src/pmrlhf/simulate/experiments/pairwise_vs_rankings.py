@@ -1,0 +1,90 @@
+"""Experiment 5: data efficiency of the reward fit, comparisons vs PL rankings (THEORY.md §1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ...theory import preference_distribution
+from ..fitting import fit_btl, fit_pl
+from ..metrics import total_variation
+from ..population import Population, sample_comparisons, sample_rankings
+from ._plot import finish, subplots
+
+
+@dataclass(frozen=True)
+class RankingsConfig:
+    """Equal numbers of *annotations*: one comparison, one top-3 or one full ranking each."""
+
+    n_items: int = 6
+    annotations: tuple[int, ...] = (20, 50, 100, 200, 500, 1000, 2000)
+    seeds: int = 20
+    top_k: int = 3
+    l2: float = 1e-3
+
+
+QUICK = RankingsConfig(annotations=(20, 200, 2000), seeds=5)
+
+
+def run_pairwise_vs_rankings(config: RankingsConfig, *, seed: int = 0):
+    """TV of ``softmax(u_hat)`` to the true ``P_r`` and RMSE of ``u_hat``, per data format."""
+    rng = np.random.default_rng(seed)
+    truth = Population.btl(rng.normal(size=config.n_items))
+    u_true = truth.utilities[0] - truth.utilities[0].mean()
+    target = preference_distribution(u_true)
+    rows = []
+    for n in config.annotations:
+        for s in range(config.seeds):
+            draw = np.random.default_rng([seed, n, s])
+            winners, losers = sample_comparisons(truth, n, rng=draw)
+            fits = {
+                "pairwise": fit_btl(winners, losers, config.n_items, l2=config.l2),
+                f"top-{config.top_k} rankings": fit_pl(
+                    sample_rankings(truth, n, rng=draw, top_k=config.top_k),
+                    config.n_items,
+                    l2=config.l2,
+                ),
+                "full rankings": fit_pl(
+                    sample_rankings(truth, n, rng=draw), config.n_items, l2=config.l2
+                ),
+            }
+            for data, u in fits.items():
+                rows.append(
+                    {
+                        "annotations": n,
+                        "seed": s,
+                        "data": data,
+                        "tv_to_truth": float(total_variation(preference_distribution(u), target)),
+                        "utility_rmse": float(np.sqrt(np.mean((u - u_true) ** 2))),
+                    }
+                )
+    frame = pd.DataFrame(rows)
+    means = frame[frame.annotations == frame.annotations.max()].groupby("data").tv_to_truth.mean()
+    headline = {f"tv_{k.replace(' ', '_').replace('-', '')}": float(v) for k, v in means.items()}
+    headline["annotations"] = int(frame.annotations.max())
+    return frame, _figure(frame, config), headline
+
+
+def _figure(frame, config):
+    fig, (ax,) = subplots(1, width=6.0)
+    for data, color in zip(frame.data.unique(), ("#7f7f7f", "#17becf", "#1f77b4"), strict=False):
+        stats = frame[frame.data == data].groupby("annotations").tv_to_truth
+        ax.plot(stats.mean().index, stats.mean().values, "o-", color=color, label=data)
+        ax.fill_between(
+            stats.mean().index,
+            stats.quantile(0.05).values,
+            stats.quantile(0.95).values,
+            color=color,
+            alpha=0.15,
+        )
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="number of annotations (each: one comparison or one ranking)",
+        ylabel="TV of softmax(fitted reward) to the truth",
+        title=f"{config.n_items} items; bands: 5-95% over {config.seeds} seeds",
+    )
+    ax.legend(fontsize=8)
+    return finish(fig, "Rankings are more data-efficient than pairwise comparisons")

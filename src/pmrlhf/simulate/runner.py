@@ -1,0 +1,65 @@
+"""Run simulation experiments and write ``<name>.csv``, ``<name>.png`` and ``summary.json``."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+from tqdm.auto import tqdm
+
+from .._io import atomic_save_figure, atomic_write_csv, atomic_write_json
+from .experiments import EXPERIMENTS
+
+
+def check_names(names) -> list[str]:
+    """``None`` means every experiment; unknown names raise ``ValueError`` listing valid ones."""
+    if names is None or len(names) == 0:
+        return list(EXPERIMENTS)
+    unknown = [n for n in names if n not in EXPERIMENTS]
+    if unknown:
+        raise ValueError(f"unknown experiment(s) {unknown}; choose from {', '.join(EXPERIMENTS)}")
+    return list(dict.fromkeys(names))
+
+
+def run_experiments(
+    names=None, *, out_dir, seed: int = 0, quick: bool = False, progress: bool = True
+) -> dict:
+    """Run experiments in order; write one CSV and one PNG each plus ``summary.json``.
+
+    Parameters
+    ----------
+    names : list of str, optional
+        Experiments to run (default: all five, in registry order).
+    out_dir : path
+    seed : int
+        Same seed, same numbers.
+    quick : bool
+        Small grids (CI); the full grids otherwise.
+
+    Returns
+    -------
+    dict
+        The summary: per experiment, its headline numbers, config and wall time.
+    """
+    names = check_names(names)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    out_dir = Path(out_dir)
+    summary = {"seed": seed, "quick": quick, "experiments": {}}
+    for name in tqdm(names, desc="simulate", disable=not progress, unit="experiment"):
+        function, full, small = EXPERIMENTS[name]
+        config = small if quick else full
+        started = time.perf_counter()
+        frame, figure, headline = function(config, seed=seed)
+        atomic_write_csv(out_dir / f"{name}.csv", frame)
+        atomic_save_figure(out_dir / f"{name}.png", figure)
+        plt.close(figure)
+        summary["experiments"][name] = {
+            **headline,
+            "seconds": round(time.perf_counter() - started, 3),
+            "config": asdict(config),
+        }
+    atomic_write_json(out_dir / "summary.json", summary)
+    return summary

@@ -1,0 +1,98 @@
+"""The experiments end to end, the runner's files, determinism, and the CLI."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pmrlhf.simulate import run_experiments
+from pmrlhf.simulate.experiments import EXPERIMENTS
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sim")
+    return out, run_experiments(None, out_dir=out, seed=0, quick=True, progress=False)
+
+
+def test_every_experiment_writes_csv_png_and_summary(quick_run):
+    out, summary = quick_run
+    for name in EXPERIMENTS:
+        assert len(pd.read_csv(out / f"{name}.csv")) > 0
+        assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert name in summary["experiments"]
+    assert json.loads((out / "summary.json").read_text()) == json.loads(json.dumps(summary))
+
+
+def test_headlines_show_collapse_and_matching(quick_run):
+    _, summary = quick_run
+    collapse = summary["experiments"]["collapse"]
+    assert collapse["kl_minority_mass"] == pytest.approx(0.01705, abs=1e-5)
+    assert collapse["pm_minority_mass"] == pytest.approx(0.4)
+    assert collapse["reinforce_max_abs_error_pm"] < 1e-3
+    finite = summary["experiments"]["finite_data"]
+    assert finite["pm_tv_to_truth"] < 0.1 < 0.5 < finite["kl_tv_to_truth"]
+    hetero = summary["experiments"]["heterogeneous"]
+    assert hetero["max_pm_algorithm_gap"] < 1e-9 < hetero["max_reward_model_gap"]
+    tree = summary["experiments"]["token_tree"]
+    assert tree["cpm_mass_on_meaningful_at_alpha"] > 0.8 > 0.2 > tree["pm_mass_on_meaningful"]
+    ranks = summary["experiments"]["pairwise_vs_rankings"]
+    assert ranks["tv_full_rankings"] < ranks["tv_pairwise"]
+
+
+def test_same_seed_same_numbers(tmp_path):
+    a = run_experiments(
+        ["finite_data", "collapse"], out_dir=tmp_path / "a", seed=3, quick=True, progress=False
+    )
+    b = run_experiments(
+        ["finite_data", "collapse"], out_dir=tmp_path / "b", seed=3, quick=True, progress=False
+    )
+    for name in ("finite_data", "collapse"):
+        pd.testing.assert_frame_equal(
+            pd.read_csv(tmp_path / "a" / f"{name}.csv"), pd.read_csv(tmp_path / "b" / f"{name}.csv")
+        )
+        assert {k: v for k, v in a["experiments"][name].items() if k != "seconds"} == {
+            k: v for k, v in b["experiments"][name].items() if k != "seconds"
+        }
+    c = run_experiments(["finite_data"], out_dir=tmp_path / "c", seed=4, quick=True, progress=False)
+    assert not np.isclose(
+        c["experiments"]["finite_data"]["pm_tv_to_truth"],
+        a["experiments"]["finite_data"]["pm_tv_to_truth"],
+    )
+
+
+def test_unknown_experiment_name_lists_valid_ones(tmp_path):
+    with pytest.raises(ValueError, match="collapse"):
+        run_experiments(["nope"], out_dir=tmp_path)
+
+
+def cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "pmrlhf.cli", "simulate", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_cli_runs_named_experiments_and_prints_a_table(tmp_path):
+    result = cli("collapse", "heterogeneous", "--quick", "--out", str(tmp_path), "--seed", "1")
+    assert result.returncode == 0, result.stderr
+    assert "collapse" in result.stdout and "kl_minority_mass" in result.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "collapse.csv",
+        "collapse.png",
+        "heterogeneous.csv",
+        "heterogeneous.png",
+        "summary.json",
+    ]
+
+
+def test_cli_unknown_name_is_one_line_error(tmp_path):
+    result = cli("nope", "--out", str(tmp_path))
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and "token_tree" in result.stderr
+    assert not any(tmp_path.iterdir())
