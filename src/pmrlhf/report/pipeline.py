@@ -125,6 +125,12 @@ STAGES: tuple[Stage, ...] = (
         lambda c: {"quick": c.quick, "seed": c.seed},
     ),
     Stage(
+        "lm",
+        ("theory", "simulate", "lm_experiments"),
+        _stage_lm,
+        lambda c: {"quick": c.quick, "seed": c.seed, "model": _lm_model(c)},
+    ),
+    Stage(
         "report",
         ("report",),
         _stage_report,

@@ -1,0 +1,106 @@
+"""``pmrlhf lm run`` and ``pmrlhf lm compare``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    lm = subparsers.add_parser("lm", help="RL fine-tuning of causal language models")
+    commands = lm.add_subparsers(dest="lm_command", metavar="LM_COMMAND")
+
+    run = commands.add_parser("run", help="one RL run (optionally after SFT) with a config file")
+    run.add_argument("--config", type=Path, help="YAML/JSON with keys of RunConfig (see README)")
+    run.add_argument("--model", help="smollm2-135m, tiny-llama, tiny-opt, a folder or a hub id")
+    run.add_argument("--task", help="built-in task name or task file")
+    run.add_argument("--regularizer", choices=("kl", "pm", "cpm"))
+    run.add_argument("--beta", type=float)
+    run.add_argument("--alpha", type=float)
+    run.add_argument("--steps", type=int)
+    run.add_argument("--sft-steps", type=int)
+    run.add_argument("--seed", type=int)
+    run.add_argument("--out", type=Path, default=None, help="run folder (default runs/<name>)")
+    run.add_argument(
+        "--resume", action="store_true", help="continue from the run folder's checkpoint"
+    )
+    run.set_defaults(handler=_run)
+
+    compare = commands.add_parser("compare", help="KL vs PM vs conditional PM from one start")
+    compare.add_argument("--task", default="three_answers")
+    compare.add_argument("--model", default="smollm2-135m")
+    compare.add_argument("--out", type=Path, default=Path("results/lm"))
+    compare.add_argument("--seed", type=int, default=0)
+    compare.add_argument("--steps", type=int, default=None, help="RL steps per method")
+    compare.add_argument("--quick", action="store_true", help="a few steps (tests, CI)")
+    compare.set_defaults(handler=_compare)
+    lm.set_defaults(handler=lambda args: _usage(lm))
+
+
+def _usage(parser) -> int:
+    parser.print_help()
+    return 2
+
+
+def _run(args) -> int:
+    from ..lm_experiments.runs import RunConfig, run_one
+
+    config = RunConfig.from_file(args.config) if args.config else RunConfig()
+    overrides = {
+        "model": args.model,
+        "task": args.task,
+        "seed": args.seed,
+        "sft_steps": args.sft_steps,
+    }
+    rl_overrides = {
+        "regularizer": args.regularizer,
+        "beta": args.beta,
+        "alpha": args.alpha,
+        "steps": args.steps,
+    }
+    config = config.with_overrides(overrides, rl_overrides)
+    out = args.out or Path("runs") / config.name()
+    result = run_one(config, out, resume=args.resume)
+    print(
+        json.dumps(
+            {k: result[k] for k in ("kl_to_target", "coverage", "pairwise_pmd", "minority_mass")},
+            indent=2,
+        )
+    )
+    print(f"run folder: {out}")
+    return 0
+
+
+def _compare(args) -> int:
+    from ..lm_experiments import CompareConfig, quick_config, run_compare
+    from ..lm_experiments.models import resolve_name
+    from ..lm_experiments.tasks import load_task
+
+    load_task(args.task)  # fail fast on a bad task, before loading any model
+    resolve_name(args.model)
+    config = (
+        quick_config(args.task, args.model, args.seed)
+        if args.quick
+        else CompareConfig(task=args.task, model=args.model, seed=args.seed)
+    )
+    if args.steps is not None:
+        if args.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {args.steps}")
+        config.rl.steps = args.steps
+    summary = run_compare(config, args.out)
+    header = f"{'method':<16}" + "".join(
+        f"{k:>15}" for k in ("kl_to_target", "minority_mass", "coverage", "pairwise_pmd")
+    )
+    print(header)
+    for name, values in summary["methods"].items():
+        print(
+            f"{name:<16}"
+            + "".join(
+                f"{values[k]:>15.4f}"
+                for k in ("kl_to_target", "minority_mass", "coverage", "pairwise_pmd")
+            )
+        )
+    print(
+        f"wrote {args.out}/summary.json, summary.csv, lm_compare.png ({summary['seconds']:.0f} s)"
+    )
+    return 0

@@ -1,0 +1,41 @@
+"""Language-model layer: SFT, RL with KL / PM / conditional-PM penalties, exact evaluation.
+
+A thin layer over torch, transformers and accelerate (THEORY.md §4–5).
+"""
+
+from .compare import CompareConfig, Method, quick_config, run_compare
+from .evaluate import evaluate_candidates
+from .models import load_model, load_tokenizer
+from .rl import RLConfig, train_rl
+from .sft import SFTConfig, sft_on_pairs
+from .tasks import BUILTIN_TASKS, SyntheticTask, load_task
+
+__all__ = [
+    "BUILTIN_TASKS",
+    "CompareConfig",
+    "Method",
+    "RLConfig",
+    "SFTConfig",
+    "SyntheticTask",
+    "evaluate_candidates",
+    "load_model",
+    "load_task",
+    "load_tokenizer",
+    "quick_config",
+    "reproduce_compare",
+    "run_compare",
+    "sft_on_pairs",
+    "train_rl",
+]
+
+
+def reproduce_compare(out, *, model: str, seed: int, quick: bool, progress: bool = True) -> dict:
+    """The LM stage of ``pmrlhf reproduce``: the default task, quick or full settings."""
+    from pathlib import Path
+
+    config = (
+        quick_config(model=model, seed=seed) if quick else CompareConfig(model=model, seed=seed)
+    )
+    summary = run_compare(config, out, progress=progress)
+    outputs = [str(Path(out) / name) for name in ("summary.json", "summary.csv", "lm_compare.png")]
+    return {"summary": {k: v for k, v in summary.items() if k != "config"}, "outputs": outputs}

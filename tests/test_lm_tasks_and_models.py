@@ -1,0 +1,163 @@
+"""Tasks, models and exact evaluation of the LM layer, with tiny random models."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from pmrlhf.lm_experiments import evaluate_candidates, load_model, load_task
+from pmrlhf.lm_experiments.compare import oracle_reward_fn
+from pmrlhf.lm_experiments.sequences import (
+    candidate_logprobs,
+    completion_mask,
+    encode_prompt,
+    encode_response,
+    left_pad,
+    right_pad,
+    token_logprobs,
+)
+from pmrlhf.lm_experiments.tasks import BUILTIN_TASKS
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_model("tiny-llama", seed=0)
+
+
+@pytest.mark.parametrize("name", BUILTIN_TASKS)
+def test_builtin_tasks_load_and_targets_sum_to_one(name):
+    task = load_task(name)
+    assert task.prompts
+    for prompt, reward in zip(task.prompts, task.oracle_rewards(), strict=True):
+        np.testing.assert_allclose(prompt.target.sum(), 1.0)
+        np.testing.assert_allclose(np.exp(reward) / np.exp(reward).sum(), prompt.target)
+        assert task.off_candidate_reward(0) < reward.min()
+
+
+def test_default_task_is_60_30_10():
+    np.testing.assert_allclose(
+        load_task("three_answers").prompts[0].target, [0.6, 0.3, 0.1], atol=1e-5
+    )
+
+
+def _write(tmp_path, data, name="task.json"):
+    path = tmp_path / name
+    path.write_text(json.dumps(data))
+    return path
+
+
+GOOD = {
+    "name": "t",
+    "prompts": [
+        {
+            "messages": [{"role": "user", "content": "A or B?"}],
+            "candidates": ["A", "B"],
+            "population": {"weights": [1.0], "utilities": [[0.0, 1.0]]},
+        }
+    ],
+}
+
+
+def test_task_file_roundtrip(tmp_path):
+    task = load_task(_write(tmp_path, GOOD))
+    assert task.prompts[0].candidates == ("A", "B")
+    assert load_task(_write(tmp_path, task.to_dict(), "again.json")).to_dict() == task.to_dict()
+
+
+@pytest.mark.parametrize(
+    "mutate,match",
+    [
+        (
+            lambda d: d["prompts"][0]["population"].update(utilities=[[0.0, 1.0, 2.0]]),
+            "3 items but there are 2",
+        ),
+        (lambda d: d.update(prompts=[]), "prompts"),
+        (lambda d: d["prompts"][0].update(candidates=["A"]), "candidates"),
+        (lambda d: d["prompts"][0].update(candidates=["A", "A"]), "duplicates"),
+        (lambda d: d["prompts"][0]["population"].update(weights=[0.5]), "weights"),
+        (lambda d: d["prompts"][0].update(messages=[{"text": "hi"}]), "messages"),
+    ],
+)
+def test_malformed_task_files_raise_naming_the_problem(tmp_path, mutate, match):
+    data = json.loads(json.dumps(GOOD))
+    mutate(data)
+    with pytest.raises(ValueError, match=match):
+        load_task(_write(tmp_path, data))
+
+
+def test_unknown_task_and_missing_file(tmp_path):
+    with pytest.raises(ValueError, match="unknown task"):
+        load_task("no_such_task")
+    with pytest.raises(FileNotFoundError):
+        load_task(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("prompts: [unclosed")
+    with pytest.raises(ValueError, match="could not be parsed"):
+        load_task(bad)
+
+
+def test_unknown_model_name_raises():
+    with pytest.raises(ValueError, match="unknown model"):
+        load_model("gpt-17-turbo")
+    with pytest.raises(ValueError, match="dtype"):
+        load_model("tiny-llama", dtype="float8")
+
+
+@pytest.mark.parametrize("name", ["tiny-llama", "tiny-opt"])
+def test_tiny_models_are_deterministic_given_the_seed(name):
+    a, _ = load_model(name, seed=3)
+    b, _ = load_model(name, seed=3)
+    for (ka, va), (_, vb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert torch.equal(va, vb), ka
+
+
+def test_completion_mask_keeps_the_first_end_token():
+    completion = torch.tensor([[5, 2, 7, 2], [5, 6, 7, 8]])
+    mask, finished = completion_mask(completion, 2)
+    assert mask.tolist() == [[1, 1, 0, 0], [1, 1, 1, 1]] and finished.tolist() == [True, False]
+
+
+def test_token_logprobs_ignore_left_padding(tiny):
+    model, tok = tiny
+    prompt = encode_prompt(tok, [{"role": "user", "content": "Hello there"}])
+    response = encode_response(tok, "Hi")
+    alone = token_logprobs(
+        model, *left_pad([prompt], tok.pad_token_id), *right_pad([response], tok.pad_token_id)
+    )
+    longer = encode_prompt(tok, [{"role": "user", "content": "A much longer question, padded"}])
+    p_ids, p_mask = left_pad([prompt, longer], tok.pad_token_id)
+    c_ids, c_mask = right_pad([response, response], tok.pad_token_id)
+    batched = token_logprobs(model, p_ids, p_mask, c_ids, c_mask)
+    torch.testing.assert_close(batched[0], alone[0], atol=1e-5, rtol=1e-5)
+
+
+def test_candidate_logprobs_match_one_by_one_scoring(tiny):
+    model, tok = tiny
+    task = load_task("three_answers")
+    scores = candidate_logprobs(model, tok, task.prompts[:2], batch_size=4)
+    prompt = task.prompts[1]
+    one = token_logprobs(
+        model,
+        *left_pad([encode_prompt(tok, prompt.messages)], tok.pad_token_id),
+        *right_pad([encode_response(tok, prompt.candidates[2])], tok.pad_token_id),
+    ).sum()
+    assert float(scores[1][2]) == pytest.approx(float(one.detach()), abs=1e-4)
+
+
+def test_evaluation_metrics_are_consistent(tiny):
+    model, tok = tiny
+    result = evaluate_candidates(model, tok, load_task("two_answers"))
+    assert 0 <= result["coverage"] <= 1
+    for dist in result["distributions"]:
+        assert sum(dist) == pytest.approx(1.0)
+    assert result["target_minority_mass"] == pytest.approx(0.45)
+    assert result["pairwise_pmd"] >= 0 and result["kl_to_target"] >= 0
+
+
+def test_oracle_reward_matches_candidates_exactly():
+    task = load_task("three_answers")
+    reward = oracle_reward_fn(task)
+    assert reward(0, " Summer ", True) == pytest.approx(np.log(0.6))
+    assert reward(0, "Summer", False) == task.off_candidate_reward(0)  # truncated: not an answer
+    assert reward(0, "I like summer", True) == task.off_candidate_reward(0)
