@@ -149,3 +149,44 @@ def test_cli_errors_are_one_line(tmp_path, args, match):
     assert "Traceback" not in result.stderr, result.stderr[-2000:]
     last = result.stderr.strip().splitlines()[-1]
     assert match in last
+
+
+def test_two_cpu_processes_with_accelerate_launch(tmp_path):
+    out = tmp_path / "ddp"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--num_processes",
+            "2",
+            "--cpu",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "-m",
+            "pmrlhf.cli",
+            "lm",
+            "run",
+            "--model",
+            "tiny-llama",
+            "--task",
+            "two_answers",
+            "--sft-steps",
+            "1",
+            "--steps",
+            "2",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    # One process writes: two steps, not four, and one evaluation.
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
+    assert json.loads((out / "eval.json").read_text())["coverage"] >= 0

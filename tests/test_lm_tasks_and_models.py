@@ -161,3 +161,74 @@ def test_oracle_reward_matches_candidates_exactly():
     assert reward(0, " Summer ", True) == pytest.approx(np.log(0.6))
     assert reward(0, "Summer", False) == task.off_candidate_reward(0)  # truncated: not an answer
     assert reward(0, "I like summer", True) == task.off_candidate_reward(0)
+
+
+def test_preference_loaders_read_both_layouts():
+    from pathlib import Path
+
+    from pmrlhf.lm_experiments.data import load_preference_pairs
+
+    fixtures = Path(__file__).parent / "fixtures"
+    hh = load_preference_pairs(fixtures / "hh_rlhf.jsonl")
+    assert hh[1].messages[-1] == {"role": "user", "content": "Tell me a fruit."}
+    assert [m["role"] for m in hh[1].messages] == ["user", "assistant", "user"]
+    assert (hh[1].chosen, hh[1].rejected) == ("An apple.", "No.")
+    tldr = load_preference_pairs(fixtures / "tldr.jsonl", limit=1)
+    assert len(tldr) == 1 and tldr[0].rejected == "cats"
+
+
+@pytest.mark.parametrize(
+    "content,match",
+    [
+        ("", "holds no pairs"),
+        ("{not json}\n", ":1: not valid JSON"),
+        ('{"chosen": "a"}\n', "string 'chosen' and 'rejected'"),
+        ('{"chosen": "\\n\\nHuman: x\\n\\nAssistant: a", "rejected": "other"}\n', "share a prompt"),
+    ],
+)
+def test_preference_loader_rejects_malformed_files(tmp_path, content, match):
+    from pmrlhf.lm_experiments.data import load_preference_pairs
+
+    path = tmp_path / "pairs.jsonl"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=match):
+        load_preference_pairs(path)
+    with pytest.raises(FileNotFoundError):
+        load_preference_pairs(tmp_path / "missing.jsonl")
+
+
+def test_reward_model_learns_the_population_order(tiny):
+    from pmrlhf.lm_experiments.reward_model import RewardConfig, synthetic_pairs, train_reward_model
+
+    model, tok = load_model("tiny-llama", seed=1)
+    task = load_task("two_answers")
+    pairs = synthetic_pairs(task, 200, rng=0)
+    rm, stats = train_reward_model(
+        model, tok, pairs, RewardConfig(steps=40, lr=3e-3, batch_size=16), progress=False
+    )
+    assert stats["heldout_pairs"] == 80 and stats["train_loss"] < 0.75
+    scores = rm.score(tok, task.prompts[0].messages, list(task.prompts[0].candidates))
+    assert scores.shape == (2,) and np.all(np.isfinite(scores))
+    with pytest.raises(ValueError, match="pairs"):
+        train_reward_model(model, tok, pairs[:1], RewardConfig())
+
+
+def test_freeform_evaluation_on_sampled_pairs(tiny):
+    from pmrlhf.lm_experiments.freeform import (
+        distinct_n,
+        evaluate_freeform,
+        implied_preference_figure,
+    )
+
+    model, tok = tiny
+    prompts = [[{"role": "user", "content": "Say something."}], [{"role": "user", "content": "Hi"}]]
+    result = evaluate_freeform(
+        model, tok, prompts, lambda i, text: float(len(text)), samples=3, max_new_tokens=4
+    )
+    assert len(result["implied"]["policy"]) == 2 * 3  # 3 pairs per prompt
+    assert result["pairwise_pmd"] >= 0 and result["entropy_per_token"] > 0
+    assert 0 <= result["distinct_1"] <= 1
+    assert distinct_n(["a b a b"], 2) == pytest.approx(2 / 3)
+    assert implied_preference_figure({"policy": result}).axes
+    with pytest.raises(ValueError, match="samples"):
+        evaluate_freeform(model, tok, prompts, lambda i, t: 0.0, samples=1)

@@ -42,3 +42,18 @@ def test_changed_options_make_a_stage_stale(tmp_path):
 def test_unknown_stage_is_a_one_line_error(tmp_path):
     result = run("--out", str(tmp_path), "--stages", "nope")
     assert result.returncode != 0 and "Traceback" not in result.stderr
+
+
+def test_quick_main_job_runs_every_stage_and_reports_them(tmp_path):
+    out = tmp_path / "results"
+    result = run("--out", str(out), "--quick")
+    assert result.returncode == 0, result.stderr[-3000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert list(manifest["stages"]) == ["theory", "simulate", "lm", "report"]
+    report = (out / "REPORT.md").read_text()
+    for heading in ("derived by sympy", "Simulation: preference collapse", "Language model"):
+        assert heading in report
+    for image in ("simulate/collapse.png", "lm/lm_compare.png"):
+        assert f"]({image})" in report and (out / image).exists()
+    html = (out / "REPORT.html").read_text()
+    assert html.count("data:image/png;base64") >= 6

@@ -1,8 +1,6 @@
-"""The experiments end to end, the runner's files, determinism, and the CLI."""
+"""The experiments end to end, the runner's files and determinism."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -33,6 +31,7 @@ def test_headlines_show_collapse_and_matching(quick_run):
     assert collapse["kl_minority_mass"] == pytest.approx(0.01705, abs=1e-5)
     assert collapse["pm_minority_mass"] == pytest.approx(0.4)
     assert collapse["reinforce_max_abs_error_pm"] < 1e-3
+    assert collapse["reinforce_max_abs_error_kl"] < 1e-2
     finite = summary["experiments"]["finite_data"]
     assert finite["pm_tv_to_truth"] < 0.1 < 0.5 < finite["kl_tv_to_truth"]
     hetero = summary["experiments"]["heterogeneous"]
@@ -69,30 +68,17 @@ def test_unknown_experiment_name_lists_valid_ones(tmp_path):
         run_experiments(["nope"], out_dir=tmp_path)
 
 
-def cli(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "pmrlhf.cli", "simulate", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+@pytest.mark.parametrize("name", ["heterogeneous", "token_tree"])
+def test_each_experiment_maps_a_config_to_a_frame_and_a_figure(name):
+    import dataclasses
 
+    from matplotlib.figure import Figure
 
-def test_cli_runs_named_experiments_and_prints_a_table(tmp_path):
-    result = cli("collapse", "heterogeneous", "--quick", "--out", str(tmp_path), "--seed", "1")
-    assert result.returncode == 0, result.stderr
-    assert "collapse" in result.stdout and "kl_minority_mass" in result.stdout
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "collapse.csv",
-        "collapse.png",
-        "heterogeneous.csv",
-        "heterogeneous.png",
-        "summary.json",
-    ]
+    from pmrlhf.simulate.experiments import HEADLINES
 
-
-def test_cli_unknown_name_is_one_line_error(tmp_path):
-    result = cli("nope", "--out", str(tmp_path))
-    assert result.returncode != 0 and "Traceback" not in result.stderr
-    assert result.stderr.strip().count("\n") == 0 and "token_tree" in result.stderr
-    assert not any(tmp_path.iterdir())
+    function, full, quick = EXPERIMENTS[name]
+    assert dataclasses.is_dataclass(full) and type(full) is type(quick)
+    frame, figure = function(dataclasses.replace(quick, seed=2))
+    assert isinstance(frame, pd.DataFrame) and isinstance(figure, Figure)
+    assert figure.texts and all(ax.get_xlabel() and ax.get_ylabel() for ax in figure.axes)
+    assert all(np.isfinite(v) for v in HEADLINES[name](frame).values())

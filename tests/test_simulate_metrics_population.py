@@ -133,3 +133,43 @@ def test_same_seed_same_samples_and_bad_sizes():
         sample_comparisons(pop, 0, rng=0)
     with pytest.raises(ValueError, match="top_k"):
         sample_rankings(pop, 3, rng=0, top_k=4)
+
+
+def test_sampled_comparisons_stay_on_the_given_pairs():
+    pop = Population.btl([0.0, 1.0, 2.0, 3.0])
+    pairs = np.array([[0, 3], [2, 1]])
+    winners, losers = sample_comparisons(pop, 5000, rng=0, pairs=pairs)
+    shown = {tuple(sorted(p)) for p in zip(winners.tolist(), losers.tolist(), strict=True)}
+    assert shown == {(0, 3), (1, 2)}
+    wins_of_3 = np.mean(winners[(winners == 3) | (losers == 3)] == 3)
+    assert wins_of_3 == pytest.approx(expit(3.0), abs=0.02)
+
+
+@pytest.mark.parametrize(
+    "pairs,match",
+    [
+        (np.zeros((0, 2), int), "empty"),
+        ([[0, 1, 2]], "shape"),
+        ([[0.0, 1.0]], "integer"),
+        ([[0, 4]], "outside"),
+        ([[1, 1]], "distinct"),
+    ],
+)
+def test_sample_comparisons_rejects_bad_pairs(pairs, match):
+    with pytest.raises(ValueError, match=match):
+        sample_comparisons(Population.btl([0.0, 1.0, 2.0]), 3, rng=0, pairs=pairs)
+
+
+@given(arrays(np.float64, st.integers(2, 6), elements=st.floats(-3, 3)), st.floats(0.05, 5))
+def test_kl_collapses_minority_as_beta_shrinks(reward, beta):
+    """The KL optimum with a uniform reference keeps less minority mass at smaller beta."""
+    uniform = np.full(reward.size, 1.0 / reward.size)
+    target = optimal_policy(reward, regularizer="pm")
+    mass = [
+        minority_mass(optimal_policy(reward, regularizer="kl", beta=b, ref=uniform), target)
+        for b in (beta / 2, beta, 2 * beta)
+    ]
+    assert mass[0] <= mass[1] + 1e-12 and mass[1] <= mass[2] + 1e-12
+    # PM keeps exactly the target's minority mass.
+    pm = optimal_policy(reward, regularizer="pm")
+    assert minority_mass(pm, target) == pytest.approx(minority_mass(target, target))

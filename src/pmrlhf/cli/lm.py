@@ -19,6 +19,11 @@ def register(subparsers) -> None:
     run.add_argument("--alpha", type=float)
     run.add_argument("--steps", type=int)
     run.add_argument("--sft-steps", type=int)
+    run.add_argument(
+        "--reward",
+        choices=("oracle", "rm"),
+        help="exact task reward, or a reward model fitted to sampled comparisons",
+    )
     run.add_argument("--seed", type=int)
     run.add_argument("--out", type=Path, default=None, help="run folder (default runs/<name>)")
     run.add_argument(
@@ -61,6 +66,8 @@ def _run(args) -> int:
     config = config.with_overrides(overrides, rl_overrides)
     out = args.out or Path("runs") / config.name()
     result = run_one(config, out, resume=args.resume)
+    if not result:  # a non-main process of a multi-process launch: the main one reports
+        return 0
     print(
         json.dumps(
             {k: result[k] for k in ("kl_to_target", "coverage", "pairwise_pmd", "minority_mass")},

@@ -4,14 +4,24 @@ A thin layer over torch, transformers and accelerate (THEORY.md §4–5).
 """
 
 from .compare import CompareConfig, Method, quick_config, run_compare
+from .data import PreferencePair, load_preference_pairs
 from .evaluate import evaluate_candidates
+from .freeform import evaluate_freeform, implied_preference_figure
 from .models import load_model, load_tokenizer
+from .reward_model import RewardConfig, RewardModel, train_reward_model
 from .rl import RLConfig, train_rl
 from .sft import SFTConfig, sft_on_pairs
 from .tasks import BUILTIN_TASKS, SyntheticTask, load_task
 
 __all__ = [
     "BUILTIN_TASKS",
+    "PreferencePair",
+    "RewardConfig",
+    "RewardModel",
+    "evaluate_freeform",
+    "implied_preference_figure",
+    "load_preference_pairs",
+    "train_reward_model",
     "CompareConfig",
     "Method",
     "RLConfig",

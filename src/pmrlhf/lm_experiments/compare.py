@@ -170,6 +170,20 @@ def run_compare(config: CompareConfig, out, *, progress: bool = True) -> dict:
     return summary
 
 
+def figure_from_summary(out) -> Path:
+    """Redraw ``lm_compare.png`` from a run's ``summary.json`` (no training)."""
+    import json
+
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    summary = json.loads((out / "summary.json").read_text())
+    figure = _figure(summary, load_task(summary["task"]))
+    path = atomic_save_figure(out / "lm_compare.png", figure)
+    plt.close(figure)
+    return path
+
+
 def _figure(summary, task):
     import matplotlib
 
@@ -189,12 +203,13 @@ def _figure(summary, task):
         x = np.arange(len(prompt.candidates))
         ax.bar(x, prompt.target, width, color="black", label="target (preferences)")
         for m, name in enumerate(names):
+            coverage = summary["methods"][name]["coverage"]
             ax.bar(
                 x + (m + 1) * width,
                 summary["methods"][name]["distributions"][j],
                 width,
                 color=colors[m % len(colors)],
-                label=name,
+                label=f"{name} (mass on candidates {coverage:.2f})",
             )
         ax.set_xticks(x + width * len(names) / 2, prompt.candidates)
         ax.set(
@@ -206,11 +221,12 @@ def _figure(summary, task):
     axes[-1].bar(range(len(names)), pmd, color=colors[: len(names)])
     axes[-1].set_xticks(range(len(names)), names, rotation=30, ha="right")
     axes[-1].set(
-        title="pairwise PM divergence (lower = better)", ylabel="mean KL(Bern(p_r) || Bern(p_pi))"
+        title="pairwise PM divergence\n(lower = better)", ylabel="mean KL(Bern(p_r) || Bern(p_pi))"
     )
-    axes[0].legend(fontsize=7, loc="upper right")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
     fig.suptitle(
         f"{summary['model']} on '{summary['task']}': candidate distributions after RL", fontsize=12
     )
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig

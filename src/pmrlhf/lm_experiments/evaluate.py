@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..simulate.metrics import kl, minority_mass, pairwise_pmd_matrix, total_variation
+from .models import flush_denormals
 from .sequences import candidate_logprobs
 
 
+@flush_denormals
 def evaluate_candidates(model, tokenizer, task, *, rewards=None) -> dict:
     """Exact candidate distribution of ``model`` and its distance to the targets.
 

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from ..theory import penalty
 from ..theory.regularizers import check_regularizer
+from .models import flush_denormals, make_optimizer
 from .sequences import completion_mask, encode_prompt, left_pad, sample_completions, token_logprobs
 
 
@@ -91,6 +92,7 @@ def save_checkpoint(folder: Path, model, optimizer, step: int, history: list, ge
     return folder
 
 
+@flush_denormals
 def train_rl(
     policy,
     ref,
@@ -111,10 +113,12 @@ def train_rl(
     the run continues from ``run_dir/checkpoint``.
     """
     config.validate()
-    torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
+    rank = 0 if accelerator is None else accelerator.process_index
+    torch.manual_seed(config.seed + rank)
+    # Each process draws its own prompts; a single process keeps the plain seed.
+    rng = np.random.default_rng(config.seed if rank == 0 else [config.seed, rank])
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
-    optimizer = torch.optim.AdamW(policy.parameters(), lr=config.lr, weight_decay=0.0)
+    optimizer = make_optimizer(policy, config.lr)
     if accelerator is not None:
         policy, optimizer = accelerator.prepare(policy, optimizer)
     history, start = [], 0

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
+from .models import flush_denormals, make_optimizer
 from .sequences import encode_prompt, encode_response, left_pad, right_pad, token_logprobs
 
 
@@ -19,6 +19,7 @@ class SFTConfig:
     seed: int = 0
 
 
+@flush_denormals
 def sft_on_pairs(
     model, tokenizer, pairs, config: SFTConfig, *, progress: bool = True
 ) -> list[float]:
@@ -32,7 +33,7 @@ def sft_on_pairs(
         raise ValueError("pairs must not be empty")
     encoded = [(encode_prompt(tokenizer, m), encode_response(tokenizer, r)) for m, r in pairs]
     rng = np.random.default_rng(config.seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
+    optimizer = make_optimizer(model, config.lr)
     model.train()
     losses = []
     for _ in tqdm(range(config.steps), desc="sft", disable=not progress):

@@ -25,6 +25,9 @@ class ReadmeFigure:
 
 README_FIGURES = (
     ReadmeFigure(
+        "lm_compare.png", "lm/lm_compare.png", "pmrlhf.lm_experiments.compare:run_compare"
+    ),
+    ReadmeFigure(
         "collapse.png", "simulate/collapse.png", "pmrlhf.simulate.experiments.collapse:run_collapse"
     ),
     ReadmeFigure(

@@ -13,10 +13,12 @@ from scipy.optimize import minimize
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.special import expit, log_expit
+from threadpoolctl import ThreadpoolController
 
 from .._validation import check_positive_int, check_real
 
 _TOL = 1e-10
+_BLAS = ThreadpoolController()  # discovering the BLAS libraries once costs milliseconds
 
 
 def _as_index_array(value, name: str, n_items: int, *, ndim: int) -> np.ndarray:
@@ -54,13 +56,16 @@ def _require_strongly_connected(winners, losers, n_items: int, what: str) -> Non
 
 
 def _solve(fun, n_items: int) -> np.ndarray:
-    result = minimize(
-        fun,
-        np.zeros(n_items),
-        jac=True,
-        method="L-BFGS-B",
-        options={"maxiter": 50_000, "ftol": 1e-15, "gtol": _TOL, "maxcor": 20},
-    )
+    # L-BFGS-B's BLAS calls work on vectors of n_items: handing them to a thread pool costs
+    # far more than the work itself, so the solver runs with one BLAS thread.
+    with _BLAS.limit(limits=1, user_api="blas"):
+        result = minimize(
+            fun,
+            np.zeros(n_items),
+            jac=True,
+            method="L-BFGS-B",
+            options={"maxiter": 50_000, "ftol": 1e-15, "gtol": _TOL, "maxcor": 20},
+        )
     return result.x - result.x.mean()
 
 

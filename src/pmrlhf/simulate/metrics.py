@@ -21,16 +21,47 @@ def _pair(p, q, axis: int, names=("p", "q")) -> tuple[np.ndarray, np.ndarray, in
 
 
 def kl(p, q, *, axis: int = -1) -> np.ndarray:
-    """``KL(p || q) = sum p log(p / q)``; ``0 log 0 = 0``, ``inf`` where ``q = 0 < p``.
+    """Kullback–Leibler divergence ``KL(p || q) = sum_y p(y) log(p(y) / q(y))`` (THEORY.md §5).
 
-    Raises ``ValueError`` if ``p`` or ``q`` is off the simplex or their shapes differ.
+    ``0 log 0 = 0``; the result is ``inf`` where ``q(y) = 0 < p(y)``.
+
+    Parameters
+    ----------
+    p, q : array_like, same shape (..., n)
+        Probability vectors along ``axis``; leading axes are batches (prompts).
+    axis : int
+        Axis of the responses.
+
+    Returns
+    -------
+    ndarray with ``axis`` removed (a 0-d array for one pair of vectors).
+
+    Raises
+    ------
+    ValueError
+        ``p`` or ``q`` empty, non-finite, negative or not summing to 1; shapes differ.
     """
     p, q, axis = _pair(p, q, axis)
     return rel_entr(p, q).sum(axis)
 
 
 def total_variation(p, q, *, axis: int = -1) -> np.ndarray:
-    """``TV(p, q) = 1/2 sum |p - q|``."""
+    """Total variation distance ``TV(p, q) = 1/2 sum_y |p(y) - q(y)|`` (THEORY.md §5).
+
+    Parameters
+    ----------
+    p, q : array_like, same shape (..., n)
+    axis : int
+
+    Returns
+    -------
+    ndarray in [0, 1] with ``axis`` removed.
+
+    Raises
+    ------
+    ValueError
+        As :func:`kl`.
+    """
     p, q, axis = _pair(p, q, axis)
     return 0.5 * np.abs(p - q).sum(axis)
 
@@ -38,7 +69,23 @@ def total_variation(p, q, *, axis: int = -1) -> np.ndarray:
 def minority_mass(policy, target, *, axis: int = -1) -> np.ndarray:
     """Mass of ``policy`` on every response other than ``argmax target`` (THEORY.md §5).
 
-    With ``target = P_r`` this is what preference collapse drives to zero.
+    ``1 - policy(argmax_y target(y))``. With ``target = P_r`` this is what preference
+    collapse drives to zero; ``minority_mass(target, target)`` is the value PM keeps.
+
+    Parameters
+    ----------
+    policy, target : array_like, same shape (..., n)
+        Probability vectors along ``axis``.
+    axis : int
+
+    Returns
+    -------
+    ndarray with ``axis`` removed.
+
+    Raises
+    ------
+    ValueError
+        As :func:`kl`, naming ``policy`` or ``target``.
     """
     policy, target, axis = _pair(policy, target, axis, names=("policy", "target"))
     top = np.expand_dims(target.argmax(axis), axis)
@@ -98,10 +145,29 @@ def pairwise_pmd(log_pi_a, log_pi_b, reward_a, reward_b) -> dict[str, float]:
 
 
 def pairwise_pmd_matrix(log_pi, reward, *, axis: int = -1) -> dict[str, float]:
-    """:func:`pairwise_pmd` over every unordered pair of a finite response set.
+    """:func:`pairwise_pmd` over every unordered pair of a finite response set (THEORY.md §5).
 
-    ``log_pi`` and ``reward`` have the same shape; pairs are formed along ``axis`` and the
-    means run over pairs and leading axes alike.
+    The ``n (n - 1) / 2`` pairs ``i < j`` along ``axis`` are formed by fancy indexing (no
+    Python loop); the means run over pairs and leading axes alike. ``log_pi`` need not be
+    normalized: a constant shift per prompt cancels in every pair.
+
+    Parameters
+    ----------
+    log_pi : array_like, shape (..., n)
+        Policy log-probabilities (or any log-weights).
+    reward : array_like, same shape
+    axis : int
+        Axis of the responses.
+
+    Returns
+    -------
+    dict
+        ``kl_bernoulli`` and ``abs_logodds_gap`` as in :func:`pairwise_pmd`.
+
+    Raises
+    ------
+    ValueError
+        Non-finite or empty input, shapes that differ, or fewer than 2 responses.
     """
     log_pi = as_float_array(log_pi, "log_pi")
     reward = as_float_array(reward, "reward")

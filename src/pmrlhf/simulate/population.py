@@ -64,7 +64,13 @@ class Population:
 
     @classmethod
     def btl(cls, utilities) -> Population:
-        """A single BTL group."""
+        """A population of one group: plain BTL/PL with ``utilities`` of shape ``(n_items,)``.
+
+        Raises
+        ------
+        ValueError
+            Non-finite or fewer than 2 utilities.
+        """
         return cls(np.ones(1), np.atleast_2d(as_float_array(utilities, "utilities")))
 
     @property
@@ -76,19 +82,34 @@ class Population:
         return self.utilities.shape[0]
 
     def first_choice_distribution(self) -> np.ndarray:
-        """``sum_k w_k softmax(u_k)``: how often each item is a random annotator's favourite."""
+        """How often each item is a random annotator's favourite (THEORY.md §6).
+
+        Returns
+        -------
+        ndarray, shape (n_items,)
+            ``sum_k w_k softmax(u_k)``; for one group, the preference distribution ``P_u``.
+        """
         return self.weights @ preference_distribution(self.utilities)
 
     def pairwise_probability(self) -> np.ndarray:
-        """``(n, n)`` matrix ``P(i beats j) = sum_k w_k sigma(u_k[i] - u_k[j])``."""
+        """Probability that a random annotator prefers item ``i`` to item ``j`` (THEORY.md §6).
+
+        Returns
+        -------
+        ndarray, shape (n_items, n_items)
+            ``P[i, j] = sum_k w_k sigma(u_k[i] - u_k[j])``; ``P + P.T = 1``, diagonal 1/2.
+            In general not a BTL model when ``K > 1``.
+        """
         gaps = self.utilities[:, :, None] - self.utilities[:, None, :]  # (K, n, n)
         return np.einsum("k,kij->ij", self.weights, expit(gaps))
 
     def to_dict(self) -> dict:
+        """JSON-ready ``{"weights": [...], "utilities": [[...], ...]}``."""
         return {"weights": self.weights.tolist(), "utilities": self.utilities.tolist()}
 
     @classmethod
     def from_dict(cls, data: dict) -> Population:
+        """Inverse of :meth:`to_dict`; validates like the constructor (``ValueError``)."""
         if not isinstance(data, dict) or not {"weights", "utilities"} <= set(data):
             raise ValueError("population must be a mapping with 'weights' and 'utilities'")
         return cls(np.asarray(data["weights"], float), np.asarray(data["utilities"], float))
@@ -100,21 +121,48 @@ def _check_population(population) -> Population:
     return population
 
 
-def sample_comparisons(population: Population, n: int, *, rng) -> tuple[np.ndarray, np.ndarray]:
-    """Draw ``n`` BTL comparisons of uniformly random distinct pairs (THEORY.md §1, §6).
+def sample_comparisons(
+    population: Population, n: int, *, rng, pairs=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Draw ``n`` BTL comparisons from a population (THEORY.md §1, §6).
 
-    Each comparison has its own random annotator (group ``k`` with probability ``w_k``).
+    Each comparison shows a random pair of distinct items to a random annotator (group
+    ``k`` with probability ``w_k``), who prefers item ``i`` to ``j`` with probability
+    ``sigma(u_k[i] - u_k[j])``; marginally ``P(i beats j)`` is
+    :meth:`Population.pairwise_probability`.
+
+    Parameters
+    ----------
+    population : Population
+    n : int >= 1
+        Number of comparisons.
+    rng : numpy.random.Generator or int or None
+        Source of randomness (an int is a seed).
+    pairs : int array_like, shape (m, 2), optional
+        Pairs to compare; each comparison draws one row uniformly at random (with
+        replacement). Default: every unordered pair of distinct items, uniformly.
 
     Returns
     -------
     winners, losers : int arrays, shape (n,)
+        The comparison format of this module.
+
+    Raises
+    ------
+    ValueError
+        ``n < 1``; ``pairs`` empty, not ``(m, 2)``, non-integer, out of range or with a row
+        that pairs an item with itself.
     """
     population = _check_population(population)
     n = check_positive_int(n, "n")
     rng = np.random.default_rng(rng)
     items = population.n_items
-    first = rng.integers(items, size=n)
-    second = (first + rng.integers(1, items, size=n)) % items  # distinct from first
+    if pairs is None:
+        first = rng.integers(items, size=n)
+        second = (first + rng.integers(1, items, size=n)) % items  # distinct from first
+    else:
+        pairs = _check_pairs(pairs, items)
+        first, second = pairs[rng.integers(len(pairs), size=n)].T
     group = rng.choice(population.n_groups, size=n, p=population.weights)
     u = population.utilities[group]  # (n, items)
     rows = np.arange(n)
@@ -124,15 +172,47 @@ def sample_comparisons(population: Population, n: int, *, rng) -> tuple[np.ndarr
     return winners, losers
 
 
+def _check_pairs(pairs, n_items: int) -> np.ndarray:
+    array = np.asarray(pairs)
+    if array.size == 0:
+        raise ValueError("pairs must not be empty")
+    if array.ndim != 2 or array.shape[1] != 2:
+        raise ValueError(f"pairs must have shape (m, 2), got {array.shape}")
+    if not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(f"pairs must hold integer item indices, got dtype {array.dtype}")
+    if array.min() < 0 or array.max() >= n_items:
+        bad = array[(array < 0) | (array >= n_items)].ravel()[0]
+        raise ValueError(f"pairs has index {bad} outside [0, {n_items})")
+    if np.any(array[:, 0] == array[:, 1]):
+        raise ValueError("pairs must pair two distinct items in every row")
+    return array.astype(np.int64)
+
+
 def sample_rankings(population: Population, n: int, *, rng, top_k: int | None = None) -> np.ndarray:
     """Draw ``n`` Plackett–Luce rankings (full, or the top ``top_k``) (THEORY.md §1).
 
-    Sorting ``u + Gumbel noise`` in decreasing order gives an exact PL ranking, so the
-    whole batch is one vectorised sort.
+    Each ranking comes from a random annotator (group ``k`` with probability ``w_k``).
+    Sorting ``u_k + Gumbel noise`` in decreasing order gives an exact PL ranking (the
+    Gumbel-max trick applied position by position), so the batch is one vectorised sort.
+
+    Parameters
+    ----------
+    population : Population
+    n : int >= 1
+        Number of rankings.
+    rng : numpy.random.Generator or int or None
+    top_k : int, optional
+        Keep only the ``top_k`` most preferred items of each ranking (default: all).
 
     Returns
     -------
     int array, shape (n, top_k or n_items)
+        The rankings format of this module: row ``i`` from most to least preferred.
+
+    Raises
+    ------
+    ValueError
+        ``n < 1``, or ``top_k`` outside ``[1, n_items]``.
     """
     population = _check_population(population)
     n = check_positive_int(n, "n")

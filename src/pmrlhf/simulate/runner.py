@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 from tqdm.auto import tqdm
 
 from .._io import atomic_save_figure, atomic_write_csv, atomic_write_json
-from .experiments import EXPERIMENTS
+from .experiments import EXPERIMENTS, HEADLINES
 
 
 def check_names(names) -> list[str]:
@@ -50,9 +50,10 @@ def run_experiments(
     summary = {"seed": seed, "quick": quick, "experiments": {}}
     for name in tqdm(names, desc="simulate", disable=not progress, unit="experiment"):
         function, full, small = EXPERIMENTS[name]
-        config = small if quick else full
+        config = replace(small if quick else full, seed=seed)
         started = time.perf_counter()
-        frame, figure, headline = function(config, seed=seed)
+        frame, figure = function(config)
+        headline = HEADLINES[name](frame)
         atomic_write_csv(out_dir / f"{name}.csv", frame)
         atomic_save_figure(out_dir / f"{name}.png", figure)
         plt.close(figure)

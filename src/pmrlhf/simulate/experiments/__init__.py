@@ -1,4 +1,9 @@
-"""The five simulation experiments: name -> (function, full config, quick config)."""
+"""The five simulation experiments.
+
+``EXPERIMENTS`` maps a name to ``(function, full config, quick config)``; each function
+takes its config dataclass (with a ``seed`` field) and returns ``(DataFrame, Figure)``.
+``HEADLINES`` maps the same names to ``frame -> dict`` of the numbers ``summary.json`` keeps.
+"""
 
 from __future__ import annotations
 
@@ -20,4 +25,12 @@ EXPERIMENTS = {
     ),
 }
 
-__all__ = ["EXPERIMENTS"]
+HEADLINES = {
+    "collapse": collapse.headline,
+    "finite_data": finite_data.headline,
+    "heterogeneous": heterogeneous.headline,
+    "token_tree": token_tree.headline,
+    "pairwise_vs_rankings": pairwise_vs_rankings.headline,
+}
+
+__all__ = ["EXPERIMENTS", "HEADLINES"]

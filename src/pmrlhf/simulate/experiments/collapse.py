@@ -19,8 +19,10 @@ class CollapseConfig:
     shares: tuple[float, ...] = (0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
     betas: tuple[float, ...] = tuple(np.geomspace(0.01, 10.0, 31).round(6))
     reinforce_betas: tuple[float, ...] = (0.1, 0.5, 1.0)
+    figure_betas: tuple[float, ...] = (1.0, 0.5, 0.1)  # KL curves of the main panel
     reinforce_steps: int = 3000
     samples: int = 16
+    seed: int = 0
 
 
 QUICK = CollapseConfig(
@@ -31,14 +33,23 @@ QUICK = CollapseConfig(
 )
 
 
-def run_collapse(config: CollapseConfig, *, seed: int = 0):
+def run_collapse(config: CollapseConfig):
     """Closed-form minority mass for every ``(p, beta, reference)``, plus REINFORCE runs.
 
-    Returns a tidy frame (``p, beta, reference, method, target_minority_mass,
-    kl_minority_mass, pm_minority_mass``), the figure and headline numbers.
+    Returns
+    -------
+    frame : DataFrame
+        Tidy, one row per ``(p, beta, reference, method)``: ``target_minority_mass,
+        kl_minority_mass, pm_minority_mass``; ``method`` is ``closed_form``
+        (:func:`pmrlhf.theory.collapse_curve`) or ``reinforce`` (:func:`optimize_policy`).
+    figure : matplotlib Figure
+        Policy vs target minority mass (uniform reference), and minority mass vs beta.
     """
+    seed = config.seed
+    # The figure's and REINFORCE's betas are always on the grid (round labels, exact match).
+    betas = sorted({*config.betas, *config.figure_betas, *config.reinforce_betas})
     frames = [
-        collapse_curve(p, config.betas, reference=reference).assign(method="closed_form")
+        collapse_curve(p, betas, reference=reference).assign(method="closed_form")
         for reference in ("uniform", "preference")
         for p in config.shares
     ]
@@ -69,10 +80,11 @@ def run_collapse(config: CollapseConfig, *, seed: int = 0):
             )
         )
     frame = pd.concat(frames, ignore_index=True)
-    return frame, _figure(frame, config), _headline(frame)
+    return frame, _figure(frame, config)
 
 
-def _headline(frame: pd.DataFrame) -> dict:
+def headline(frame: pd.DataFrame) -> dict:
+    """Minority mass at ``p = 0.6, beta = 0.1`` (THEORY.md §2) and REINFORCE's errors."""
     closed = frame[(frame.method == "closed_form") & (frame.reference == "uniform")]
     row = closed.iloc[(closed.p.sub(0.6).abs() + closed.beta.sub(0.1).abs()).argmin()]
     reinforce = frame[frame.method == "reinforce"]
@@ -82,6 +94,7 @@ def _headline(frame: pd.DataFrame) -> dict:
         "kl_minority_mass": float(row.kl_minority_mass),
         "pm_minority_mass": float(row.pm_minority_mass),
         "target_minority_mass": float(row.target_minority_mass),
+        "reinforce_max_abs_error_kl": _reinforce_error_kl(frame),
         "reinforce_max_abs_error_pm": float(
             (reinforce.pm_minority_mass - reinforce.target_minority_mass).abs().max()
         )
@@ -90,21 +103,31 @@ def _headline(frame: pd.DataFrame) -> dict:
     }
 
 
+def _reinforce_error_kl(frame: pd.DataFrame) -> float:
+    """Largest gap between a REINFORCE KL run and the closed form at the same ``(p, beta)``."""
+    reinforce = frame[frame.method == "reinforce"]
+    closed = frame[(frame.method == "closed_form") & (frame.reference == "uniform")]
+    if not len(reinforce):
+        return float("nan")
+    merged = reinforce.merge(closed, on=["p", "beta"], suffixes=("", "_closed"))
+    return float((merged.kl_minority_mass - merged.kl_minority_mass_closed).abs().max())
+
+
 def _figure(frame: pd.DataFrame, config: CollapseConfig):
     fig, (left, right) = subplots(2)
     closed = frame[(frame.method == "closed_form") & (frame.reference == "uniform")]
     diagonal = np.linspace(0, 0.5, 2)
     left.plot(diagonal, diagonal, ls=":", color="grey", lw=1, label="perfect matching (diagonal)")
     shades = ["#fcbba1", "#fb6a4a", "#a50f15"]
-    for beta, shade in zip((1.0, 0.5, 0.1), shades, strict=True):
-        grid = closed.beta.unique()
-        rows = closed[closed.beta == grid[np.abs(grid - beta).argmin()]]
+    for beta, shade in zip(config.figure_betas, shades, strict=False):
+        rows = closed[closed.beta == beta]
+        note = " (= PM, under the blue line)" if beta == 1.0 else ""
         left.plot(
             rows.target_minority_mass,
             rows.kl_minority_mass,
             "o-",
             color=shade,
-            label=f"KL-RLHF, beta = {rows.beta.iloc[0]:.2g}",
+            label=f"KL-RLHF, beta = {beta:g}{note}",
         )
     pm_rows = closed[closed.beta == closed.beta.min()]
     left.plot(
@@ -134,13 +157,13 @@ def _figure(frame: pd.DataFrame, config: CollapseConfig):
             zorder=5,
         )
     left.set(
-        xlabel="minority share in the preferences, 1 - p",
-        ylabel="minority mass of the optimal policy",
+        xlabel="target minority mass 1 - p (probability)",
+        ylabel="policy minority mass (probability)",
         xlim=(0, 0.5),
-        ylim=(0, 0.5),
+        ylim=(0, 0.56),  # headroom so the legend sits above the curves
         title="Policy vs preference (uniform reference)",
     )
-    left.legend(fontsize=8, loc="upper left")
+    left.legend(fontsize=7.5, loc="upper left")
 
     p = min(config.shares, key=lambda s: abs(s - 0.6))
     for reference, style in (("uniform", "-"), ("preference", "--")):
@@ -160,8 +183,8 @@ def _figure(frame: pd.DataFrame, config: CollapseConfig):
         xscale="log",
         yscale="log",
         ylim=(1e-4, 1),
-        xlabel="regularization strength beta",
-        ylabel="minority mass",
+        xlabel="regularization strength beta (log scale)",
+        ylabel="policy minority mass (probability, log scale)",
         title=f"Collapse as beta shrinks (p = {p:g})",
     )
     right.legend(fontsize=8, loc="lower right")

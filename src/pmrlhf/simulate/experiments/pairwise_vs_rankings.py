@@ -23,13 +23,26 @@ class RankingsConfig:
     seeds: int = 20
     top_k: int = 3
     l2: float = 1e-3
+    seed: int = 0
 
 
 QUICK = RankingsConfig(annotations=(20, 200, 2000), seeds=5)
 
 
-def run_pairwise_vs_rankings(config: RankingsConfig, *, seed: int = 0):
-    """TV of ``softmax(u_hat)`` to the true ``P_r`` and RMSE of ``u_hat``, per data format."""
+def run_pairwise_vs_rankings(config: RankingsConfig):
+    """Reward-fit accuracy per data format at equal numbers of annotations (THEORY.md §1).
+
+    One annotation is one pairwise comparison, one top-``k`` ranking or one full ranking
+    (so rankings carry more implied pairs per annotation: this is the annotator's view).
+
+    Returns
+    -------
+    frame : DataFrame
+        ``annotations, seed, data, tv_to_truth`` (TV of ``softmax(u_hat)`` to the true
+        ``P_r``) and ``utility_rmse`` (of the centered utilities).
+    figure : matplotlib Figure
+    """
+    seed = config.seed
     rng = np.random.default_rng(seed)
     truth = Population.btl(rng.normal(size=config.n_items))
     u_true = truth.utilities[0] - truth.utilities[0].mean()
@@ -61,10 +74,15 @@ def run_pairwise_vs_rankings(config: RankingsConfig, *, seed: int = 0):
                     }
                 )
     frame = pd.DataFrame(rows)
+    return frame, _figure(frame, config)
+
+
+def headline(frame) -> dict:
+    """Mean TV to the truth per data format at the largest number of annotations."""
     means = frame[frame.annotations == frame.annotations.max()].groupby("data").tv_to_truth.mean()
-    headline = {f"tv_{k.replace(' ', '_').replace('-', '')}": float(v) for k, v in means.items()}
-    headline["annotations"] = int(frame.annotations.max())
-    return frame, _figure(frame, config), headline
+    numbers = {f"tv_{k.replace(' ', '_').replace('-', '')}": float(v) for k, v in means.items()}
+    numbers["annotations"] = int(frame.annotations.max())
+    return numbers
 
 
 def _figure(frame, config):
