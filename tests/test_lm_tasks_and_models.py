@@ -132,6 +132,32 @@ def test_token_logprobs_ignore_left_padding(tiny):
     torch.testing.assert_close(batched[0], alone[0], atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("name", ["tiny-llama", "tiny-opt"])
+def test_token_logprobs_match_the_textbook_chain_rule(name):
+    """Against the plain definition: full logits, log_softmax, gather, token by token."""
+    model, tok = load_model(name, seed=1)
+    model.eval()
+    p_ids, p_mask = left_pad(
+        [encode_prompt(tok, [{"role": "user", "content": t}]) for t in ("Hi", "Why is it so?")],
+        tok.pad_token_id,
+    )
+    c_ids, c_mask = right_pad(
+        [encode_response(tok, "Fine thanks"), encode_response(tok, "No")], tok.pad_token_id
+    )
+    fast = token_logprobs(model, p_ids, p_mask, c_ids, c_mask)
+    for row in range(2):
+        prompt = p_ids[row][p_mask[row].bool()]
+        completion = c_ids[row][c_mask[row].bool()]
+        ids = torch.cat([prompt, completion])[None]
+        with torch.no_grad():
+            logp = torch.log_softmax(model(input_ids=ids).logits[0].double(), -1)
+        expected = [logp[len(prompt) - 1 + t, completion[t]] for t in range(len(completion))]
+        torch.testing.assert_close(
+            fast[row, : len(completion)].double(), torch.stack(expected), atol=1e-4, rtol=1e-4
+        )
+        assert (fast[row, len(completion) :] == 0).all()
+
+
 def test_candidate_logprobs_match_one_by_one_scoring(tiny):
     model, tok = tiny
     task = load_task("three_answers")

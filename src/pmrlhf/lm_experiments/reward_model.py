@@ -99,9 +99,9 @@ def train_reward_model(
     for _ in tqdm(range(config.steps), desc="reward model", disable=not progress):
         batch = [train[i] for i in rng.integers(len(train), size=config.batch_size)]
         loss = -F.logsigmoid(_batch_scores(model, tokenizer, batch)).mean()
-        optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        optimizer.zero_grad(set_to_none=True)  # no stale gradients between steps or after
         losses.append(float(loss.detach()))
     model.eval()
     accuracy = float("nan")

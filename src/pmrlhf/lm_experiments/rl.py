@@ -62,6 +62,28 @@ class RLConfig:
         return self
 
 
+DROPOUT_FIELDS = (
+    "dropout",
+    "attention_dropout",
+    "hidden_dropout",
+    "activation_dropout",
+    "resid_pdrop",
+    "embd_pdrop",
+    "attn_pdrop",
+    "hidden_dropout_prob",
+    "attention_probs_dropout_prob",
+)
+
+
+def has_dropout(model) -> bool:
+    """Whether train mode makes the forward pass random (dropout modules or config rates)."""
+    inner = getattr(model, "module", model)
+    config = getattr(inner, "config", None)
+    if any(float(getattr(config, name, 0.0) or 0.0) > 0 for name in DROPOUT_FIELDS):
+        return True
+    return any(isinstance(m, torch.nn.Dropout) and m.p > 0 for m in inner.modules())
+
+
 def _rng_state():
     return {
         "python": random.getstate(),
@@ -139,6 +161,7 @@ def train_rl(
     prompts = [encode_prompt(tokenizer, p.messages) for p in task.prompts]
     ref.eval()
     k = config.samples_per_prompt
+    single_pass = config.inner_epochs == 1 and config.clip is None and not has_dropout(policy)
     bar = tqdm(
         range(start, config.steps),
         desc=f"rl[{config.regularizer}]",
@@ -180,8 +203,17 @@ def train_rl(
             ]
         )  # (B,)
         with torch.no_grad():
-            old_logp = token_logprobs(policy, p_ids, p_mask, completion, c_mask)  # (B, Tc)
             ref_logp = token_logprobs(ref, p_ids, p_mask, completion, c_mask)  # (B, Tc)
+        # With one plain epoch and no dropout, the forward pass that carries the gradient
+        # also gives the penalty's log pi: no second forward (train mode keeps gradient
+        # checkpointing on; without dropout it computes the same pi as eval mode).
+        if single_pass:
+            policy.train()
+            logp = token_logprobs(policy, p_ids, p_mask, completion, c_mask)  # (B, Tc)
+            old_logp = logp.detach()
+        else:
+            with torch.no_grad():
+                old_logp = token_logprobs(policy, p_ids, p_mask, completion, c_mask)  # (B, Tc)
         c = penalty(old_logp, ref_logp, regularizer=config.regularizer, alpha=config.alpha) * c_mask
         total = reward - config.beta * c.sum(-1)  # (B,)
         # 3. Leave-one-out baseline within each prompt's k samples.
@@ -190,7 +222,8 @@ def train_rl(
         # 4. Policy update (plain REINFORCE when clip is None and one inner epoch).
         policy.train()
         for _ in range(config.inner_epochs):
-            logp = token_logprobs(policy, p_ids, p_mask, completion, c_mask)  # (B, Tc)
+            if not single_pass:
+                logp = token_logprobs(policy, p_ids, p_mask, completion, c_mask)  # (B, Tc)
             if config.clip is None:
                 loss = -(advantage * logp.sum(-1)).mean()
             else:
@@ -198,7 +231,6 @@ def train_rl(
                 clipped = torch.clamp(ratio, 1 - config.clip, 1 + config.clip)
                 per_token = torch.minimum(ratio * advantage[:, None], clipped * advantage[:, None])
                 loss = -(per_token * c_mask).sum() / c_mask.sum()
-            optimizer.zero_grad()
             if accelerator is None:
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
@@ -206,6 +238,9 @@ def train_rl(
                 accelerator.backward(loss)
                 accelerator.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
             optimizer.step()
+            # Free the gradients now, not before the next backward: they would otherwise sit
+            # in memory (one model's size) through the next step's sampling and forward pass.
+            optimizer.zero_grad(set_to_none=True)
         record = {
             "step": step + 1,
             "reward": float(reward.mean()),

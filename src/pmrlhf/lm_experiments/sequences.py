@@ -6,8 +6,9 @@ right-padded and their mask covers the tokens up to and including the first end 
 
 from __future__ import annotations
 
+import inspect
+
 import torch
-import torch.nn.functional as F
 
 
 def encode_prompt(tokenizer, messages) -> list[int]:
@@ -49,19 +50,30 @@ def completion_mask(completion: torch.Tensor, eos_id: int) -> tuple[torch.Tensor
     return (~after).long(), is_eos.any(-1)
 
 
+def _accepts_logits_to_keep(model) -> bool:
+    inner = getattr(model, "module", model)  # DistributedDataParallel wraps the model
+    return "logits_to_keep" in inspect.signature(inner.forward).parameters
+
+
 def token_logprobs(model, prompt_ids, prompt_mask, completion_ids, completion_mask_):
     """``log pi(y_t | x, y_<t)`` of every completion token, 0 where masked out.
 
     prompt_ids, prompt_mask: (B, Tp) left-padded; completion_ids, completion_mask_: (B, Tc).
-    Returns (B, Tc).
+    Returns (B, Tc). Only the ``Tc`` positions that predict completion tokens go through the
+    output layer (``logits_to_keep``), and ``log pi = logit - logsumexp(logits)`` avoids a
+    second (B, Tc, V) tensor: the vocabulary-sized activations are the largest in a step.
     """
     input_ids = torch.cat([prompt_ids, completion_ids], dim=1)  # (B, Tp + Tc)
     attention = torch.cat([prompt_mask, completion_mask_], dim=1)  # (B, Tp + Tc)
     positions = (attention.cumsum(-1) - 1).clamp(min=0)  # (B, Tp + Tc): left padding shifts
-    logits = model(input_ids=input_ids, attention_mask=attention, position_ids=positions).logits
-    tp = prompt_ids.shape[1]
-    logits = logits[:, tp - 1 : -1].float()  # (B, Tc, V): the logits that predict completions
-    logp = torch.gather(F.log_softmax(logits, -1), 2, completion_ids[..., None]).squeeze(-1)
+    tc = completion_ids.shape[1]
+    kwargs = {"input_ids": input_ids, "attention_mask": attention, "position_ids": positions}
+    if _accepts_logits_to_keep(model):
+        kwargs["logits_to_keep"] = tc + 1
+    logits = model(**kwargs).logits  # (B, Tc + 1, V), or (B, Tp + Tc, V) without the option
+    logits = logits[:, -tc - 1 : -1].float()  # (B, Tc, V): the logits that predict completions
+    picked = torch.gather(logits, 2, completion_ids[..., None]).squeeze(-1)  # (B, Tc)
+    logp = picked - torch.logsumexp(logits, dim=-1)  # (B, Tc)
     return logp * completion_mask_  # (B, Tc)
 
 

@@ -42,10 +42,10 @@ def sft_on_pairs(
         c_ids, c_mask = right_pad([b[1] for b in batch], tokenizer.pad_token_id)  # (B, Tc)
         logp = token_logprobs(model, p_ids, p_mask, c_ids, c_mask)  # (B, Tc)
         loss = -logp.sum() / c_mask.sum()
-        optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        optimizer.zero_grad(set_to_none=True)  # no stale gradients between steps or after
+        losses.append(float(loss.detach()))
     model.eval()
     return losses
 
