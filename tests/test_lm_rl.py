@@ -2,13 +2,16 @@
 
 import copy
 import json
+import math
 import subprocess
 import sys
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from pmrlhf.lm_experiments import RLConfig, load_model, load_task, train_rl
-from pmrlhf.lm_experiments.compare import oracle_reward_fn
+from pmrlhf.lm_experiments.compare import grid_methods, implied_preferences, oracle_reward_fn
 
 FAST = {"steps": 2, "max_new_tokens": 3, "lr": 1e-3, "prompts_per_step": 2, "samples_per_prompt": 2}
 
@@ -114,6 +117,46 @@ def test_cli_compare_quick_writes_summary_with_every_key(tmp_path):
     assert set(summary["methods"]) == {"reference (SFT)", "KL-RLHF", "PM-RLHF", "cPM-RLHF"}
     assert all(keys <= set(v) for v in summary["methods"].values())
     assert (tmp_path / "lm_compare.png").exists() and (tmp_path / "summary.csv").exists()
+    assert (tmp_path / "lm_implied_preferences.png").exists()
+
+
+def test_cli_compare_grid_compares_each_cpm_with_kl_at_its_beta(tmp_path):
+    result = cli(
+        "compare", "--quick", "--model", "tiny-llama", "--task", "two_answers",
+        "--out", str(tmp_path), "--betas", "0.5", "1", "--alphas", "0.2",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    table = pd.read_csv(tmp_path / "summary.csv").set_index("method")
+    assert list(table.index) == [
+        "reference (SFT)", "KL-RLHF b=0.5", "KL-RLHF b=1", "cPM-RLHF b=0.5 a=0.2",
+        "cPM-RLHF b=1 a=0.2",
+    ]  # fmt: skip
+    for beta in ("0.5", "1"):
+        cpm, kl = table.loc[f"cPM-RLHF b={beta} a=0.2"], table.loc[f"KL-RLHF b={beta}"]
+        expected = 100 * (1 - cpm.pairwise_pmd / kl.pairwise_pmd)
+        assert cpm.pmd_improvement_over_kl_pct == pytest.approx(expected)
+        assert kl.pmd_improvement_over_kl_pct == pytest.approx(0.0)
+    assert math.isnan(table.loc["reference (SFT)"].pmd_improvement_over_kl_pct)
+
+
+def test_implied_preferences_of_a_summary_are_oriented_and_exact():
+    task = load_task("three_answers")
+    rewards = task.oracle_rewards()
+    target = [np.exp(r) / np.exp(r).sum() for r in rewards]
+    summary = {"methods": {"matched": {"distributions": [t.tolist() for t in target]}}}
+    p_r, p_pi = implied_preferences(summary, task)["matched"]
+    assert (p_r >= 0.5).all() and p_r.size == sum(len(r) * (len(r) - 1) // 2 for r in rewards)
+    np.testing.assert_allclose(p_pi, p_r, atol=1e-12)
+
+
+def test_grid_methods_validate_their_arguments():
+    assert len(grid_methods([0.1, 0.5, 1.0], [0.1, 0.3, 0.5])) == 3 + 9
+    with pytest.raises(ValueError, match="betas"):
+        grid_methods([0.0], [0.1])
+    with pytest.raises(ValueError, match="alphas"):
+        grid_methods([0.1], [1.5])
+    with pytest.raises(ValueError, match="at least one"):
+        grid_methods([], [0.1])
 
 
 def test_cli_run_with_config_then_resume(tmp_path):
@@ -138,6 +181,8 @@ def test_cli_run_with_config_then_resume(tmp_path):
     [
         (("compare", "--model", "gpt-17", "--quick"), "unknown model"),
         (("compare", "--task", "nope", "--quick"), "unknown task"),
+        (("compare", "--quick", "--betas", "0.1"), "go together"),
+        (("compare", "--quick", "--betas", "-1", "--alphas", "0.1"), "betas"),
         (("run", "--model", "tiny-llama", "--regularizer", "cpm", "--alpha", "1.5"), "alpha"),
         (("run", "--model", "tiny-llama", "--resume", "--out", "/nonexistent/run"), "checkpoint"),
         (("run", "--config", "/nonexistent.yaml"), "does not exist"),

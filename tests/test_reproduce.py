@@ -3,6 +3,14 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pmrlhf.report.readme import END, START, results_block, update_readme
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(*args):
@@ -57,3 +65,32 @@ def test_quick_main_job_runs_every_stage_and_reports_them(tmp_path):
         assert f"]({image})" in report and (out / image).exists()
     html = (out / "REPORT.html").read_text()
     assert html.count("data:image/png;base64") >= 6
+    for heading in ("biased reference", "implied pairwise preferences", "beta x alpha"):
+        assert heading in report
+
+    # README's results block is written from these outputs, numbers as the CSV has them.
+    block = results_block(out, command="pmrlhf reproduce --quick", date="2026-01-01")
+    assert block.startswith(START) and block.endswith(END)
+    assert "*Produced by `pmrlhf reproduce --quick` on 2026-01-01.*" in block
+    for value in pd.read_csv(out / "lm" / "summary.csv").pairwise_pmd:
+        assert f"{value:.4g}" in block
+    grid = pd.read_csv(out / "simulate" / "beta_alpha_grid.csv")
+    for value in grid.pairwise_pmd:
+        assert f"{value:.3g}" in block
+    readme = tmp_path / "README.md"
+    readme.write_text(f"head\n{START}\nstale numbers\n{END}\ntail\n")
+    update_readme(readme, out, command="c")
+    text = readme.read_text()
+    assert text.startswith("head\n" + START) and text.endswith(END + "\ntail\n")
+    assert "stale numbers" not in text and text.count(START) == 1
+    readme.write_text("no markers\n")
+    with pytest.raises(ValueError, match="results block"):
+        update_readme(readme, out, command="c")
+
+
+def test_readme_has_a_results_block_written_by_a_full_run():
+    text = (ROOT / "README.md").read_text()
+    start, end = text.index(START), text.index(END)
+    block = text[start:end]
+    assert "*Produced by `pmrlhf reproduce --out results` on " in block
+    assert "| method |" in block and "| beta |" in block

@@ -38,6 +38,15 @@ def register(subparsers) -> None:
     compare.add_argument("--seed", type=int, default=0)
     compare.add_argument("--steps", type=int, default=None, help="RL steps per method")
     compare.add_argument("--quick", action="store_true", help="a few steps (tests, CI)")
+    compare.add_argument(
+        "--betas",
+        type=float,
+        nargs="+",
+        help="grid mode: KL-RLHF at each beta and conditional PM at each (beta, alpha)",
+    )
+    compare.add_argument(
+        "--alphas", type=float, nargs="+", help="grid mode: conditional-PM thresholds"
+    )
     compare.set_defaults(handler=_compare)
     lm.set_defaults(handler=lambda args: _usage(lm))
 
@@ -80,6 +89,7 @@ def _run(args) -> int:
 
 def _compare(args) -> int:
     from ..lm_experiments import CompareConfig, quick_config, run_compare
+    from ..lm_experiments.compare import FIGURES, grid_methods
     from ..lm_experiments.models import resolve_name
     from ..lm_experiments.tasks import load_task
 
@@ -90,24 +100,23 @@ def _compare(args) -> int:
         if args.quick
         else CompareConfig(task=args.task, model=args.model, seed=args.seed)
     )
+    if (args.betas is None) != (args.alphas is None):
+        raise ValueError("--betas and --alphas go together (grid mode)")
+    if args.betas is not None:
+        config.methods = grid_methods(args.betas, args.alphas)
     if args.steps is not None:
         if args.steps < 1:
             raise ValueError(f"steps must be >= 1, got {args.steps}")
         config.rl.steps = args.steps
     summary = run_compare(config, args.out)
-    header = f"{'method':<16}" + "".join(
-        f"{k:>15}" for k in ("kl_to_target", "minority_mass", "coverage", "pairwise_pmd")
-    )
-    print(header)
-    for name, values in summary["methods"].items():
-        print(
-            f"{name:<16}"
-            + "".join(
-                f"{values[k]:>15.4f}"
-                for k in ("kl_to_target", "minority_mass", "coverage", "pairwise_pmd")
-            )
-        )
+    import pandas as pd
+
+    table = pd.read_csv(args.out / "summary.csv")
+    columns = ["method", "kl_to_target", "minority_mass", "coverage", "pairwise_pmd"]
+    columns.append("pmd_improvement_over_kl_pct")
+    print(table[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     print(
-        f"wrote {args.out}/summary.json, summary.csv, lm_compare.png ({summary['seconds']:.0f} s)"
+        f"wrote {args.out}/summary.json, summary.csv, {', '.join(FIGURES)} "
+        f"({summary['seconds']:.0f} s)"
     )
     return 0

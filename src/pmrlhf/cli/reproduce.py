@@ -23,6 +23,11 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--stages", nargs="+", choices=STAGE_NAMES, default=None, help="run only these stages"
     )
+    parser.add_argument(
+        "--no-publish",
+        action="store_true",
+        help="leave figures/ and README.md's results block alone (full runs refresh them)",
+    )
     parser.set_defaults(handler=_reproduce)
 
 
@@ -36,6 +41,7 @@ def _reproduce(args) -> int:
         force=args.force,
         lm_model=args.lm_model,
         stages=tuple(args.stages) if args.stages else None,
+        **({"figures_dir": None, "readme": None} if args.no_publish else {}),
     )
     manifest = reproduce(config)
     print(f"report: {args.out / 'REPORT.md'}  ({len(manifest['stages'])} stages recorded)")

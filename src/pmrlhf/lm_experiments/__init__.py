@@ -3,7 +3,7 @@
 A thin layer over torch, transformers and accelerate (THEORY.md §4–5).
 """
 
-from .compare import CompareConfig, Method, quick_config, run_compare
+from .compare import FIGURES, CompareConfig, Method, grid_methods, quick_config, run_compare
 from .data import PreferencePair, load_preference_pairs
 from .evaluate import evaluate_candidates
 from .freeform import evaluate_freeform, implied_preference_figure
@@ -28,6 +28,7 @@ __all__ = [
     "SFTConfig",
     "SyntheticTask",
     "evaluate_candidates",
+    "grid_methods",
     "load_model",
     "load_task",
     "load_tokenizer",
@@ -47,5 +48,6 @@ def reproduce_compare(out, *, model: str, seed: int, quick: bool, progress: bool
         quick_config(model=model, seed=seed) if quick else CompareConfig(model=model, seed=seed)
     )
     summary = run_compare(config, out, progress=progress)
-    outputs = [str(Path(out) / name) for name in ("summary.json", "summary.csv", "lm_compare.png")]
+    names = ("summary.json", "summary.csv", *FIGURES)
+    outputs = [str(Path(out) / name) for name in names]
     return {"summary": {k: v for k, v in summary.items() if k != "config"}, "outputs": outputs}

@@ -12,6 +12,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -46,6 +47,38 @@ DEFAULT_METHODS = (
     Method("PM-RLHF", "pm", 1.0),
     Method("cPM-RLHF", "cpm", 1.0, 0.1),
 )
+
+
+def grid_methods(betas, alphas) -> tuple[Method, ...]:
+    """KL-RLHF at every ``beta`` and conditional PM at every ``(beta, alpha)``: the
+    paper's table (``pmrlhf lm compare --betas ... --alphas ...``)."""
+    from .._validation import check_alpha, check_beta
+
+    betas = [check_beta(b, "betas") for b in betas]
+    alphas = [check_alpha(a, "alphas") for a in alphas]
+    if not betas or not alphas:
+        raise ValueError("betas and alphas must each hold at least one value")
+    methods = [Method(f"KL-RLHF b={b:g}", "kl", b) for b in betas]
+    methods += [Method(f"cPM-RLHF b={b:g} a={a:g}", "cpm", b, a) for b in betas for a in alphas]
+    return tuple(methods)
+
+
+def pmd_improvement(table: pd.DataFrame, methods) -> pd.Series:
+    """``100 (1 - PMD / PMD_KL)`` per row, against KL-RLHF at the row's ``beta`` (or the first
+    KL method when there is none at that ``beta``); NaN for rows that are not methods."""
+    kl_by_beta = {}
+    for m in methods:
+        if m.regularizer == "kl":
+            kl_by_beta.setdefault(m.beta, m.name)
+    if not kl_by_beta:
+        return pd.Series(np.nan, index=table.index)
+    pmd = table.set_index("method").pairwise_pmd
+    first = next(iter(kl_by_beta.values()))
+    beta_of = {m.name: m.beta for m in methods}
+    baseline = table.method.map(
+        lambda name: pmd[kl_by_beta.get(beta_of[name], first)] if name in beta_of else np.nan
+    )
+    return 100 * (1 - table.pairwise_pmd / baseline)
 
 
 @dataclass
@@ -132,8 +165,7 @@ def run_compare(config: CompareConfig, out, *, progress: bool = True) -> dict:
     table = pd.DataFrame(
         [{"method": name, **{k: r[k] for k in SUMMARY_KEYS}} for name, r in results.items()]
     )
-    kl_pmd = results[config.methods[0].name]["pairwise_pmd"]
-    table["pmd_improvement_over_kl_pct"] = 100 * (1 - table.pairwise_pmd / kl_pmd)
+    table["pmd_improvement_over_kl_pct"] = pmd_improvement(table, config.methods)
     summary = {
         "task": task.name,
         "model": config.model,
@@ -162,26 +194,51 @@ def run_compare(config: CompareConfig, out, *, progress: bool = True) -> dict:
     }
     atomic_write_json(out / "summary.json", summary)
     atomic_write_csv(out / "summary.csv", table)
-    figure = _figure(summary, task)
-    atomic_save_figure(out / "lm_compare.png", figure)
-    import matplotlib.pyplot as plt
-
-    plt.close(figure)
+    _save_figures(out, summary, task)
     return summary
 
 
-def figure_from_summary(out) -> Path:
-    """Redraw ``lm_compare.png`` from a run's ``summary.json`` (no training)."""
-    import json
+FIGURES = ("lm_compare.png", "lm_implied_preferences.png")
 
+
+def _save_figures(out: Path, summary: dict, task) -> list[Path]:
     import matplotlib.pyplot as plt
+
+    paths = []
+    for name, draw in zip(FIGURES, (_figure, _implied_figure), strict=True):
+        figure = draw(summary, task)
+        paths.append(atomic_save_figure(out / name, figure))
+        plt.close(figure)
+    return paths
+
+
+def figure_from_summary(out) -> list[Path]:
+    """Redraw the figures of :data:`FIGURES` from a run's ``summary.json`` (no training)."""
+    import json
 
     out = Path(out)
     summary = json.loads((out / "summary.json").read_text())
-    figure = _figure(summary, load_task(summary["task"]))
-    path = atomic_save_figure(out / "lm_compare.png", figure)
-    plt.close(figure)
-    return path
+    return _save_figures(out, summary, load_task(summary["task"]))
+
+
+def implied_preferences(summary: dict, task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per method (and the reference): ``(p_r, p_pi)`` over every candidate pair of every
+    prompt, oriented so that the reward prefers the first candidate (THEORY.md §5)."""
+    from scipy.special import expit
+
+    rewards = task.oracle_rewards()
+    out = {}
+    for name, values in summary["methods"].items():
+        targets, implied = [], []
+        for reward, pi in zip(rewards, values["distributions"], strict=True):
+            reward, log_pi = np.asarray(reward, float), np.log(np.asarray(pi, float))
+            i, j = np.triu_indices(reward.size, k=1)
+            swap = reward[j] > reward[i]
+            a, b = np.where(swap, j, i), np.where(swap, i, j)
+            targets.append(expit(reward[a] - reward[b]))
+            implied.append(expit(log_pi[a] - log_pi[b]))
+        out[name] = (np.concatenate(targets), np.concatenate(implied))
+    return out
 
 
 def _figure(summary, task):
@@ -229,4 +286,39 @@ def _figure(summary, task):
         f"{summary['model']} on '{summary['task']}': candidate distributions after RL", fontsize=12
     )
     fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig
+
+
+def _implied_figure(summary, task):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pairs = implied_preferences(summary, task)
+    fig, ax = plt.subplots(figsize=(5.6, 5.2))
+    colors = ["#7f7f7f", "#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
+    markers = "osD^v<>"
+    ax.plot([0.5, 1], [0.5, 1], color="black", lw=1, label="matches the preferences")
+    for k, (name, (target, implied)) in enumerate(pairs.items()):
+        pmd = summary["methods"][name]["pairwise_pmd"]
+        ax.scatter(
+            target,
+            implied,
+            s=40,
+            alpha=0.85,
+            color=colors[k % len(colors)],
+            marker=markers[k % len(markers)],
+            label=f"{name} (PMD {pmd:.3g})",
+        )
+    ax.set(
+        xlim=(0.45, 1.0),
+        ylim=(-0.02, 1.02),
+        xlabel="preference for the better answer, p_r = sigma(r(a) - r(b))",
+        ylabel="model's implied preference, pi(a) / (pi(a) + pi(b))",
+        title=f"{summary['model']} on '{summary['task']}': every candidate pair\n"
+        "(on the diagonal = preference matching; at 1 = collapse)",
+    )
+    ax.legend(fontsize=7.5, loc="lower right")
+    fig.tight_layout()
     return fig

@@ -31,6 +31,26 @@ README_FIGURES = (
         "collapse.png", "simulate/collapse.png", "pmrlhf.simulate.experiments.collapse:run_collapse"
     ),
     ReadmeFigure(
+        "lm_implied_preferences.png",
+        "lm/lm_implied_preferences.png",
+        "pmrlhf.lm_experiments.compare:run_compare",
+    ),
+    ReadmeFigure(
+        "biased_reference.png",
+        "simulate/biased_reference.png",
+        "pmrlhf.simulate.experiments.biased_reference:run_biased_reference",
+    ),
+    ReadmeFigure(
+        "implied_preferences.png",
+        "simulate/implied_preferences.png",
+        "pmrlhf.simulate.experiments.implied_preferences:run_implied_preferences",
+    ),
+    ReadmeFigure(
+        "beta_alpha_grid.png",
+        "simulate/beta_alpha_grid.png",
+        "pmrlhf.simulate.experiments.beta_alpha_grid:run_beta_alpha_grid",
+    ),
+    ReadmeFigure(
         "token_tree.png",
         "simulate/token_tree.png",
         "pmrlhf.simulate.experiments.token_tree:run_token_tree",

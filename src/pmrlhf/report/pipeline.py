@@ -31,6 +31,7 @@ class ReproduceConfig:
     stages: tuple[str, ...] | None = None  # None: all
     progress: bool = True
     figures_dir: Path | None = Path("figures")  # README's figures; refreshed by full runs only
+    readme: Path | None = Path("README.md")  # its results block; refreshed by full runs only
 
 
 @dataclass(frozen=True)
@@ -110,9 +111,19 @@ def _stage_report(out: Path, config: ReproduceConfig) -> dict:
     from .writer import write_report
 
     summary = write_report(out, quick=config.quick)
-    # Quick runs never overwrite the figures README shows: those come from full runs.
-    if config.figures_dir is not None and not config.quick:
+    # Quick runs never overwrite the figures and numbers README shows: those come from full runs.
+    if config.quick:
+        return summary
+    if config.figures_dir is not None:
         summary["published_figures"] = publish_figures(out, config.figures_dir)
+    if config.readme is not None and Path(config.readme).exists():
+        from .readme import update_readme
+
+        try:
+            update_readme(config.readme, out, command=f"pmrlhf reproduce --out {config.out}")
+            summary["readme_updated"] = str(config.readme)
+        except (FileNotFoundError, ValueError) as error:  # partial run, or no markers
+            summary["readme_updated"] = f"no: {error}"
     return summary
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 
 from .._io import atomic_write_text
 from .document import Section, render_html, render_markdown
-from .texts import EXPERIMENT_TEXT, LM_TEXT, THEORY_TEXT
+from .texts import EXPERIMENT_TEXT, THEORY_TEXT, lm_paragraphs
 
 MAX_TABLE_ROWS = 12
 
@@ -46,8 +46,11 @@ def _simulate_sections(out: Path) -> list[Section]:
     folder = out / "simulate"
     summary_path = folder / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    from ..simulate.experiments import EXPERIMENTS, REPORT_TABLES
+
     sections = []
-    for csv in sorted(folder.glob("*.csv")):
+    order = {name: k for k, name in enumerate(EXPERIMENTS)}
+    for csv in sorted(folder.glob("*.csv"), key=lambda p: (order.get(p.stem, len(order)), p.stem)):
         name = csv.stem
         title, sentences = EXPERIMENT_TEXT.get(name, (name.replace("_", " ").capitalize(), ()))
         section = Section(f"Simulation: {title}", paragraphs=list(sentences))
@@ -56,9 +59,11 @@ def _simulate_sections(out: Path) -> list[Section]:
             flat = {k: v for k, v in headline.items() if isinstance(v, int | float | str | bool)}
             if flat:
                 section.tables.append(("Headline numbers", pd.DataFrame([flat])))
-        section.tables.append(
-            (f"Data ({csv.name}, every row in the CSV)", _table(pd.read_csv(csv)))
-        )
+        frame = pd.read_csv(csv)
+        if name in REPORT_TABLES:
+            section.tables.append((f"Summary (from {csv.name})", REPORT_TABLES[name](frame)))
+        else:
+            section.tables.append((f"Data (excerpt of {csv.name})", _table(frame)))
         png = csv.with_suffix(".png")
         if png.exists():
             section.figures.append((title, png))
@@ -72,7 +77,9 @@ def _lm_sections(out: Path) -> list[Section]:
     if not summary_path.exists():
         return []
     summary = json.loads(summary_path.read_text())
-    section = Section("Language model: KL vs PM vs conditional PM", paragraphs=list(LM_TEXT))
+    section = Section(
+        "Language model: KL vs PM vs conditional PM", paragraphs=lm_paragraphs(summary)
+    )
     methods = summary.get("methods", summary)
     rows = [
         {"method": name, **{k: v for k, v in values.items() if isinstance(v, int | float)}}

@@ -31,7 +31,7 @@ def run_experiments(
     Parameters
     ----------
     names : list of str, optional
-        Experiments to run (default: all five, in registry order).
+        Experiments to run (default: all of them, in registry order).
     out_dir : path
     seed : int
         Same seed, same numbers.

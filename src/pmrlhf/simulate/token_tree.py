@@ -135,6 +135,16 @@ class TokenTree:
         """Exact ``log pi(y)`` of every sequence under a tabular policy's logits."""
         return self.path_sum(np.where(self.valid, self._log_policy(logits), 0.0))
 
+    def meaningful_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every unordered pair of distinct meaningful sequences, as index arrays ``(a, b)``
+        oriented so that ``reward[a] >= reward[b]``: the analogue of a preference data set,
+        whose pairs are both fluent text (THEORY.md §5)."""
+        index = np.flatnonzero(self.meaningful)
+        i, j = np.triu_indices(index.size, k=1)
+        i, j = index[i], index[j]
+        swap = self.reward[j] > self.reward[i]
+        return np.where(swap, j, i), np.where(swap, i, j)
+
     def sequences(self) -> list[tuple[int, ...]]:
         """The token tuples, in node order (for display; small trees only)."""
         tokens: list[tuple[int, ...]] = [()] * self.n_sequences

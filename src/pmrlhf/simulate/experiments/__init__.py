@@ -1,13 +1,24 @@
-"""The five simulation experiments.
+"""The eight simulation experiments.
 
 ``EXPERIMENTS`` maps a name to ``(function, full config, quick config)``; each function
 takes its config dataclass (with a ``seed`` field) and returns ``(DataFrame, Figure)``.
-``HEADLINES`` maps the same names to ``frame -> dict`` of the numbers ``summary.json`` keeps.
+``HEADLINES`` maps the same names to ``frame -> dict`` of the numbers ``summary.json`` keeps;
+``REPORT_TABLES`` maps some of them to ``frame -> DataFrame``, the table the report shows
+in full instead of an excerpt of the CSV.
 """
 
 from __future__ import annotations
 
-from . import collapse, finite_data, heterogeneous, pairwise_vs_rankings, token_tree
+from . import (
+    beta_alpha_grid,
+    biased_reference,
+    collapse,
+    finite_data,
+    heterogeneous,
+    implied_preferences,
+    pairwise_vs_rankings,
+    token_tree,
+)
 
 EXPERIMENTS = {
     "collapse": (collapse.run_collapse, collapse.CollapseConfig(), collapse.QUICK),
@@ -23,6 +34,21 @@ EXPERIMENTS = {
         pairwise_vs_rankings.RankingsConfig(),
         pairwise_vs_rankings.QUICK,
     ),
+    "biased_reference": (
+        biased_reference.run_biased_reference,
+        biased_reference.BiasedReferenceConfig(),
+        biased_reference.QUICK,
+    ),
+    "implied_preferences": (
+        implied_preferences.run_implied_preferences,
+        implied_preferences.ImpliedPreferencesConfig(),
+        implied_preferences.QUICK,
+    ),
+    "beta_alpha_grid": (
+        beta_alpha_grid.run_beta_alpha_grid,
+        beta_alpha_grid.BetaAlphaGridConfig(),
+        beta_alpha_grid.QUICK,
+    ),
 }
 
 HEADLINES = {
@@ -31,6 +57,14 @@ HEADLINES = {
     "heterogeneous": heterogeneous.headline,
     "token_tree": token_tree.headline,
     "pairwise_vs_rankings": pairwise_vs_rankings.headline,
+    "biased_reference": biased_reference.headline,
+    "implied_preferences": implied_preferences.headline,
+    "beta_alpha_grid": beta_alpha_grid.headline,
 }
 
-__all__ = ["EXPERIMENTS", "HEADLINES"]
+REPORT_TABLES = {
+    "implied_preferences": implied_preferences.summary_table,
+    "beta_alpha_grid": beta_alpha_grid.summary_table,
+}
+
+__all__ = ["EXPERIMENTS", "HEADLINES", "REPORT_TABLES"]

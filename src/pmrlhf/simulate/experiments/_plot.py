@@ -15,6 +15,12 @@ def subplots(ncols: int = 1, *, width: float = 5.2, height: float = 4.0):
     return fig, axes[0]
 
 
+def grid(nrows: int, ncols: int, *, width: float = 4.0, height: float = 3.3):
+    """A figure with ``nrows x ncols`` axes, returned as a flat list (row by row)."""
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False)
+    return fig, list(axes.ravel())
+
+
 def finish(fig, title: str):
     fig.suptitle(title, fontsize=12)
     fig.tight_layout()

@@ -1,0 +1,157 @@
+"""Experiment 6: odds inherited from a biased reference policy (THEORY.md §2–4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.special import logit
+
+from ...theory import optimal_policy
+from ..optimize import optimize_policy
+from ._plot import COLORS, finish, subplots
+
+
+@dataclass(frozen=True)
+class BiasedReferenceConfig:
+    p: float = 0.6  # P_r(y1): the share of the population that prefers y1
+    ref_odds: tuple[float, ...] = tuple(np.geomspace(1e-3, 1e3, 61))
+    kl_betas: tuple[float, ...] = (0.1, 0.5, 1.0)
+    alpha: float = 0.2  # conditional PM threshold (beta = 1)
+    trained_odds: tuple[float, ...] = (1e-2, 1e-1, 1.0, 10.0, 100.0)
+    train_steps: int = 3000
+    seed: int = 0
+
+
+QUICK = BiasedReferenceConfig(
+    ref_odds=tuple(np.geomspace(1e-3, 1e3, 13)), trained_odds=(0.1, 10.0), train_steps=1500
+)
+
+
+def run_biased_reference(config: BiasedReferenceConfig):
+    """The implied preference ``pi(y1) / (pi(y1) + pi(y2))`` as the reference's odds vary.
+
+    Two responses with ``P_r(y1) = p``. The KL optimum's odds are the reference odds times
+    ``(p / (1 - p))^(1/beta)`` (THEORY.md §2): a reference that favours ``y2`` 100:1
+    drags the policy along whatever the annotators said. PM ignores the reference; conditional
+    PM ignores it while both responses are plausible (``pi_ref > alpha``) and damps only
+    the implausible one. Closed forms on a grid of reference odds, plus policies trained by
+    sampled REINFORCE (RLOO) at ``trained_odds`` (``solved_by = "reinforce"``).
+
+    Returns
+    -------
+    frame : DataFrame
+        ``method, beta, alpha, ref_odds, implied_preference, abs_logodds_gap, solved_by``;
+        the gap is ``|log(pi(y1)/pi(y2)) - logit(p)|``.
+    figure : matplotlib Figure
+    """
+    p = float(config.p)
+    if not 0.5 < p < 1:
+        raise ValueError(f"p must be in (0.5, 1), got {p}")
+    reward = np.array([np.log(p), np.log(1 - p)])  # P_r = softmax(r) = (p, 1 - p)
+    methods = [("kl", beta, None) for beta in config.kl_betas]
+    methods += [("pm", 1.0, None), ("cpm", 1.0, config.alpha)]
+
+    def rows_for(odds, policies, solved_by):
+        log_odds = np.log(policies[:, 0]) - np.log(policies[:, 1])
+        return pd.DataFrame(
+            {
+                "ref_odds": odds,
+                "implied_preference": policies[:, 0],
+                "abs_logodds_gap": np.abs(log_odds - logit(p)),
+                "solved_by": solved_by,
+            }
+        )
+
+    frames = []
+    for solved_by, odds in (("closed form", config.ref_odds), ("reinforce", config.trained_odds)):
+        odds = np.asarray(odds, dtype=float)
+        ref = np.stack([odds / (1 + odds), 1 / (1 + odds)], axis=-1)  # (len(odds), 2)
+        rewards = np.broadcast_to(reward, ref.shape)
+        for regularizer, beta, alpha in methods:
+            kwargs = {"regularizer": regularizer, "beta": beta, "alpha": alpha}
+            kwargs["ref"] = None if regularizer == "pm" else ref
+            if solved_by == "closed form":
+                policies = optimal_policy(rewards, **kwargs)
+            else:
+                policies = optimize_policy(
+                    rewards,
+                    **kwargs,
+                    method="reinforce",
+                    steps=config.train_steps,
+                    lr=0.05,
+                    samples=16,
+                    seed=config.seed,
+                    log_every=config.train_steps,
+                ).policy
+            frames.append(
+                rows_for(odds, policies, solved_by).assign(
+                    method=regularizer, beta=beta, alpha=np.nan if alpha is None else alpha
+                )
+            )
+    frame = pd.concat(frames, ignore_index=True)
+    columns = ["method", "beta", "alpha", "ref_odds", "implied_preference", "abs_logodds_gap"]
+    return frame[[*columns, "solved_by"]], _figure(frame, config)
+
+
+def headline(frame) -> dict:
+    """Implied preference when the reference favours the minority 100:1 (target ``p``)."""
+    closed = frame[frame.solved_by == "closed form"]
+    at = closed.ref_odds.iloc[(np.log(closed.ref_odds) - np.log(0.01)).abs().argmin()]
+    row = closed[closed.ref_odds == at].set_index(["method", "beta"]).implied_preference
+    trained = frame[frame.solved_by == "reinforce"]
+    return {
+        "ref_odds": float(at),
+        **{f"kl_beta_{b:g}": float(v) for (m, b), v in row.items() if m == "kl"},
+        "pm": float(row.loc[("pm", 1.0)]),
+        "cpm": float(row.loc[("cpm", 1.0)]),
+        "reinforce_max_abs_error": _trained_error(frame, trained),
+    }
+
+
+def _trained_error(frame, trained) -> float:
+    closed = frame[frame.solved_by == "closed form"]
+    keys = ["method", "beta", "ref_odds"]
+    merged = trained.merge(closed, on=keys, suffixes=("", "_closed"))
+    if merged.empty:  # trained odds off the closed-form grid: nothing to compare
+        return float("nan")
+    return float((merged.implied_preference - merged.implied_preference_closed).abs().max())
+
+
+def _figure(frame, config):
+    fig, (left, right) = subplots(2, width=5.6, height=4.4)
+    closed = frame[frame.solved_by == "closed form"]
+    trained = frame[frame.solved_by == "reinforce"]
+    styles = {0.1: "--", 0.5: "-.", 1.0: ":"}
+    for ax, column in ((left, "implied_preference"), (right, "abs_logodds_gap")):
+        for (method, beta), group in closed.groupby(["method", "beta"], sort=False):
+            if method == "kl":
+                label, style = f"KL-RLHF, beta = {beta:g}", styles.get(beta, "--")
+            elif method == "pm":
+                label, style = "PM-RLHF", "-"
+            else:
+                label, style = f"conditional PM, alpha = {config.alpha:g}", "-"
+            ax.plot(group.ref_odds, group[column], style, color=COLORS[method], lw=2, label=label)
+            dots = trained[(trained.method == method) & (trained.beta == beta)]
+            ax.scatter(
+                dots.ref_odds, dots[column], color=COLORS[method], marker="o", s=22, zorder=5
+            )
+        ax.set(xscale="log", xlabel="reference odds pi_ref(y1) / pi_ref(y2) (log scale)")
+    left.scatter([], [], color="grey", marker="o", s=22, label="trained by REINFORCE (RLOO)")
+    left.axhline(config.p, color=COLORS["target"], lw=1, label=f"target P_r(y1) = {config.p:g}")
+    left.set(
+        ylim=(-0.02, 1.02),
+        ylabel="implied preference pi(y1) / (pi(y1) + pi(y2))",
+        title=f"{config.p:.0%} of annotators prefer y1",
+    )
+    right.set(
+        yscale="symlog",
+        ylim=(0, None),
+        ylabel="|policy log-odds - preference log-odds| (nats, symlog)",
+        title="Log-odds error inherited from the reference",
+    )
+    left.legend(fontsize=7.5, loc="lower right")
+    return finish(
+        fig, "A biased reference passes its odds to KL-RLHF; PM ignores them (cPM: when plausible)"
+    )
