@@ -9,8 +9,9 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
-from pmrlhf.lm_experiments import RLConfig, load_model, load_task, train_rl
+from pmrlhf.lm_experiments import RLConfig, load_model, load_task, rl, train_rl
 from pmrlhf.lm_experiments.compare import grid_methods, implied_preferences, oracle_reward_fn
 
 FAST = {"steps": 2, "max_new_tokens": 3, "lr": 1e-3, "prompts_per_step": 2, "samples_per_prompt": 2}
@@ -51,6 +52,29 @@ def test_first_step_penalties_follow_theory_table():
     assert kl[0]["penalty"] == pytest.approx(0.0, abs=1e-5)
     pm, _ = _train("pm", steps=1)
     assert pm[0]["penalty"] == pytest.approx(-pm[0]["entropy"], abs=1e-5)
+
+
+def test_one_forward_pass_trains_exactly_like_two(monkeypatch):
+    """Without dropout, reusing the gradient pass for the penalty changes nothing."""
+    single, model_single = _train("cpm", steps=3)
+    monkeypatch.setattr(rl, "has_dropout", lambda model: True)  # force the two-pass path
+    double, model_double = _train("cpm", steps=3)
+    for a, b in zip(single, double, strict=True):
+        assert a == pytest.approx(b, rel=1e-5, abs=1e-6)
+    for (name, pa), (_, pb) in zip(
+        model_single.named_parameters(), model_double.named_parameters(), strict=True
+    ):
+        torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_dropout_is_detected_in_config_or_modules():
+    assert not rl.has_dropout(load_model("tiny-llama")[0])
+    assert rl.has_dropout(load_model("tiny-opt")[0])  # OPT's config.dropout = 0.1
+
+
+def test_gradients_are_freed_after_training():
+    _, model = _train("pm", steps=1)
+    assert all(p.grad is None for p in model.parameters())
 
 
 def test_resume_continues_exactly_where_it_stopped(tmp_path):

@@ -47,7 +47,7 @@ def test_minority_mass_is_mass_off_the_target_mode_batched():
 def test_pairwise_pmd_vanishes_exactly_for_the_pm_policy(reward):
     log_pi = np.log(optimal_policy(reward, regularizer="pm"))
     pmd = pairwise_pmd_matrix(log_pi + 3.0, reward)  # no normalizing constant needed
-    assert pmd["kl_bernoulli"] == pytest.approx(0, abs=1e-10)
+    assert 0 <= pmd["kl_bernoulli"] <= 1e-10  # a divergence: never below 0, even by rounding
     assert pmd["abs_logodds_gap"] == pytest.approx(0, abs=1e-9)
 
 

@@ -300,10 +300,11 @@ def _implied_figure(summary, task):
     colors = ["#7f7f7f", "#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
     markers = "osD^v<>"
     ax.plot([0.5, 1], [0.5, 1], color="black", lw=1, label="matches the preferences")
+    spread = 0.012  # side by side: every prompt of a task may share the same p_r values
     for k, (name, (target, implied)) in enumerate(pairs.items()):
         pmd = summary["methods"][name]["pairwise_pmd"]
         ax.scatter(
-            target,
+            target + spread * (k - (len(pairs) - 1) / 2),
             implied,
             s=40,
             alpha=0.85,
@@ -317,7 +318,8 @@ def _implied_figure(summary, task):
         xlabel="preference for the better answer, p_r = sigma(r(a) - r(b))",
         ylabel="model's implied preference, pi(a) / (pi(a) + pi(b))",
         title=f"{summary['model']} on '{summary['task']}': every candidate pair\n"
-        "(on the diagonal = preference matching; at 1 = collapse)",
+        "(on the diagonal = preference matching; at 1 = collapse;\n"
+        "methods side by side at each p_r)",
     )
     ax.legend(fontsize=7.5, loc="lower right")
     fig.tight_layout()

@@ -36,6 +36,7 @@ LM_COLUMNS = {
 def _lm_part(folder: Path) -> list[str]:
     summary = json.loads((folder / "summary.json").read_text())
     table = pd.read_csv(folder / "summary.csv")[list(LM_COLUMNS)].rename(columns=LM_COLUMNS)
+    table = table.astype(object).where(table.notna(), "–")  # no KL baseline for the reference
     config = summary["config"]
     methods = ", ".join(
         f"{m['name']} (beta {m['beta']:g}" + (f", alpha {m['alpha']:g})" if m["alpha"] else ")")

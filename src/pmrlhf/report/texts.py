@@ -99,6 +99,18 @@ LM_INTRO = (
 )
 
 
+def _collapsed_prompts(summary: dict, name: str) -> list[int]:
+    """1-based prompts where method ``name`` puts more than 95% of the candidate mass on one
+    answer while the target gives every answer less than 95%."""
+    out = []
+    targets = summary.get("targets", [])
+    distributions = summary["methods"][name].get("distributions", [])
+    for k, (target, dist) in enumerate(zip(targets, distributions, strict=False), start=1):
+        if max(dist) > 0.95 and max(target) < 0.95:
+            out.append(k)
+    return out
+
+
 def lm_paragraphs(summary: dict) -> list[str]:
     """The LM section's prose, with the numbers of this run's ``summary.json``."""
     methods = summary.get("methods", {})
@@ -126,6 +138,13 @@ def lm_paragraphs(summary: dict) -> list[str]:
             f"{kl_values['pairwise_pmd']:.3g}) and {values['coverage']:.3g} of the policy's mass "
             "stays on the candidate answers."
         )
+        collapsed = _collapsed_prompts(summary, spec["name"]) if spec is cpm else []
+        if collapsed:
+            sentences.append(
+                "Conditional PM is not at the target everywhere: on prompt(s) "
+                f"{', '.join(map(str, collapsed))} it still puts more than 95% of the candidate "
+                f"mass on one answer after {summary['config']['rl']['steps']} RL steps."
+            )
     paragraphs.append(" ".join(sentences))
     closing = (
         "The paper reports a 29-41% reduction of the divergence at OPT-1.3B and Llama-2-7B "

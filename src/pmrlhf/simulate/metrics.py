@@ -99,9 +99,10 @@ def _log_sigmoid(x: np.ndarray) -> np.ndarray:
 def _bernoulli_kl_from_logits(target_logit: np.ndarray, model_logit: np.ndarray) -> np.ndarray:
     """``KL(Bern(sigma(a)) || Bern(sigma(b)))`` computed from the logits, stably."""
     p = np.exp(_log_sigmoid(target_logit))
-    return p * (_log_sigmoid(target_logit) - _log_sigmoid(model_logit)) + (1 - p) * (
+    value = p * (_log_sigmoid(target_logit) - _log_sigmoid(model_logit)) + (1 - p) * (
         _log_sigmoid(-target_logit) - _log_sigmoid(-model_logit)
     )
+    return np.maximum(value, 0.0)  # a KL divergence; rounding can leave -1e-19 at equality
 
 
 def pairwise_pmd(log_pi_a, log_pi_b, reward_a, reward_b) -> dict[str, float]:

@@ -139,7 +139,8 @@ def _figure(frame, config):
             )
         ax.set(xscale="log", xlabel="reference odds pi_ref(y1) / pi_ref(y2) (log scale)")
     left.scatter([], [], color="grey", marker="o", s=22, label="trained by REINFORCE (RLOO)")
-    left.axhline(config.p, color=COLORS["target"], lw=1, label=f"target P_r(y1) = {config.p:g}")
+    target = f"target P_r(y1) = {config.p:g}"
+    left.axhline(config.p, color=COLORS["target"], lw=1, ls="--", zorder=6, label=target)
     left.set(
         ylim=(-0.02, 1.02),
         ylabel="implied preference pi(y1) / (pi(y1) + pi(y2))",
