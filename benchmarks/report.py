@@ -259,6 +259,17 @@ def _rl_step(data: dict) -> list[str]:
         "TRL seconds per step / pmrlhf seconds per step (per-round medians): "
         + (fmt_ratio_range(ratio) if ratio else "not available"),
     ]
+    sides = data["summary"]
+    if ratio and all(sides.get(k, {}).get("available") for k in ("pmrlhf", "trl")):
+        memory = sides["pmrlhf"]["peak_rss_mib"]["median"] / sides["trl"]["peak_rss_mib"]["median"]
+        faster = ratio["median"] >= 1.0
+        lighter = memory <= 1.0
+        verdict = "met" if faster and lighter else "**not met**"
+        lines += [
+            "",
+            f"Goal (not slower, not heavier): {verdict} — pmrlhf's step takes "
+            f"{1 / ratio['median']:.2f}× TRL's time and its peak RSS is {memory:.2f}× TRL's.",
+        ]
     for side, summary in data["summary"].items():
         if not summary["available"]:
             lines += [
