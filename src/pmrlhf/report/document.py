@@ -23,7 +23,12 @@ class Section:
 
 
 def _fmt(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.map(lambda v: f"{v:.4g}" if isinstance(v, float) else v)
+    def cell(v):
+        if isinstance(v, float):
+            return "–" if v != v else f"{v:.4g}"  # NaN: not applicable
+        return v
+
+    return frame.map(cell)
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
