@@ -259,3 +259,58 @@ def test_two_cpu_processes_with_accelerate_launch(tmp_path):
     # One process writes: two steps, not four, and one evaluation.
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
     assert json.loads((out / "eval.json").read_text())["coverage"] >= 0
+
+
+def test_interrupted_compare_resumes_with_the_next_method(tmp_path, monkeypatch):
+    from pmrlhf.lm_experiments import compare
+
+    config = compare.quick_config("two_answers", "tiny-llama", seed=0)
+    fresh = compare.run_compare(config, tmp_path / "fresh", progress=False)
+
+    real_train_rl, calls, interrupt = compare.train_rl, [], [True]
+
+    def interrupted_after_first_method(*args, **kwargs):
+        calls.append(args[5].regularizer)
+        if interrupt[0] and len(calls) == 2:
+            raise RuntimeError("interrupted")  # as if the process were killed here
+        return real_train_rl(*args, **kwargs)
+
+    monkeypatch.setattr(compare, "train_rl", interrupted_after_first_method)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        compare.run_compare(config, tmp_path / "resumed", progress=False)
+    assert (tmp_path / "resumed" / "runs" / "KL-RLHF" / "eval.json").exists()
+
+    calls.clear()
+    interrupt[0] = False
+    resumed = compare.run_compare(config, tmp_path / "resumed", progress=False)
+    assert calls == ["pm", "cpm"]  # KL-RLHF was not trained again
+    assert resumed["reused"] == ["KL-RLHF"]
+    # Each RL run seeds itself and SFT is deterministic: the same numbers as one pass.
+    assert resumed["methods"] == fresh["methods"]
+
+    # Everything stored: no model is loaded at all.
+    monkeypatch.setattr(compare, "load_model", lambda *a, **k: pytest.fail("model loaded"))
+    again = compare.run_compare(config, tmp_path / "resumed", progress=False)
+    assert again["methods"] == fresh["methods"] and len(again["reused"]) == 4
+
+
+def test_compare_retrains_when_settings_change_or_restart_is_asked(tmp_path, monkeypatch):
+    from pmrlhf.lm_experiments import compare
+
+    config = compare.quick_config("two_answers", "tiny-llama", seed=0)
+    config.methods = config.methods[:1]
+    compare.run_compare(config, tmp_path, progress=False)
+    real_train_rl, calls = compare.train_rl, []
+
+    def counted(*args, **kwargs):
+        calls.append(args[5].regularizer)
+        return real_train_rl(*args, **kwargs)
+
+    monkeypatch.setattr(compare, "train_rl", counted)
+    config.rl.steps += 1  # another setting: the stored result is stale
+    compare.run_compare(config, tmp_path, progress=False)
+    compare.run_compare(config, tmp_path, progress=False, resume=False)
+    assert calls == ["kl", "kl"]
+    (tmp_path / "runs" / "KL-RLHF" / "eval.json").write_text("{cut short")  # malformed: redone
+    compare.run_compare(config, tmp_path, progress=False)
+    assert calls == ["kl", "kl", "kl"]

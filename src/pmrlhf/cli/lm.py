@@ -47,6 +47,12 @@ def register(subparsers) -> None:
     compare.add_argument(
         "--alphas", type=float, nargs="+", help="grid mode: conditional-PM thresholds"
     )
+    compare.add_argument(
+        "--restart",
+        action="store_true",
+        help="retrain every method (default: reuse methods already finished in --out with "
+        "the same settings and code, e.g. after an interruption)",
+    )
     compare.set_defaults(handler=_compare)
     lm.set_defaults(handler=lambda args: _usage(lm))
 
@@ -108,7 +114,7 @@ def _compare(args) -> int:
         if args.steps < 1:
             raise ValueError(f"steps must be >= 1, got {args.steps}")
         config.rl.steps = args.steps
-    summary = run_compare(config, args.out)
+    summary = run_compare(config, args.out, resume=not args.restart)
     import pandas as pd
 
     table = pd.read_csv(args.out / "summary.csv")

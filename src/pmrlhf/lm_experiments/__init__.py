@@ -40,14 +40,19 @@ __all__ = [
 ]
 
 
-def reproduce_compare(out, *, model: str, seed: int, quick: bool, progress: bool = True) -> dict:
-    """The LM stage of ``pmrlhf reproduce``: the default task, quick or full settings."""
+def reproduce_compare(
+    out, *, model: str, seed: int, quick: bool, progress: bool = True, resume: bool = True
+) -> dict:
+    """The LM stage of ``pmrlhf reproduce``: the default task, quick or full settings.
+
+    With ``resume``, methods finished by an interrupted earlier run are reused
+    (:func:`run_compare`)."""
     from pathlib import Path
 
     config = (
         quick_config(model=model, seed=seed) if quick else CompareConfig(model=model, seed=seed)
     )
-    summary = run_compare(config, out, progress=progress)
+    summary = run_compare(config, out, progress=progress, resume=resume)
     names = ("summary.json", "summary.csv", *FIGURES)
     outputs = [str(Path(out) / name) for name in names]
     return {"summary": {k: v for k, v in summary.items() if k != "config"}, "outputs": outputs}

@@ -8,6 +8,7 @@ against the oracle reward and evaluate exactly (THEORY.md §4–5).
 from __future__ import annotations
 
 import copy
+import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .._fingerprint import fingerprint
 from .._io import atomic_save_figure, atomic_write_csv, atomic_write_json
 from .evaluate import evaluate_candidates
 from .models import load_model
@@ -119,24 +121,84 @@ def oracle_reward_fn(task):
     return reward
 
 
-def run_compare(config: CompareConfig, out, *, progress: bool = True) -> dict:
-    """Train and evaluate every method; write ``summary.json``, ``summary.csv`` and a figure."""
+def method_fingerprint(config: CompareConfig, method: Method | None, task) -> str:
+    """What a method's result depends on: task, model, seed, SFT and RL settings, the method
+    (``None``: the SFT reference) and the code of the layers below the report."""
+    options = {
+        "task": asdict(task),
+        "model": config.model,
+        "seed": config.seed,
+        "sft": asdict(config.sft),
+        "rl": asdict(config.rl),
+        "method": None if method is None else asdict(method),
+    }
+    return fingerprint(options, layers=("theory", "simulate", "lm_experiments"))
+
+
+def _cached(path: Path, key: str) -> dict | None:
+    """The result stored at ``path`` if it was computed under fingerprint ``key``."""
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):  # absent, or cut short: compute it again
+        return None
+    if not isinstance(saved, dict) or saved.get("fingerprint") != key:
+        return None
+    return saved
+
+
+def run_compare(
+    config: CompareConfig, out, *, progress: bool = True, resume: bool = True
+) -> dict:
+    """Train and evaluate every method; write ``summary.json``, ``summary.csv`` and a figure.
+
+    Each method's evaluation is stored in ``out/runs/<method>/eval.json`` as soon as it is
+    done, with a fingerprint of everything it depends on. With ``resume`` (the default), a
+    method whose stored fingerprint matches is not trained again, so an interrupted
+    comparison continues with the next method; when every method is stored, no model is
+    loaded at all. Each RL run seeds itself (``train_rl``), so skipping a method does not
+    change the others. ``resume=False`` retrains everything.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     task = load_task(config.task)
     if config.threads:
         torch.set_num_threads(config.threads)
     started = time.perf_counter()
-    torch.manual_seed(config.seed)
-    model, tokenizer = load_model(config.model, seed=config.seed)
-    sft_losses = sft_on_pairs(
-        model, tokenizer, candidate_pairs(task), config.sft, progress=progress
-    )
-    reference = model
-    reference.eval()
-    results = {"reference (SFT)": evaluate_candidates(reference, tokenizer, task)}
-    histories = {}
+    names = ["reference (SFT)", *(m.name for m in config.methods)]
+    paths = {"reference (SFT)": out / "reference_eval.json"}
+    paths |= {m.name: out / "runs" / m.name / "eval.json" for m in config.methods}
+    keys = {"reference (SFT)": method_fingerprint(config, None, task)}
+    keys |= {m.name: method_fingerprint(config, m, task) for m in config.methods}
+    stored = {name: _cached(paths[name], keys[name]) if resume else None for name in names}
+    results = {name: saved["result"] for name, saved in stored.items() if saved}
+    reused = [name for name in names if stored[name]]
+    sft_losses = stored["reference (SFT)"]["sft_losses"] if stored["reference (SFT)"] else None
+    if len(results) < len(names):
+        reused = [name for name in reused if name != "reference (SFT)"]  # SFT is redone
+        torch.manual_seed(config.seed)
+        model, tokenizer = load_model(config.model, seed=config.seed)
+        sft_started = time.perf_counter()
+        # Redone on resume: the same seed gives the same reference (deterministic SFT).
+        sft_losses = sft_on_pairs(
+            model, tokenizer, candidate_pairs(task), config.sft, progress=progress
+        )
+        reference = model
+        reference.eval()
+        if "reference (SFT)" not in results:
+            results["reference (SFT)"] = evaluate_candidates(reference, tokenizer, task)
+            _store(
+                paths["reference (SFT)"],
+                keys["reference (SFT)"],
+                results["reference (SFT)"],
+                time.perf_counter() - sft_started,
+                sft_losses=sft_losses,
+            )
     for method in config.methods:
+        if method.name in results:
+            if progress:
+                print(f"[{method.name}] stored result reused ({paths[method.name]})")
+            continue
+        method_started = time.perf_counter()
         policy = copy.deepcopy(reference)
         rl = RLConfig(
             **{
@@ -149,7 +211,7 @@ def run_compare(config: CompareConfig, out, *, progress: bool = True) -> dict:
         run_dir = out / "runs" / method.name
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "metrics.jsonl").unlink(missing_ok=True)
-        histories[method.name] = train_rl(
+        train_rl(
             policy,
             reference,
             tokenizer,
@@ -160,8 +222,16 @@ def run_compare(config: CompareConfig, out, *, progress: bool = True) -> dict:
             progress=progress,
         )
         results[method.name] = evaluate_candidates(policy, tokenizer, task)
+        _store(
+            paths[method.name],
+            keys[method.name],
+            results[method.name],
+            time.perf_counter() - method_started,
+        )
         del policy
-    seconds = time.perf_counter() - started
+    results = {name: results[name] for name in names}
+    # Compute time of the whole comparison, stored results included.
+    seconds = time.perf_counter() - started + sum(stored[name]["seconds"] for name in reused)
     table = pd.DataFrame(
         [{"method": name, **{k: r[k] for k in SUMMARY_KEYS}} for name, r in results.items()]
     )
@@ -171,6 +241,7 @@ def run_compare(config: CompareConfig, out, *, progress: bool = True) -> dict:
         "model": config.model,
         "seed": config.seed,
         "seconds": round(seconds, 1),
+        "reused": reused,
         "config": {
             "sft": asdict(config.sft),
             "rl": asdict(config.rl),
@@ -196,6 +267,10 @@ def run_compare(config: CompareConfig, out, *, progress: bool = True) -> dict:
     atomic_write_csv(out / "summary.csv", table)
     _save_figures(out, summary, task)
     return summary
+
+
+def _store(path: Path, key: str, result: dict, seconds: float, **extra) -> None:
+    atomic_write_json(path, {"fingerprint": key, "seconds": seconds, **extra, "result": result})
 
 
 FIGURES = ("lm_compare.png", "lm_implied_preferences.png")

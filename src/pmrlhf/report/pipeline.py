@@ -7,16 +7,14 @@ options plus the source code of the layers it depends on) and its outputs still 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .._fingerprint import fingerprint
 from .._io import atomic_write_json
 from .._validation import check_choice
-
-PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -43,13 +41,7 @@ class Stage:
 
 
 def _fingerprint(stage: Stage, config: ReproduceConfig) -> str:
-    digest = hashlib.sha256(json.dumps([stage.name, stage.options(config)], default=str).encode())
-    for layer in stage.layers:
-        for path in sorted((PACKAGE_ROOT / layer).rglob("*")):
-            if path.suffix in (".py", ".yaml", ".json") and path.is_file():
-                digest.update(path.relative_to(PACKAGE_ROOT).as_posix().encode())
-                digest.update(path.read_bytes())
-    return digest.hexdigest()
+    return fingerprint([stage.name, stage.options(config)], layers=stage.layers)
 
 
 def _stage_theory(out: Path, config: ReproduceConfig) -> dict:
@@ -103,6 +95,7 @@ def _stage_lm(out: Path, config: ReproduceConfig) -> dict:
         seed=config.seed,
         quick=config.quick,
         progress=config.progress,
+        resume=not config.force,  # an interrupted LM stage goes on with its next method
     )
 
 
