@@ -59,6 +59,9 @@ def test_quick_main_job_runs_every_stage_and_reports_them(tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert list(manifest["stages"]) == ["theory", "simulate", "lm", "report"]
     report = (out / "REPORT.md").read_text()
+    for stage in ("theory", "simulate", "lm"):  # provenance table: when each result was made
+        finished = manifest["stages"][stage]["finished_at"]
+        assert f"| {stage} | {finished} |" in report
     for heading in ("derived by sympy", "Simulation: preference collapse", "Language model"):
         assert heading in report
     for image in ("simulate/collapse.png", "lm/lm_compare.png"):
