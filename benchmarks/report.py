@@ -78,6 +78,13 @@ def _meta_line(meta: dict) -> str:
     )
 
 
+def _host(meta: dict) -> dict:
+    """The machine and versions a part ran on, without what changes from run to run."""
+    return {
+        k: v for k, v in meta["machine"].items() if k != "load_average_1_5_15_min_at_start"
+    }
+
+
 def _machine(meta: dict) -> list[str]:
     machine = meta["machine"]
     versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items())
@@ -365,6 +372,7 @@ def write_report(results_dir, *, out, figure) -> str:
         "the same run, with the two sides interleaved. Times are medians with min–max.",
         "",
     ]
+    first = None
     if not loaded:
         lines += ["No results yet: run `make bench` or `python -m benchmarks --quick`."]
     else:
@@ -395,7 +403,11 @@ def write_report(results_dir, *, out, figure) -> str:
         if part not in loaded:
             lines += ["Not run yet.", ""]
             continue
-        lines += [_meta_line(loaded[part]["meta"]), ""] + builders[part](loaded[part]) + [""]
+        lines += [_meta_line(loaded[part]["meta"]), ""]
+        if _host(loaded[part]["meta"]) != _host(first):  # parts run apart, e.g. --parts
+            lines += ["This part ran on another machine or software stack:", ""]
+            lines += _machine(loaded[part]["meta"]) + [""]
+        lines += builders[part](loaded[part]) + [""]
     text = "\n".join(lines).rstrip() + "\n"
     if loaded:
         import matplotlib.pyplot as plt

@@ -119,6 +119,17 @@ def test_smoke_run_writes_results_and_report(tmp_path):
     assert "scipy SLSQP" in text and "choix.ilsr_pairwise" in text
     assert "## 3. One RLOO step" in text and "Not run yet." in text
     assert figure.stat().st_size > 1000
+    assert "another machine" not in text  # both parts ran here, in one run
+
+    # A part run later elsewhere (``--parts``) says where it ran.
+    from benchmarks.report import write_report
+
+    fitting = json.loads((results / "reward_fitting.json").read_text())
+    fitting["meta"]["machine"]["versions"]["numpy"] = "0.0-elsewhere"
+    (results / "reward_fitting.json").write_text(json.dumps(fitting))
+    text = write_report(results, out=report, figure=figure)
+    assert text.count("This part ran on another machine") == 1
+    assert "numpy 0.0-elsewhere" in text.split("## 2.")[1]
 
 
 def test_cli_rejects_unknown_part_and_reports_without_results(tmp_path):
