@@ -349,11 +349,24 @@ def _figure(loaded: dict):
         labels = [f"{r['kind'][:4]} {r['n_items']}: {r['method'].split('.')[-1]}" for r in rows]
         values = [r["seconds"]["median"] for r in rows]
         colors = ["tab:green" if r["method"].startswith("pmrlhf") else "tab:gray" for r in rows]
-        axes[2].barh(range(len(rows)), values, color=colors)
+        bars = axes[2].barh(range(len(rows)), values, color=colors)
+        for bar, row in zip(bars, rows, strict=True):
+            if "TimeoutError" in (row.get("note") or ""):  # stopped at the limit: a lower bound
+                bar.set_hatch("//")
+                bar.set_facecolor("white")
+                bar.set_edgecolor("tab:gray")
+                axes[2].annotate(
+                    "stopped",
+                    (bar.get_width(), bar.get_y() + bar.get_height() / 2),
+                    xytext=(3, 0),
+                    textcoords="offset points",
+                    va="center",
+                    fontsize=7,
+                )
         axes[2].set_yticks(range(len(rows)), labels, fontsize=7)
         axes[2].set_xscale("log")
         axes[2].invert_yaxis()
-        axes[2].set_xlabel("seconds (median; green = pmrlhf)")
+        axes[2].set_xlabel("seconds (median; green = pmrlhf; hatched: stopped at the limit)")
         axes[2].set_title("Reward fitting vs choix")
     fig.tight_layout()
     return fig
