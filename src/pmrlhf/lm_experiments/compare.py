@@ -156,7 +156,9 @@ def run_compare(
     method whose stored fingerprint matches is not trained again, so an interrupted
     comparison continues with the next method; when every method is stored, no model is
     loaded at all. Each RL run seeds itself (``train_rl``), so skipping a method does not
-    change the others. ``resume=False`` retrains everything.
+    change the others. ``resume=False`` retrains everything; so should a caller whose
+    model folder changed in place (a model is identified by its name or path, not its
+    weights).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
