@@ -121,10 +121,12 @@ def oracle_reward_fn(task):
     return reward
 
 
-def method_fingerprint(config: CompareConfig, method: Method | None, task) -> str:
+def method_fingerprint(config: CompareConfig, method: Method | None, task, *, code: str) -> str:
     """What a method's result depends on: task, model, seed, SFT and RL settings, the method
-    (``None``: the SFT reference) and the code of the layers below the report."""
+    (``None``: the SFT reference) and ``code``, the digest of the layers below the report
+    (:func:`code_digest`, computed once per comparison)."""
     options = {
+        "code": code,
         "task": asdict(task),
         "model": config.model,
         "seed": config.seed,
@@ -132,7 +134,12 @@ def method_fingerprint(config: CompareConfig, method: Method | None, task) -> st
         "rl": asdict(config.rl),
         "method": None if method is None else asdict(method),
     }
-    return fingerprint(options, layers=("theory", "simulate", "lm_experiments"))
+    return fingerprint(options)
+
+
+def code_digest() -> str:
+    """Digest of the source of the layers a comparison's results depend on."""
+    return fingerprint(None, layers=("theory", "simulate", "lm_experiments"))
 
 
 def _cached(path: Path, key: str) -> dict | None:
@@ -169,8 +176,9 @@ def run_compare(
     names = ["reference (SFT)", *(m.name for m in config.methods)]
     paths = {"reference (SFT)": out / "reference_eval.json"}
     paths |= {m.name: out / "runs" / m.name / "eval.json" for m in config.methods}
-    keys = {"reference (SFT)": method_fingerprint(config, None, task)}
-    keys |= {m.name: method_fingerprint(config, m, task) for m in config.methods}
+    code = code_digest()
+    keys = {"reference (SFT)": method_fingerprint(config, None, task, code=code)}
+    keys |= {m.name: method_fingerprint(config, m, task, code=code) for m in config.methods}
     stored = {name: _cached(paths[name], keys[name]) if resume else None for name in names}
     results = {name: saved["result"] for name, saved in stored.items() if saved}
     reused = [name for name in names if stored[name]]
