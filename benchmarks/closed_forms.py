@@ -1,6 +1,6 @@
 """Part 1: the closed-form KL optimum against scipy's constrained optimizers.
 
-Problem (THEORY.md §2), per prompt: maximize ``E_pi[r] - beta KL(pi || pi_ref)`` over the
+Problem (docs/theory.md §2), per prompt: maximize ``E_pi[r] - beta KL(pi || pi_ref)`` over the
 simplex. ``pmrlhf.theory.optimal_policy`` computes ``pi_ref exp(r/beta) / Z`` for every
 prompt at once; a user without it would hand the objective to scipy: SLSQP or trust-constr
 with bounds ``[0, 1]``, the equality ``sum pi = 1``, the analytic gradient, starting from

@@ -102,7 +102,7 @@ def _machine(meta: dict) -> list[str]:
 def _closed_forms(data: dict) -> list[str]:
     config = data["config"]
     lines = [
-        "Maximize `E_pi[r] - beta KL(pi || pi_ref)` (THEORY.md §2) for random instances "
+        "Maximize `E_pi[r] - beta KL(pi || pi_ref)` (docs/theory.md §2) for random instances "
         f"(rewards N(0, 1), reference softmax(N(0, 1)), beta = {config['beta']}). "
         "`pmrlhf.theory.optimal_policy` solves every prompt at once in closed form; scipy's "
         "SLSQP and trust-constr solve one prompt at a time (bounds [0, 1], equality "

@@ -1,4 +1,4 @@
-"""Metrics (THEORY.md §5) and the annotator population (§1, §6)."""
+"""Metrics (docs/theory.md §5) and the annotator population (§1, §6)."""
 
 import numpy as np
 import pytest

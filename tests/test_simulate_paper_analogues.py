@@ -24,7 +24,7 @@ def test_kl_inherits_the_reference_odds_exactly(biased):
     for beta in biased_reference.QUICK.kl_betas:
         rows = biased[(biased.method == "kl") & (biased.beta == beta)]
         rows = rows[rows.solved_by == "closed form"]
-        # pi(y1)/pi(y2) = ref odds * (p / (1 - p))^(1/beta), THEORY.md §2, written by hand
+        # pi(y1)/pi(y2) = ref odds * (p / (1 - p))^(1/beta), docs/theory.md §2, written by hand
         expected = expit(np.log(rows.ref_odds) + logit(p) / beta)
         np.testing.assert_allclose(rows.implied_preference, expected, rtol=1e-12)
 

@@ -1,4 +1,4 @@
-"""Closed forms of THEORY.md §1–4 against the generic numerical maximizer and known numbers."""
+"""Closed forms of docs/theory.md §1–4 against the generic numerical maximizer and known numbers."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""The sympy derivation and the numerical PM-property check of THEORY.md §3."""
+"""The sympy derivation and the numerical PM-property check of docs/theory.md §3."""
 
 import json
 

@@ -1,4 +1,4 @@
-"""Input checks shared by every public function (STYLE.md habit 5).
+"""Input checks shared by every public function.
 
 Each check names the argument and the bad value in a ``ValueError`` (or ``TypeError`` for
 a wrong type); inner functions trust what passed through here.

@@ -1,4 +1,4 @@
-"""The ``pmrlhf`` command line: thin parsers over library functions (STYLE.md habit 10).
+"""The ``pmrlhf`` command line: thin parsers over library functions.
 
 Each subcommand lives in its own module with ``register(subparsers)``; the handler it sets
 returns an exit code. Errors a user can cause (bad input, missing files) print one line on

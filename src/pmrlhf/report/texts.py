@@ -1,10 +1,10 @@
 """What each result shows and how it relates to the paper's claim (two or three sentences)."""
 
-THEORY_TEXT = (
+DERIVATION_TEXT = (
     "Requiring that the maximizer of sum_y pi(y) [r(y) + R(pi(y))] be softmax(r) for every "
     "reward forces the ODE d/dpi [pi R(pi)] = -log pi + c; sympy's dsolve gives "
     "R(pi) = -log pi + C1 + C2/pi, and pi R(pi) is strictly concave, so the PM property holds "
-    "for every member of the family and -log pi is the canonical choice (THEORY.md §3).",
+    "for every member of the family and -log pi is the canonical choice (docs/theory.md §3).",
     "The table below maximizes the objective numerically (no closed form involved): the PM "
     "family lands on softmax(r) to solver precision, the counter-examples do not.",
 )
@@ -15,7 +15,7 @@ EXPERIMENT_TEXT = {
         (
             "KL-regularized RLHF keeps the minority only at beta = 1 with a uniform reference; as "
             "beta shrinks its minority mass falls far below the preference distribution's, and a "
-            "reference that already matches the preferences makes it worse (THEORY.md §2).",
+            "reference that already matches the preferences makes it worse (docs/theory.md §2).",
             "The PM optimum lies on the diagonal for every majority share: it gives the minority "
             "exactly its preference probability, the paper's central claim.",
         ),
@@ -34,7 +34,7 @@ EXPERIMENT_TEXT = {
         (
             "With several annotator groups the fitted BTL reward is a projection: PM matches "
             "softmax(r_hat) exactly (the algorithm's gap is zero), and what remains is the "
-            "reward model's gap to the population's first-choice distribution (THEORY.md §6).",
+            "reward model's gap to the population's first-choice distribution (docs/theory.md §6).",
         ),
     ),
     "token_tree": (
@@ -42,7 +42,8 @@ EXPERIMENT_TEXT = {
         (
             "On an enumerable token tree, token-level PM reproduces sequence-level PM, but puts "
             "mass on implausible sequences; conditional PM with threshold alpha keeps PM among "
-            "plausible sequences and damps the rest by their reference probability (THEORY.md §4).",
+            "plausible sequences and damps the rest by their reference probability "
+            "(docs/theory.md §4).",
         ),
     ),
     "pairwise_vs_rankings": (
@@ -56,7 +57,7 @@ EXPERIMENT_TEXT = {
         "odds inherited from a biased reference",
         (
             "The KL optimum's odds are the reference's odds times the preference odds to the "
-            "power 1/beta (THEORY.md §2), so a reference that favours one response passes its "
+            "power 1/beta (docs/theory.md §2), so a reference that favours one response passes its "
             "bias straight to the aligned policy, even at beta = 1; the dots are policies trained "
             "by sampled REINFORCE, which land on the closed forms.",
             "PM ignores the reference entirely; conditional PM ignores it while both responses are "
@@ -93,8 +94,8 @@ EXPERIMENT_TEXT = {
 LM_INTRO = (
     "A real causal language model is fine-tuned with RLOO against the task's exact reward, "
     "from the same SFT start and seed, with the KL, PM and conditional-PM penalties of "
-    "THEORY.md §4; the probability of every candidate answer is computed exactly by teacher "
-    "forcing, and the pairwise preference-matching divergence (THEORY.md §5) measures the "
+    "docs/theory.md §4; the probability of every candidate answer is computed exactly by teacher "
+    "forcing, and the pairwise preference-matching divergence (docs/theory.md §5) measures the "
     "distance of the implied pairwise preferences to the task's."
 )
 
@@ -154,7 +155,7 @@ def lm_paragraphs(summary: dict) -> list[str]:
         closing = (
             "Plain PM rewards entropy on every token, so it spreads mass over text that is not "
             "an answer (its coverage above): this is why the paper uses conditional PM for "
-            "language models (THEORY.md §4). " + closing
+            "language models (docs/theory.md §4). " + closing
         )
     paragraphs.append(closing)
     return paragraphs

@@ -10,7 +10,7 @@ import pandas as pd
 
 from .._io import atomic_write_text
 from .document import Section, render_html, render_markdown
-from .texts import EXPERIMENT_TEXT, THEORY_TEXT, lm_paragraphs
+from .texts import DERIVATION_TEXT, EXPERIMENT_TEXT, lm_paragraphs
 
 MAX_TABLE_ROWS = 12
 
@@ -29,7 +29,7 @@ def _theory_sections(out: Path) -> list[Section]:
         return []
     section = Section(
         "The PM regularizer, derived by sympy",
-        paragraphs=list(THEORY_TEXT),
+        paragraphs=list(DERIVATION_TEXT),
         latex=(folder / "derivation.tex").read_text(),
     )
     if (folder / "pm_check.csv").exists():

@@ -1,4 +1,4 @@
-"""Maximum-likelihood BTL and Plackett–Luce rewards (THEORY.md §1).
+"""Maximum-likelihood BTL and Plackett–Luce rewards (docs/theory.md §1).
 
 Data formats are described once in :mod:`pmrlhf.simulate.population`. Both fits minimize the
 negative log-likelihood plus ``l2/2 ||u||^2`` with analytic gradients (scipy), vectorised
@@ -145,7 +145,7 @@ def fit_pl(rankings, n_items: int, *, l2: float = 0.0) -> np.ndarray:
     """Maximum-likelihood Plackett–Luce utilities from full or top-k rankings.
 
     ``P(tau) = prod_t exp(u(tau_t)) / sum_{j not in tau_1..tau_{t-1}} exp(u(j))``; for a
-    top-k ranking the unranked items stay in every denominator (THEORY.md §1).
+    top-k ranking the unranked items stay in every denominator (docs/theory.md §1).
 
     Parameters
     ----------

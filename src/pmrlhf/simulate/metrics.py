@@ -1,4 +1,4 @@
-"""Closeness of a policy to a preference distribution (THEORY.md §5), for numpy arrays.
+"""Closeness of a policy to a preference distribution (docs/theory.md §5), for numpy arrays.
 
 Shared by the simulations and the language-model layer: one definition per metric.
 All functions are batched over leading axes; the response axis is ``axis`` (last by default).
@@ -21,7 +21,7 @@ def _pair(p, q, axis: int, names=("p", "q")) -> tuple[np.ndarray, np.ndarray, in
 
 
 def kl(p, q, *, axis: int = -1) -> np.ndarray:
-    """Kullback–Leibler divergence ``KL(p || q) = sum_y p(y) log(p(y) / q(y))`` (THEORY.md §5).
+    """Kullback–Leibler divergence ``KL(p || q) = sum_y p(y) log(p(y) / q(y))`` (docs/theory.md §5).
 
     ``0 log 0 = 0``; the result is ``inf`` where ``q(y) = 0 < p(y)``.
 
@@ -46,7 +46,7 @@ def kl(p, q, *, axis: int = -1) -> np.ndarray:
 
 
 def total_variation(p, q, *, axis: int = -1) -> np.ndarray:
-    """Total variation distance ``TV(p, q) = 1/2 sum_y |p(y) - q(y)|`` (THEORY.md §5).
+    """Total variation distance ``TV(p, q) = 1/2 sum_y |p(y) - q(y)|`` (docs/theory.md §5).
 
     Parameters
     ----------
@@ -67,7 +67,7 @@ def total_variation(p, q, *, axis: int = -1) -> np.ndarray:
 
 
 def minority_mass(policy, target, *, axis: int = -1) -> np.ndarray:
-    """Mass of ``policy`` on every response other than ``argmax target`` (THEORY.md §5).
+    """Mass of ``policy`` on every response other than ``argmax target`` (docs/theory.md §5).
 
     ``1 - policy(argmax_y target(y))``. With ``target = P_r`` this is what preference
     collapse drives to zero; ``minority_mass(target, target)`` is the value PM keeps.
@@ -106,10 +106,13 @@ def _bernoulli_kl_from_logits(target_logit: np.ndarray, model_logit: np.ndarray)
 
 
 def pairwise_pmd(log_pi_a, log_pi_b, reward_a, reward_b) -> dict[str, float]:
-    """Pairwise preference-matching divergence over pairs ``(a, b)`` (THEORY.md §5).
+    """Pairwise preference-matching divergence over pairs ``(a, b)`` (docs/theory.md §5).
 
     The policy's implied preference is ``p_pi = sigma(log pi(a) - log pi(b))``, the
-    reward's ``p_r = sigma(r(a) - r(b))``. Needs no normalizing constant.
+    reward's ``p_r = sigma(r(a) - r(b))``. Needs no normalizing constant. This is the
+    project's own definition, not the paper's (whose exact formula is not available), and
+    it is unbounded: a policy that gives one response of a pair almost no mass can make it
+    arbitrarily large.
 
     Parameters
     ----------
@@ -146,7 +149,7 @@ def pairwise_pmd(log_pi_a, log_pi_b, reward_a, reward_b) -> dict[str, float]:
 
 
 def pairwise_pmd_matrix(log_pi, reward, *, axis: int = -1) -> dict[str, float]:
-    """:func:`pairwise_pmd` over every unordered pair of a finite response set (THEORY.md §5).
+    """:func:`pairwise_pmd` over every unordered pair of a finite response set (docs/theory.md §5).
 
     The ``n (n - 1) / 2`` pairs ``i < j`` along ``axis`` are formed by fancy indexing (no
     Python loop); the means run over pairs and leading axes alike. ``log_pi`` need not be

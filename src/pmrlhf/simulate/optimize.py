@@ -3,7 +3,7 @@
 ``method="gradient"`` ascends the exact gradient of ``J(pi) = E_pi[r] - beta E_pi[c]``;
 ``method="reinforce"`` samples responses and uses the regularizer as a per-sample penalty
 with a leave-one-out baseline (RLOO). Both converge to
-:func:`pmrlhf.theory.optimal_policy` (THEORY.md §2–4). The penalty ``c`` is
+:func:`pmrlhf.theory.optimal_policy` (docs/theory.md §2–4). The penalty ``c`` is
 :func:`pmrlhf.theory.penalty`; nothing here re-encodes a regularizer.
 """
 

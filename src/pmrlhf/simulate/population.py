@@ -1,4 +1,4 @@
-"""Annotator populations and the preference data they produce (THEORY.md §1, §6).
+"""Annotator populations and the preference data they produce (docs/theory.md §1, §6).
 
 Data formats, described once:
 
@@ -21,7 +21,7 @@ from ..theory import preference_distribution
 
 @dataclass(frozen=True)
 class Population:
-    """Annotator groups ``k`` with weights ``w_k`` and utility vectors ``u_k`` (THEORY.md §6).
+    """Annotator groups ``k`` with weights ``w_k`` and utility vectors ``u_k`` (docs/theory.md §6).
 
     A random annotator belongs to group ``k`` with probability ``w_k`` and compares items by
     BTL with utilities ``u_k``; one group is plain BTL/PL.
@@ -82,7 +82,7 @@ class Population:
         return self.utilities.shape[0]
 
     def first_choice_distribution(self) -> np.ndarray:
-        """How often each item is a random annotator's favourite (THEORY.md §6).
+        """How often each item is a random annotator's favourite (docs/theory.md §6).
 
         Returns
         -------
@@ -92,7 +92,7 @@ class Population:
         return self.weights @ preference_distribution(self.utilities)
 
     def pairwise_probability(self) -> np.ndarray:
-        """Probability that a random annotator prefers item ``i`` to item ``j`` (THEORY.md §6).
+        """Probability that a random annotator prefers item ``i`` to item ``j`` (docs/theory.md §6).
 
         Returns
         -------
@@ -124,7 +124,7 @@ def _check_population(population) -> Population:
 def sample_comparisons(
     population: Population, n: int, *, rng, pairs=None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Draw ``n`` BTL comparisons from a population (THEORY.md §1, §6).
+    """Draw ``n`` BTL comparisons from a population (docs/theory.md §1, §6).
 
     Each comparison shows a random pair of distinct items to a random annotator (group
     ``k`` with probability ``w_k``), who prefers item ``i`` to ``j`` with probability
@@ -189,7 +189,7 @@ def _check_pairs(pairs, n_items: int) -> np.ndarray:
 
 
 def sample_rankings(population: Population, n: int, *, rng, top_k: int | None = None) -> np.ndarray:
-    """Draw ``n`` Plackett–Luce rankings (full, or the top ``top_k``) (THEORY.md §1).
+    """Draw ``n`` Plackett–Luce rankings (full, or the top ``top_k``) (docs/theory.md §1).
 
     Each ranking comes from a random annotator (group ``k`` with probability ``w_k``).
     Sorting ``u_k + Gumbel noise`` in decreasing order gives an exact PL ranking (the

@@ -9,7 +9,7 @@ The tabular autoregressive policy has logits ``(n_nodes, vocab_size)``. The refe
 peaked: at each node a few *plausible* tokens get most of the mass. A sequence is
 *meaningful* when every one of its tokens is plausible. Rewards are i.i.d. normal, also on
 meaningless sequences (a reward model is arbitrary off its data), which is what makes
-plain PM spread mass over gibberish and conditional PM necessary (THEORY.md §4).
+plain PM spread mass over gibberish and conditional PM necessary (docs/theory.md §4).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class TreeTraining:
 
 
 class TokenTree:
-    """All sequences of up to ``max_len`` tokens ending in ``EOS`` (THEORY.md §4).
+    """All sequences of up to ``max_len`` tokens ending in ``EOS`` (docs/theory.md §4).
 
     Parameters
     ----------
@@ -138,7 +138,7 @@ class TokenTree:
     def meaningful_pairs(self) -> tuple[np.ndarray, np.ndarray]:
         """Every unordered pair of distinct meaningful sequences, as index arrays ``(a, b)``
         oriented so that ``reward[a] >= reward[b]``: the analogue of a preference data set,
-        whose pairs are both fluent text (THEORY.md §5)."""
+        whose pairs are both fluent text (docs/theory.md §5)."""
         index = np.flatnonzero(self.meaningful)
         i, j = np.triu_indices(index.size, k=1)
         i, j = index[i], index[j]
@@ -157,7 +157,7 @@ class TokenTree:
     def optimum(
         self, *, regularizer: str, beta: float = 1.0, alpha: float | None = None
     ) -> np.ndarray:
-        """Closed-form token-level optimum over sequences (THEORY.md §4).
+        """Closed-form token-level optimum over sequences (docs/theory.md §4).
 
         ``pi(y) ∝ exp(r(y)/beta) * prod_t w_t`` with the per-token weights of
         :func:`pmrlhf.theory.reference_log_weight`: for KL the product is ``pi_ref(y)``,
@@ -169,12 +169,12 @@ class TokenTree:
         return np.exp(log_softmax(self.reward / beta + self.path_sum(log_w)))
 
     def _penalty(self, log_pi, regularizer, alpha) -> np.ndarray:
-        """Per-(node, token) penalty ``c`` of THEORY.md §4, 0 off the tree."""
+        """Per-(node, token) penalty ``c`` of docs/theory.md §4, 0 off the tree."""
         filled = np.where(self.valid, log_pi, 0.0)
         return penalty(filled, self._ref_filled, regularizer=regularizer, alpha=alpha)
 
     def objective(self, logits, *, regularizer: str, beta: float = 1.0, alpha=None) -> float:
-        """``E_pi[r - beta * sum_t c_t]`` with the per-token penalty of THEORY.md §4."""
+        """``E_pi[r - beta * sum_t c_t]`` with the per-token penalty of docs/theory.md §4."""
         log_pi = self._log_policy(logits)
         c = self._penalty(log_pi, regularizer, alpha)
         seq_logp = self.path_sum(np.where(self.valid, log_pi, 0.0))

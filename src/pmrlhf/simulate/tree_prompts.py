@@ -1,5 +1,5 @@
 """Many prompts, each a token-level toy language (:class:`TokenTree`): the simulation
-analogue of fine-tuning a language model on a preference data set (THEORY.md §4–5).
+analogue of fine-tuning a language model on a preference data set (docs/theory.md §4–5).
 
 Each prompt has its own reference (peaked on plausible tokens), its own reward on every
 sequence (gibberish included) and its own meaningful sequences; the "data set" is every
@@ -58,7 +58,7 @@ def log_policies(
     * ``"reference"``: the reference policy; ``"reward"``: the reward itself (its implied
       preference is the reward model's, ``sigma(r(a) - r(b))``);
     * ``"kl"``, ``"pm"``, ``"cpm"``: the closed-form token-level optimum
-      (:meth:`TokenTree.optimum`, THEORY.md §4).
+      (:meth:`TokenTree.optimum`, docs/theory.md §4).
     """
     model = check_choice(model, "model", MODELS)
     if model == "reference":

@@ -1,4 +1,4 @@
-"""Exact mathematics of PM-RLHF: the derivation and the closed-form optima (THEORY.md §1–4)."""
+"""Exact mathematics of PM-RLHF: the derivation and the closed-form optima (docs/theory.md §1–4)."""
 
 from .closed_forms import collapse_curve, objective, optimal_policy, preference_distribution
 from .derivation import PMDerivation, derive_pm_regularizer

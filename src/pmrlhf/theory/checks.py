@@ -1,4 +1,4 @@
-"""The PM-property check of THEORY.md §3 over the PM family and its counter-examples."""
+"""The PM-property check of docs/theory.md §3 over the PM family and its counter-examples."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from .numerical import check_pm_property
 
 
 def pm_property_cases(*, seed: int = 0) -> list[tuple[str, object, bool]]:
-    """``(label, R, should_pass)`` for the PM family and the counter-examples of THEORY.md §3.
+    """``(label, R, should_pass)`` for the PM family and the counter-examples of docs/theory.md §3.
 
     The PM family uses the general solution from :func:`derive_pm_regularizer` with random
     constants; the KL counter-example closes over a random non-uniform reference.

@@ -1,4 +1,4 @@
-"""Closed-form optima and objectives of the regularized RLHF problems (THEORY.md §1–4).
+"""Closed-form optima and objectives of the regularized RLHF problems (docs/theory.md §1–4).
 
 All functions are vectorised over leading axes (many prompts at once) and computed in log
 space, so rewards of magnitude 1e4 with ``beta`` down to 1e-6 give finite probabilities.
@@ -21,7 +21,7 @@ from .regularizers import check_regularizer, reference_log_weight
 
 
 def preference_distribution(reward, axis: int = -1) -> np.ndarray:
-    """Preference distribution ``P_r = softmax(r)`` (THEORY.md §1).
+    """Preference distribution ``P_r = softmax(r)`` (docs/theory.md §1).
 
     Under Plackett–Luce, ``P_r(y)`` is the probability that ``y`` is ranked first; it is
     consistent with Bradley–Terry–Luce and unchanged by adding a constant to ``r``.
@@ -48,7 +48,7 @@ def preference_distribution(reward, axis: int = -1) -> np.ndarray:
 
 
 def validate_problem(reward, *, regularizer, beta, ref, alpha, axis):
-    """Validate the arguments shared by every regularized problem (THEORY.md §2–4).
+    """Validate the arguments shared by every regularized problem (docs/theory.md §2–4).
 
     Returns ``(reward, axis, beta, log_w)`` with ``log_w`` the regularizer's reference
     log-weight broadcast to ``reward``'s shape (``-inf`` where the reference is 0 under KL).
@@ -98,10 +98,10 @@ def optimal_policy(
     ``pi*(y) = w(y) exp(r(y)/beta) / Z`` with ``w`` from
     :func:`pmrlhf.theory.regularizers.reference_log_weight`:
 
-    * ``"kl"``: ``pi_ref * exp(r/beta) / Z`` (THEORY.md §2);
-    * ``"pm"``: ``softmax(r/beta)``, ``= P_r`` at ``beta = 1`` (THEORY.md §3);
+    * ``"kl"``: ``pi_ref * exp(r/beta) / Z`` (docs/theory.md §2);
+    * ``"pm"``: ``softmax(r/beta)``, ``= P_r`` at ``beta = 1`` (docs/theory.md §3);
     * ``"cpm"``: ``exp(r/beta)`` on ``M_alpha = {pi_ref > alpha}``, damped by ``pi_ref``
-      off it (THEORY.md §4, sequence level).
+      off it (docs/theory.md §4, sequence level).
 
     Parameters
     ----------
@@ -146,9 +146,9 @@ def objective(
 ) -> np.ndarray:
     """Regularized objective ``J(pi) = E_pi[r] - beta * E_pi[log pi - log w]``.
 
-    For ``"kl"`` this is ``E_pi[r] - beta KL(pi || pi_ref)`` (THEORY.md §2); for ``"pm"``
-    it is ``E_pi[r] + beta H(pi)`` (THEORY.md §3); for ``"cpm"`` the sequence-level
-    ``J_cPM`` (THEORY.md §4). Terms with ``pi(y) = 0`` contribute 0; mass on a response that
+    For ``"kl"`` this is ``E_pi[r] - beta KL(pi || pi_ref)`` (docs/theory.md §2); for ``"pm"``
+    it is ``E_pi[r] + beta H(pi)`` (docs/theory.md §3); for ``"cpm"`` the sequence-level
+    ``J_cPM`` (docs/theory.md §4). Terms with ``pi(y) = 0`` contribute 0; mass on a response that
     the regularizer forbids (``w(y) = 0``) gives ``-inf``.
 
     Returns
@@ -173,7 +173,7 @@ def objective(
 
 
 def collapse_curve(p: float, betas, *, reference: str = "uniform") -> pd.DataFrame:
-    """Minority mass of the KL and PM optima for two responses (THEORY.md §2).
+    """Minority mass of the KL and PM optima for two responses (docs/theory.md §2).
 
     The reward is the BTL logit of a ``p : 1 - p`` preference, ``r = (log p, log(1-p))``,
     so ``P_r = (p, 1 - p)``. The KL optimum at strength ``beta`` uses a uniform reference

@@ -1,4 +1,4 @@
-"""The PM regularizer derived by sympy from the PM property (THEORY.md §3).
+"""The PM regularizer derived by sympy from the PM property (docs/theory.md §3).
 
 Nothing is typed in: the ODE comes from the KKT condition with ``pi = P_r`` substituted,
 its general solution from ``sympy.dsolve``, concavity from ``sympy.diff``.
@@ -42,7 +42,7 @@ class PMDerivation:
 
     def to_markdown(self) -> str:
         """Markdown with one display-math block per step."""
-        lines = ["# The PM regularizer, derived (THEORY.md §3)", ""]
+        lines = ["# The PM regularizer, derived (docs/theory.md §3)", ""]
         for i, (title, obj) in enumerate(self.steps, 1):
             lines += [f"{i}. **{title}**", "", f"   $$ {sp.latex(obj)} $$", ""]
         return "\n".join(lines)
@@ -69,7 +69,7 @@ class PMDerivation:
 
 
 def derive_pm_regularizer() -> PMDerivation:
-    """Derive the PM regularizer ``R(pi) = -log pi`` from the PM property (THEORY.md §3).
+    """Derive the PM regularizer ``R(pi) = -log pi`` from the PM property (docs/theory.md §3).
 
     1. KKT at an interior maximizer of ``sum_y pi(y) [r(y) + R(pi(y))]``:
        ``r + R(pi) + pi R'(pi) = lambda``.

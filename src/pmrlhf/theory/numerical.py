@@ -1,4 +1,6 @@
-"""Generic numerical maximization over the simplex, to confirm every closed form (THEORY.md §3).
+"""Generic numerical maximization over the simplex, to confirm every closed form.
+
+It backs the PM-property check of docs/theory.md §3.
 
 Nothing here knows a closed form: the policy is parameterized by unconstrained logits,
 ``pi = softmax(z)``, and scipy's L-BFGS-B maximizes the objective from the uniform policy.
@@ -83,7 +85,7 @@ def maximize_objective(
     For a named regularizer (``"kl"``, ``"pm"``, ``"cpm"``) the objective is that of
     :func:`pmrlhf.theory.objective`. For a user's regularizer ``R`` (a sympy expression in
     one symbol, or a numpy callable applied elementwise to the policy vector, which may close
-    over a per-response vector such as a reference) it is THEORY.md §3's
+    over a per-response vector such as a reference) it is docs/theory.md §3's
     ``J_R(pi) = sum_y pi(y) [r(y) + beta R(pi(y))]``.
 
     Parameters
@@ -159,7 +161,7 @@ def check_pm_property(
     reward_scale: float = 1.5,
     tolerance: float = 1e-5,
 ) -> PMCheck:
-    """Check numerically whether ``argmax_pi sum pi (r + R(pi)) = softmax(r)`` (THEORY.md §3).
+    """Check numerically whether ``argmax_pi sum pi (r + R(pi)) = softmax(r)`` (docs/theory.md §3).
 
     Draws ``trials`` reward vectors ``r ~ N(0, reward_scale^2)`` of length ``n_responses``,
     maximizes ``J_R`` with :func:`maximize_objective` (no closed form involved) and reports

@@ -1,4 +1,4 @@
-"""The three regularizers, defined once for numpy and torch callers (THEORY.md §2–4).
+"""The three regularizers, defined once for numpy and torch callers (docs/theory.md §2–4).
 
 Every regularizer in pmrlhf has the same shape. With ``log w(y)`` the *reference log-weight*
 
@@ -6,9 +6,9 @@ Every regularizer in pmrlhf has the same shape. With ``log w(y)`` the *reference
     PM:  log w(y) = 0
     cPM: log w(y) = 0 if pi_ref(y) > alpha else log pi_ref(y)
 
-the per-sample (or per-token) penalty is ``c = log pi(y) - log w(y)`` (THEORY.md §4 table),
+the per-sample (or per-token) penalty is ``c = log pi(y) - log w(y)`` (docs/theory.md §4 table),
 the regularized objective is ``E_pi[r] - beta * E_pi[c]`` and its maximizer over the simplex
-is ``pi*(y) ∝ exp(r(y)/beta) * w(y)`` (THEORY.md §2, §3, §4). The closed forms, the
+is ``pi*(y) ∝ exp(r(y)/beta) * w(y)`` (docs/theory.md §2, §3, §4). The closed forms, the
 simulations and the language-model trainer all call :func:`reference_log_weight` and
 :func:`penalty`; nothing else encodes a regularizer.
 """
@@ -68,7 +68,7 @@ def reference_log_weight(ref_logp, *, regularizer: str, alpha: float | None = No
     Returns
     -------
     Same type and shape as ``ref_logp``: ``ref_logp`` (KL), zeros (PM), or zeros where
-    ``ref_logp > log(alpha)`` and ``ref_logp`` elsewhere (cPM). THEORY.md §4.
+    ``ref_logp > log(alpha)`` and ``ref_logp`` elsewhere (cPM). docs/theory.md §4.
     """
     if regularizer == "pm":
         if ref_logp is None:
@@ -88,7 +88,7 @@ def reference_log_weight(ref_logp, *, regularizer: str, alpha: float | None = No
 
 
 def penalty(logp, ref_logp=None, *, regularizer: str, alpha: float | None = None):
-    """Per-token (or per-response) penalty ``c = log pi - log w`` (THEORY.md §4 table).
+    """Per-token (or per-response) penalty ``c = log pi - log w`` (docs/theory.md §4 table).
 
     ``logp`` and ``ref_logp`` are log-probabilities of the *sampled* tokens (or responses)
     under the policy and the reference, same shape, numpy or torch. Summed over the tokens

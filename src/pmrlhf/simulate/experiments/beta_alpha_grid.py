@@ -1,5 +1,6 @@
 """Experiment 8: pairwise preference-matching divergence and reward of KL-RLHF vs
-conditional PM over ``beta`` x ``alpha`` (THEORY.md §4–5), the analogue of the paper's table."""
+conditional PM over ``beta`` x ``alpha`` (docs/theory.md §4–5), the analogue of the paper's
+table."""
 
 from __future__ import annotations
 

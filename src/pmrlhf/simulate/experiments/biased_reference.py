@@ -1,4 +1,4 @@
-"""Experiment 6: odds inherited from a biased reference policy (THEORY.md §2–4)."""
+"""Experiment 6: odds inherited from a biased reference policy (docs/theory.md §2–4)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def run_biased_reference(config: BiasedReferenceConfig):
     """The implied preference ``pi(y1) / (pi(y1) + pi(y2))`` as the reference's odds vary.
 
     Two responses with ``P_r(y1) = p``. The KL optimum's odds are the reference odds times
-    ``(p / (1 - p))^(1/beta)`` (THEORY.md §2): a reference that favours ``y2`` 100:1
+    ``(p / (1 - p))^(1/beta)`` (docs/theory.md §2): a reference that favours ``y2`` 100:1
     drags the policy along whatever the annotators said. PM ignores the reference; conditional
     PM ignores it while both responses are plausible (``pi_ref > alpha``) and damps only
     the implausible one. Closed forms on a grid of reference odds, plus policies trained by

@@ -1,4 +1,4 @@
-"""Experiment 1: preference collapse vs beta, KL vs PM (THEORY.md §2–3)."""
+"""Experiment 1: preference collapse vs beta, KL vs PM (docs/theory.md §2–3)."""
 
 from __future__ import annotations
 
@@ -84,7 +84,7 @@ def run_collapse(config: CollapseConfig):
 
 
 def headline(frame: pd.DataFrame) -> dict:
-    """Minority mass at ``p = 0.6, beta = 0.1`` (THEORY.md §2) and REINFORCE's errors."""
+    """Minority mass at ``p = 0.6, beta = 0.1`` (docs/theory.md §2) and REINFORCE's errors."""
     closed = frame[(frame.method == "closed_form") & (frame.reference == "uniform")]
     row = closed.iloc[(closed.p.sub(0.6).abs() + closed.beta.sub(0.1).abs()).argmin()]
     reinforce = frame[frame.method == "reinforce"]

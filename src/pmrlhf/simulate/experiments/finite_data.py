@@ -1,4 +1,4 @@
-"""Experiment 2: finite comparison data -> fitted BTL reward -> policy (THEORY.md §1–3)."""
+"""Experiment 2: finite comparison data -> fitted BTL reward -> policy (docs/theory.md §1–3)."""
 
 from __future__ import annotations
 

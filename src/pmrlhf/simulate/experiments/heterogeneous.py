@@ -1,4 +1,4 @@
-"""Experiment 3: heterogeneous annotator populations (THEORY.md §6)."""
+"""Experiment 3: heterogeneous annotator populations (docs/theory.md §6)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ QUICK = HeterogeneousConfig(weights=(0.0, 0.25, 0.5, 0.75, 1.0), comparisons=10_
 
 
 def run_heterogeneous(config: HeterogeneousConfig):
-    """Reward-model gap and algorithm gap per mixture of two groups (THEORY.md §6).
+    """Reward-model gap and algorithm gap per mixture of two groups (docs/theory.md §6).
 
     Returns
     -------

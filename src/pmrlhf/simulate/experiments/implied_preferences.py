@@ -1,5 +1,5 @@
 """Experiment 7: implied pairwise preferences of the reference, the reward model and the
-KL / PM / conditional-PM policies over a preference data set (THEORY.md §2–5)."""
+KL / PM / conditional-PM policies over a preference data set (docs/theory.md §2–5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Experiment 5: data efficiency of the reward fit, comparisons vs PL rankings (THEORY.md §1)."""
+"""Experiment 5: data efficiency of the reward fit, comparisons vs PL rankings.
+
+The preference models are those of docs/theory.md §1.
+"""
 
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ QUICK = RankingsConfig(annotations=(20, 200, 2000), seeds=5)
 
 
 def run_pairwise_vs_rankings(config: RankingsConfig):
-    """Reward-fit accuracy per data format at equal numbers of annotations (THEORY.md §1).
+    """Reward-fit accuracy per data format at equal numbers of annotations (docs/theory.md §1).
 
     One annotation is one pairwise comparison, one top-``k`` ranking or one full ranking
     (so rankings carry more implied pairs per annotation: this is the annotator's view).

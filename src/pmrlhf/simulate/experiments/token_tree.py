@@ -1,4 +1,4 @@
-"""Experiment 4: token-level KL vs PM vs conditional PM on a toy language (THEORY.md §4)."""
+"""Experiment 4: token-level KL vs PM vs conditional PM on a toy language (docs/theory.md §4)."""
 
 from __future__ import annotations
 
