@@ -1,11 +1,17 @@
 """The sympy derivation and the numerical PM-property check of docs/theory.md §3."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import sympy as sp
 
+import pmrlhf
+import pmrlhf.theory
 from pmrlhf.theory import check_pm_property, derive_pm_regularizer
 from pmrlhf.theory.checks import pm_property_table
 
@@ -114,3 +120,40 @@ def test_check_rejects_expression_with_two_symbols():
     a, b = sp.symbols("a b")
     with pytest.raises(ValueError, match="one free symbol"):
         check_pm_property(a + b)
+
+
+HEAVY = ("sympy", "pandas", "scipy.optimize")
+
+
+def _modules_after(code: str) -> list[str]:
+    """Heavy modules loaded by ``code`` in a fresh interpreter using this checkout's package."""
+    src = str(Path(pmrlhf.__file__).resolve().parents[1])
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")])),
+    }
+    probe = f"{code}; import sys; print(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
+
+
+def test_penalty_loads_without_sympy_pandas_or_the_optimizer():
+    assert _modules_after("import pmrlhf") == []
+    assert _modules_after("import pmrlhf.theory.regularizers") == []
+    assert _modules_after("import pmrlhf.theory as t; from pmrlhf.theory import penalty") == []
+
+
+def test_lazy_names_load_on_first_use():
+    assert "sympy" in _modules_after("from pmrlhf.theory import derive_pm_regularizer")
+    assert "scipy.optimize" in _modules_after("import pmrlhf.theory as t; t.check_pm_property")
+    assert set(pmrlhf.theory.__all__) <= set(dir(pmrlhf.theory))
+    assert all(
+        callable(getattr(pmrlhf.theory, name))
+        for name in pmrlhf.theory.__all__
+        if name != "REGULARIZERS"
+    )
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        pmrlhf.theory.nope  # noqa: B018

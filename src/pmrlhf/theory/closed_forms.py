@@ -6,8 +6,9 @@ space, so rewards of magnitude 1e4 with ``beta`` down to 1e-6 give finite probab
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 from scipy.special import log_softmax, xlogy
 
 from .._validation import (
@@ -18,6 +19,9 @@ from .._validation import (
     check_simplex,
 )
 from .regularizers import check_regularizer, reference_log_weight
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def preference_distribution(reward, axis: int = -1) -> np.ndarray:
@@ -195,6 +199,8 @@ def collapse_curve(p: float, betas, *, reference: str = "uniform") -> pd.DataFra
     DataFrame with columns ``p, beta, reference, target_minority_mass,
     kl_minority_mass, pm_minority_mass``, one row per ``beta``.
     """
+    import pandas as pd  # here, not at the top: the closed forms themselves need no pandas
+
     p = check_probability(p, "p", open_interval=True)
     if p <= 0.5:
         raise ValueError(f"p is the majority share and must lie in (0.5, 1), got {p}")
