@@ -137,7 +137,7 @@ def _figure(frame: pd.DataFrame, config: CollapseConfig):
         color=COLORS["pm"],
         lw=2.5,
         ms=4,
-        label="PM-RLHF (any beta)",
+        label="PM-RLHF (reward scaled by beta)",
     )
     reinforce = frame[frame.method == "reinforce"]
     if len(reinforce):
