@@ -16,3 +16,7 @@ class PmrlhfUserError(ValueError):
 
 class PmrlhfTypeError(PmrlhfUserError, TypeError):
     """A user-supplied value has the wrong type (also a ``TypeError``)."""
+
+
+class FolderBusyError(PmrlhfUserError):
+    """Another process holds the :func:`pmrlhf._lock.run_lock` of an output folder."""
