@@ -16,7 +16,7 @@ import numpy as np
 from scipy.special import expit
 
 from .._validation import as_array, as_float_array, check_positive_int, check_rng, check_simplex
-from ..errors import PmrlhfUserError
+from ..errors import PmrlhfTypeError, PmrlhfUserError
 from ..theory import preference_distribution
 
 
@@ -133,7 +133,7 @@ class Population:
 
 def _check_population(population) -> Population:
     if not isinstance(population, Population):
-        raise TypeError(f"population must be a Population, got {type(population).__name__}")
+        raise PmrlhfTypeError(f"population must be a Population, got {type(population).__name__}")
     return population
 
 
