@@ -41,3 +41,10 @@ def test_bad_argument_is_one_line_error_without_traceback():
 def test_no_command_prints_help_and_fails():
     result = run()
     assert result.returncode != 0 and "derive" in result.stdout
+
+
+def test_negative_n_responses_names_the_option():
+    result = run("check", "--n-responses", "-3")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and "n_responses" in result.stderr
+    assert "-3" in result.stderr

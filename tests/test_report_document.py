@@ -19,3 +19,22 @@ def test_markdown_links_figures_relative_to_the_report(tmp_path):
     section = Section("s", paragraphs=["p"], figures=[("cap", figure)])
     text = render_markdown("T", [section], base=tmp_path)
     assert "![cap](simulate/x.png)" in text and text.startswith("# T")
+
+
+def test_lm_prose_reads_null_numbers_as_not_available():
+    from pmrlhf.report.texts import lm_paragraphs
+
+    summary = {
+        "config": {
+            "methods": [
+                {"name": "kl", "regularizer": "kl", "beta": 0.1},
+                {"name": "pm", "regularizer": "pm", "beta": 0.1},
+            ]
+        },
+        "methods": {
+            "kl": {"minority_mass": None, "target_minority_mass": 0.4, "pairwise_pmd": None},
+            "pm": {"minority_mass": 0.3, "pairwise_pmd": 0.1, "coverage": None},
+        },
+    }
+    text = " ".join(lm_paragraphs(summary))
+    assert "n/a" in text and "nan" not in text

@@ -1,6 +1,7 @@
 """``pmrlhf reproduce``: stages run, up-to-date stages are skipped, ``--force`` reruns."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from pmrlhf.report import ReproduceConfig
 from pmrlhf.report.readme import END, START, results_block, update_readme
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,3 +99,65 @@ def test_readme_has_a_results_block_written_by_a_full_run():
     block = text[start:end]
     assert "*Produced by `pmrlhf reproduce --out results` on " in block
     assert "| method |" in block and "| beta |" in block
+
+
+@pytest.mark.parametrize("damage", ['{"stages": {"theory": {"fingerp', "[]", '{"stages": []}'])
+def test_damaged_manifest_names_the_file_and_force_replaces_it(tmp_path, damage):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "manifest.json").write_text(damage)
+    refused = run("--out", str(out), "--stages", "theory", "--quick")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip().count("\n") == 0
+    assert "manifest.json" in refused.stderr and "--force" in refused.stderr
+    assert not (out / "theory").exists()
+    forced = run("--out", str(out), "--stages", "theory", "--quick", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert "theory" in json.loads((out / "manifest.json").read_text())["stages"]
+
+
+@pytest.mark.parametrize(
+    "args,match",
+    [
+        (("--seed", "-1"), "seed"),
+        (("--lm-model", "nonsense"), "unknown model"),
+        (("--stages", "theory", "--lm-model", "nonsense"), "unknown model"),
+    ],
+)
+def test_bad_options_fail_before_anything_is_written(tmp_path, args, match):
+    out = tmp_path / "r"
+    result = run("--out", str(out), "--quick", *args)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and match in result.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("command", [("reproduce",), ("simulate", "collapse", "--quick")])
+def test_empty_out_is_refused_and_nothing_lands_in_the_current_folder(tmp_path, command):
+    result = subprocess.run(
+        [sys.executable, "-m", "pmrlhf.cli", *command, "--out", ""],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "--out must name a folder" in result.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_reproduce_config_is_checked_in_the_library(tmp_path):
+    from pmrlhf.report.pipeline import check_reproduce_config
+
+    for kwargs, match in (
+        ({"seed": -1}, "seed"),
+        ({"seed": 1.5}, "seed"),
+        ({"stages": ("nope",)}, "stages"),
+        ({"quick": "yes"}, "quick"),
+        ({"out": ""}, "out"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            check_reproduce_config(ReproduceConfig(**{"out": tmp_path, **kwargs}))
+    config = check_reproduce_config(ReproduceConfig(out=str(tmp_path), stages=["theory"]))
+    assert config.out == tmp_path and config.stages == ("theory",)

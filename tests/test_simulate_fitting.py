@@ -139,3 +139,10 @@ def test_fit_btl_is_equivariant_under_relabelling_items(seed):
         fit_btl(winners, losers, 5, l2=0.1),
         atol=1e-6,
     )
+
+
+def test_ragged_rankings_name_the_argument():
+    with pytest.raises(ValueError, match="rankings.*rows of different lengths"):
+        fit_pl([[0, 1], [1]], 2)
+    with pytest.raises(TypeError, match="winners"):
+        fit_btl([[0], [1, 2]], [1, 0], 3)

@@ -173,3 +173,29 @@ def test_kl_collapses_minority_as_beta_shrinks(reward, beta):
     # PM keeps exactly the target's minority mass.
     pm = optimal_policy(reward, regularizer="pm")
     assert minority_mass(pm, target) == pytest.approx(minority_mass(target, target))
+
+
+@pytest.mark.parametrize(
+    "data,error,match",
+    [
+        ({"weights": ["a"], "utilities": [[0.0, 1.0]]}, TypeError, "weights.*'a'"),
+        ({"weights": [1.0], "utilities": [[0.0, 1.0], [1.0]]}, TypeError, "utilities"),
+        ({"weights": [1.0]}, ValueError, "utilities"),
+        ([1.0], ValueError, "mapping"),
+    ],
+)
+def test_population_from_dict_names_the_bad_field(data, error, match):
+    with pytest.raises(error, match=match):
+        Population.from_dict(data)
+
+
+@pytest.mark.parametrize("sampler", [sample_comparisons, sample_rankings])
+def test_bad_rng_names_the_argument(sampler):
+    population = Population.btl([0.0, 1.0, 2.0])
+    with pytest.raises(ValueError, match="rng.*-1"):
+        sampler(population, 3, rng=-1)
+    with pytest.raises(TypeError, match="rng"):
+        sampler(population, 3, rng="seed")
+    first = sampler(population, 5, rng=np.random.default_rng(4))
+    second = sampler(population, 5, rng=4)
+    np.testing.assert_array_equal(np.asarray(first), np.asarray(second))

@@ -114,3 +114,10 @@ def test_token_tree_rejects_bad_sizes():
         TokenTree(1, 3)
     with pytest.raises(ValueError, match="alpha"):
         TokenTree(3, 2).optimum(regularizer="cpm", alpha=1.5)
+
+
+def test_bad_ref_and_seed_name_the_argument():
+    with pytest.raises(TypeError, match="ref.*'abc'"):
+        optimize_policy([0.0, 1.0], regularizer="kl", ref="abc")
+    with pytest.raises(ValueError, match="seed.*-1"):
+        optimize_policy([0.0, 1.0], regularizer="pm", seed=-1)

@@ -156,3 +156,35 @@ def test_zero_reference_mass_gets_zero_policy_mass_under_kl():
         objective([0.5, 0.5, 0.0], [3.0, 0.0, 1.0], regularizer="kl", ref=[0.0, 0.5, 0.5])
         == -np.inf
     )
+
+
+@given(
+    arrays(np.float64, st.integers(2, 6), elements=st.floats(-1e12, 1e12)),
+    st.floats(1e-300, 1e3),
+    NAMES,
+)
+def test_optimum_is_finite_for_every_finite_reward_and_positive_beta(reward, beta, name):
+    # reward / beta overflows to inf here (1e12 / 1e-300); the optimum must not be nan.
+    n = reward.size
+    ref = np.linspace(1.0, 2.0, n) / np.linspace(1.0, 2.0, n).sum()
+    kwargs = {"ref": ref} if name != "pm" else {}
+    if name == "cpm":
+        kwargs["alpha"] = 0.5 / n
+    pi = optimal_policy(reward, regularizer=name, beta=beta, **kwargs)
+    assert np.all(np.isfinite(pi)) and np.all(pi >= 0)
+    np.testing.assert_allclose(pi.sum(), 1.0)
+    assert pi[np.argmax(reward)] >= pi.min()  # a best response is never the least likely
+
+
+def test_overflowing_reward_over_beta_puts_all_mass_on_the_best_response():
+    np.testing.assert_array_equal(
+        optimal_policy([1e10, 0.0], regularizer="pm", beta=1e-300), [1.0, 0.0]
+    )
+    # KL: the best reward has no reference mass, so the best supported response wins.
+    np.testing.assert_array_equal(
+        optimal_policy([1e10, 0.0, -1.0], regularizer="kl", beta=1e-300, ref=[0, 0.5, 0.5]),
+        [0.0, 1.0, 0.0],
+    )
+    np.testing.assert_array_equal(preference_distribution([1.7e308, -1.7e308]), [1.0, 0.0])
+    curve = collapse_curve(0.7, [1e-300, 1e300])
+    assert np.all(np.isfinite(curve[["kl_minority_mass", "pm_minority_mass"]].to_numpy()))

@@ -1,15 +1,21 @@
 """Input checks shared by every public function.
 
-Each check names the argument and the bad value in a ``ValueError`` (or ``TypeError`` for
-a wrong type); inner functions trust what passed through here.
+Each check names the argument and the bad value in a
+:class:`~pmrlhf.errors.PmrlhfUserError` (a ``ValueError``), or a
+:class:`~pmrlhf.errors.PmrlhfTypeError` (a ``TypeError`` too) for a wrong type; inner
+functions trust what passed through here.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
+
+from .errors import PmrlhfTypeError, PmrlhfUserError
 
 SIMPLEX_ATOL = 1e-6
 
@@ -17,68 +23,67 @@ SIMPLEX_ATOL = 1e-6
 def as_float_array(value, name: str, *, ndim_min: int = 1) -> np.ndarray:
     """Return ``value`` as a finite float64 array with at least ``ndim_min`` dimensions."""
     if isinstance(value, str | bytes):
-        raise TypeError(f"{name} must be an array of numbers, got {type(value).__name__}")
-    try:
-        array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"{name} must be an array of numbers: {err}") from None
+        raise PmrlhfTypeError(f"{name} must be an array of numbers, got {type(value).__name__}")
+    array = as_array(value, name, dtype=np.float64)
     if array.ndim < ndim_min:
-        raise ValueError(
+        raise PmrlhfUserError(
             f"{name} must have at least {ndim_min} dimension(s), got shape {array.shape}"
         )
     if array.size == 0 or 0 in array.shape:
-        raise ValueError(f"{name} must not be empty, got shape {array.shape}")
+        raise PmrlhfUserError(f"{name} must not be empty, got shape {array.shape}")
     if not np.all(np.isfinite(array)):
         bad = array[~np.isfinite(array)].ravel()[0]
-        raise ValueError(f"{name} must be finite, found {bad}")
+        raise PmrlhfUserError(f"{name} must be finite, found {bad}")
     return array
 
 
 def check_axis(axis: int, ndim: int, name: str = "axis") -> int:
     if not isinstance(axis, int | np.integer) or isinstance(axis, bool):
-        raise TypeError(f"{name} must be an int, got {axis!r}")
+        raise PmrlhfTypeError(f"{name} must be an int, got {axis!r}")
     if not -ndim <= axis < ndim:
-        raise ValueError(f"{name}={axis} is out of range for an array with {ndim} dimension(s)")
+        raise PmrlhfUserError(
+            f"{name}={axis} is out of range for an array with {ndim} dimension(s)"
+        )
     return int(axis) % ndim
 
 
 def check_beta(beta, name: str = "beta") -> float:
     beta = check_real(beta, name)
     if beta <= 0:
-        raise ValueError(f"{name} must be > 0, got {beta}")
+        raise PmrlhfUserError(f"{name} must be > 0, got {beta}")
     return beta
 
 
 def check_alpha(alpha, name: str = "alpha") -> float:
     alpha = check_real(alpha, name)
     if not 0.0 < alpha < 1.0:
-        raise ValueError(f"{name} must lie in the open interval (0, 1), got {alpha}")
+        raise PmrlhfUserError(f"{name} must lie in the open interval (0, 1), got {alpha}")
     return alpha
 
 
 def check_real(value, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
+        raise PmrlhfTypeError(f"{name} must be a real number, got {value!r}")
     value = float(value)
     if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
+        raise PmrlhfUserError(f"{name} must be finite, got {value}")
     return value
 
 
 def check_probability(value, name: str, *, open_interval: bool = False) -> float:
     value = check_real(value, name)
     if open_interval and not 0.0 < value < 1.0:
-        raise ValueError(f"{name} must lie in (0, 1), got {value}")
+        raise PmrlhfUserError(f"{name} must lie in (0, 1), got {value}")
     if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must lie in [0, 1], got {value}")
+        raise PmrlhfUserError(f"{name} must lie in [0, 1], got {value}")
     return value
 
 
 def check_positive_int(value, name: str, *, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{name} must be an int, got {value!r}")
+        raise PmrlhfTypeError(f"{name} must be an int, got {value!r}")
     if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+        raise PmrlhfUserError(f"{name} must be >= {minimum}, got {value}")
     return int(value)
 
 
@@ -86,22 +91,126 @@ def check_simplex(value, name: str, *, axis: int = -1, atol: float = SIMPLEX_ATO
     """Return ``value`` as an array of probability vectors along ``axis``."""
     array = as_float_array(value, name)
     if np.any(array < 0):
-        raise ValueError(f"{name} must be non-negative, found {array[array < 0].ravel()[0]}")
+        raise PmrlhfUserError(f"{name} must be non-negative, found {array[array < 0].ravel()[0]}")
     totals = array.sum(axis=axis)
     worst = float(np.max(np.abs(totals - 1.0)))
     if worst > atol:
-        raise ValueError(f"{name} must sum to 1 along axis {axis}, off by {worst:.3g}")
+        raise PmrlhfUserError(f"{name} must sum to 1 along axis {axis}, off by {worst:.3g}")
     return array
 
 
 def check_same_shape(array: np.ndarray, name: str, shape: Sequence[int], other: str) -> None:
     if tuple(array.shape) != tuple(shape):
-        raise ValueError(
+        raise PmrlhfUserError(
             f"{name} has shape {tuple(array.shape)} but {other} has shape {tuple(shape)}"
         )
 
 
 def check_choice(value, name: str, choices: Sequence[str]) -> str:
     if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+        raise PmrlhfUserError(
+            f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}"
+        )
     return value
+
+
+def as_array(value, name: str, *, dtype=None) -> np.ndarray:
+    """``np.asarray(value, dtype)`` whose failure names ``name``.
+
+    Raises
+    ------
+    PmrlhfTypeError
+        ``value`` holds something that is not a number (``"a"``), or is ragged
+        (``[[0, 1], [1]]``); the message names ``name`` and numpy's reason.
+    """
+    try:
+        return np.asarray(value, dtype=dtype)
+    except (TypeError, ValueError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if "inhomogeneous" in reason:
+            reason = "rows of different lengths"
+        raise PmrlhfTypeError(
+            f"{name} must be a rectangular array of numbers, got {_short(value)} ({reason})"
+        ) from None
+
+
+def _short(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_seed(value, name: str = "seed") -> int:
+    """Return ``value`` as a non-negative int (a numpy seed).
+
+    Raises
+    ------
+    PmrlhfTypeError
+        Not an int (``bool`` included).
+    PmrlhfUserError
+        Negative.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise PmrlhfTypeError(f"{name} must be a non-negative int, got {value!r}")
+    if value < 0:
+        raise PmrlhfUserError(f"{name} must be a non-negative int, got {value}")
+    return int(value)
+
+
+def check_rng(rng, name: str = "rng") -> np.random.Generator:
+    """Return a ``numpy.random.Generator`` from ``rng``.
+
+    ``rng`` may be ``None`` (fresh entropy), a non-negative int seed, a ``Generator``, a
+    ``BitGenerator`` or a ``SeedSequence``.
+
+    Raises
+    ------
+    PmrlhfTypeError
+        Any other type.
+    PmrlhfUserError
+        A negative seed.
+    """
+    if rng is None or isinstance(rng, np.random.Generator | np.random.BitGenerator):
+        return np.random.default_rng(rng)
+    if isinstance(rng, np.random.SeedSequence):
+        return np.random.default_rng(rng)
+    if isinstance(rng, bool) or not isinstance(rng, int | np.integer):
+        raise PmrlhfTypeError(
+            f"{name} must be None, a non-negative int seed or a numpy Generator, got {rng!r}"
+        )
+    return np.random.default_rng(check_seed(rng, name))
+
+
+def check_out_dir(value, name: str = "--out") -> Path:
+    """Return ``value`` as the path of an output folder, refusing values that misplace files.
+
+    For command-line handlers and library entry points that write a folder of results. The
+    command line should pass the raw string (``type=str`` in argparse): ``Path("")`` is
+    ``Path(".")`` and an empty ``--out`` would otherwise write into the current folder.
+
+    Parameters
+    ----------
+    value : str or os.PathLike
+    name : str
+        How the caller calls it in messages (``"--out"``, ``"out_dir"``).
+
+    Raises
+    ------
+    PmrlhfTypeError
+        Not a string or path.
+    PmrlhfUserError
+        An empty or blank string, a NUL character, or a path that exists and is not a
+        folder.
+    """
+    if not isinstance(value, str | os.PathLike):
+        raise PmrlhfTypeError(f"{name} must be a folder path, got {value!r}")
+    text = os.fspath(value)
+    if isinstance(text, bytes):
+        raise PmrlhfTypeError(f"{name} must be a str path, got bytes {text!r}")
+    if not text.strip():
+        raise PmrlhfUserError(f"{name} must name a folder, got an empty value {text!r}")
+    if "\0" in text:
+        raise PmrlhfUserError(f"{name} must not contain a NUL character, got {text!r}")
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise PmrlhfUserError(f"{name} must be a folder, but {text} is an existing file")
+    return path

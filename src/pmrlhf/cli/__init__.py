@@ -1,8 +1,11 @@
 """The ``pmrlhf`` command line: thin parsers over library functions.
 
 Each subcommand lives in its own module with ``register(subparsers)``; the handler it sets
-returns an exit code. Errors a user can cause (bad input, missing files) print one line on
-stderr and exit non-zero, never a traceback.
+returns an exit code. Errors a user can cause print one line on stderr and exit with status
+2, never a traceback: every ``ValueError`` (which includes
+:class:`~pmrlhf.errors.PmrlhfUserError` and :class:`~pmrlhf.errors.PmrlhfTypeError`, raised
+by the argument checks) and a missing file or folder. Anything else (``KeyError``, a plain
+``TypeError``, ``OSError``) is a bug or a failing machine and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -11,11 +14,13 @@ import argparse
 import sys
 
 from .. import __version__
+from ..errors import PmrlhfUserError
 
 # Modules that add subcommands; each has ``register(subparsers)``.
 _COMMAND_MODULES = ("theory", "simulate", "lm", "reproduce")
 
-USER_ERRORS = (ValueError, TypeError, FileNotFoundError, KeyError, OSError)
+USER_ERRORS = (PmrlhfUserError, ValueError, FileNotFoundError, NotADirectoryError)
+"""Exceptions printed as one line (exit status 2); ``PmrlhfTypeError`` is a ``ValueError``."""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 
 def register(subparsers) -> None:
     from ..report.pipeline import STAGE_NAMES
@@ -11,7 +9,8 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "reproduce", help="regenerate every result, figure and the report"
     )
-    parser.add_argument("--out", type=Path, default=Path("results"))
+    # A str, checked by check_out_dir: Path("") would be "." and write into the current folder.
+    parser.add_argument("--out", default="results", help="output folder")
     parser.add_argument("--quick", action="store_true", help="small settings (CI, minutes)")
     parser.add_argument("--force", action="store_true", help="rerun stages that are up to date")
     parser.add_argument("--seed", type=int, default=0)
@@ -32,10 +31,12 @@ def register(subparsers) -> None:
 
 
 def _reproduce(args) -> int:
+    from .._validation import check_out_dir
     from ..report import ReproduceConfig, reproduce
 
+    out = check_out_dir(args.out, "--out")
     config = ReproduceConfig(
-        out=args.out,
+        out=out,
         quick=args.quick,
         seed=args.seed,
         force=args.force,
@@ -44,5 +45,5 @@ def _reproduce(args) -> int:
         **({"figures_dir": None, "readme": None} if args.no_publish else {}),
     )
     manifest = reproduce(config)
-    print(f"report: {args.out / 'REPORT.md'}  ({len(manifest['stages'])} stages recorded)")
+    print(f"report: {out / 'REPORT.md'}  ({len(manifest['stages'])} stages recorded)")
     return 0

@@ -7,9 +7,10 @@ top of the repository; a test checks that every figure README references is list
 from __future__ import annotations
 
 import importlib
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
+
+from .._io import atomic_copy_file
 
 
 @dataclass(frozen=True)
@@ -59,12 +60,11 @@ README_FIGURES = (
 
 
 def publish_figures(results: Path, figures_dir: Path) -> list[str]:
-    """Copy the README's figures that this run produced into ``figures_dir``."""
+    """Copy the README's figures that this run produced into ``figures_dir`` (atomically)."""
     copied = []
     for figure in README_FIGURES:
         source = Path(results) / figure.source
         if source.exists():
-            Path(figures_dir).mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, Path(figures_dir) / figure.name)
+            atomic_copy_file(source, Path(figures_dir) / figure.name)
             copied.append(str(Path(figures_dir) / figure.name))
     return copied

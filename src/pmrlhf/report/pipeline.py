@@ -2,19 +2,26 @@
 
 A stage is up to date when ``manifest.json`` records the same fingerprint for it (its
 options plus the source code of the layers it depends on) and its outputs still exist.
+
+Every option is checked before anything is written; the output folder is locked for the run
+(:func:`pmrlhf._lock.run_lock`); a damaged ``manifest.json`` stops the run with a message
+naming it, unless ``force`` is set, which replaces it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from .._fingerprint import fingerprint
-from .._io import atomic_write_json
-from .._validation import check_choice
+from .._io import atomic_write_json, output_files, remove_stale_temp_files
+from .._lock import run_lock
+from .._validation import check_choice, check_out_dir, check_seed
+from ..errors import PmrlhfTypeError, PmrlhfUserError
 
 
 @dataclass(frozen=True)
@@ -78,7 +85,7 @@ def _stage_simulate(out: Path, config: ReproduceConfig) -> dict:
         quick=config.quick,
         progress=config.progress,
     )
-    outputs = sorted(str(p) for p in (out / "simulate").glob("*.*"))
+    outputs = [str(p) for p in output_files(out / "simulate")]  # no temporary or lock files
     return {"summary": summary, "outputs": outputs}
 
 
@@ -144,22 +151,116 @@ STAGES: tuple[Stage, ...] = (
 STAGE_NAMES = tuple(stage.name for stage in STAGES)
 
 
-def reproduce(config: ReproduceConfig, *, log: Callable[[str], None] = print) -> dict:
-    """Run the stages of ``config`` in order; return the manifest.
+def check_reproduce_config(config: ReproduceConfig) -> ReproduceConfig:
+    """Check every option of ``config``; return it with ``out`` a path and ``stages`` a tuple.
+
+    Writes and loads nothing: the model name is checked as a string by
+    :func:`pmrlhf.lm_experiments.models.resolve_name` (imported only when the LM stage runs
+    or ``lm_model`` is given).
 
     Raises
     ------
+    PmrlhfTypeError
+        ``config`` is not a ``ReproduceConfig``; a flag that is not a bool; a non-int seed.
     ValueError
-        An unknown stage name.
+        An empty ``out`` or one that is a file; a negative seed; an unknown or no stage; an
+        unknown model.
     """
+    if not isinstance(config, ReproduceConfig):
+        raise PmrlhfTypeError(f"config must be a ReproduceConfig, got {type(config).__name__}")
+    for flag in ("quick", "force", "progress"):
+        if not isinstance(getattr(config, flag), bool):
+            raise PmrlhfTypeError(f"{flag} must be True or False, got {getattr(config, flag)!r}")
+    stages = config.stages
+    if stages is not None:
+        if isinstance(stages, str):
+            stages = (stages,)
+        stages = tuple(check_choice(name, "stages", STAGE_NAMES) for name in stages)
+        if not stages:
+            raise PmrlhfUserError(f"stages must name at least one of {', '.join(STAGE_NAMES)}")
+    if config.lm_model is not None or "lm" in (stages or STAGE_NAMES):
+        from ..lm_experiments.models import resolve_name
+
+        resolve_name(_lm_model(config))
+    if config.figures_dir is not None:
+        check_out_dir(config.figures_dir, "figures_dir")
+    if config.readme is not None and not isinstance(config.readme, str | os.PathLike):
+        raise PmrlhfTypeError(f"readme must be a path or None, got {config.readme!r}")
+    return replace(
+        config, out=check_out_dir(config.out, "out"), seed=check_seed(config.seed), stages=stages
+    )
+
+
+def load_manifest(path, *, force: bool = False, log: Callable[[str], None] = print) -> dict:
+    """Read ``manifest.json``; an absent one is empty (``{"stages": {}}``).
+
+    A damaged one (not JSON, truncated, not a mapping with a ``stages`` mapping of
+    mappings) is replaced by an empty one when ``force`` is set.
+
+    Raises
+    ------
+    PmrlhfUserError
+        A damaged manifest without ``force``; the message names the file and ``--force``.
+    """
+    path = Path(path)
+    if not path.exists():
+        return {"stages": {}}
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        problem = _manifest_problem(manifest)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        problem = str(error).splitlines()[0]
+    if problem is None:
+        return manifest
+    if force:
+        log(f"{path} is damaged ({problem}); --force: starting a new manifest")
+        return {"stages": {}}
+    raise PmrlhfUserError(
+        f"{path} is damaged ({problem}); rerun with --force to replace it and rerun every stage"
+    )
+
+
+def _manifest_problem(manifest) -> str | None:
+    if not isinstance(manifest, dict):
+        return f"a JSON {type(manifest).__name__}, not an object"
+    stages = manifest.setdefault("stages", {})
+    if not isinstance(stages, dict):
+        return f"'stages' is a JSON {type(stages).__name__}, not an object"
+    for name, entry in stages.items():
+        if not isinstance(entry, dict):
+            return f"stage {name!r} is a JSON {type(entry).__name__}, not an object"
+        if not isinstance(entry.get("outputs", []), list):
+            return f"the outputs of stage {name!r} are not a list"
+    return None
+
+
+def reproduce(config: ReproduceConfig, *, log: Callable[[str], None] = print) -> dict:
+    """Run the stages of ``config`` in order; return the manifest.
+
+    Every option is checked before anything is written (:func:`check_reproduce_config`).
+    ``config.out`` is locked for the run and temporary files that an interrupted run left
+    in it (and in its ``theory`` folder) are removed first.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`check_reproduce_config`; a damaged manifest without ``force``
+        (:func:`load_manifest`).
+    FolderBusyError
+        Another process is running in ``config.out``.
+    """
+    config = check_reproduce_config(config)
+    with run_lock(config.out):
+        for folder in (config.out, config.out / "theory"):
+            remove_stale_temp_files(folder)
+        return _reproduce_locked(config, log)
+
+
+def _reproduce_locked(config: ReproduceConfig, log: Callable[[str], None]) -> dict:
     wanted = config.stages or STAGE_NAMES
-    for name in wanted:
-        check_choice(name, "stages", STAGE_NAMES)
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = config.out
     manifest_path = out / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-    manifest.setdefault("stages", {})
+    manifest = load_manifest(manifest_path, force=config.force, log=log)
     for stage in STAGES:
         if stage.name not in wanted:
             continue

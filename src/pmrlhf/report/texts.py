@@ -100,6 +100,11 @@ LM_INTRO = (
 )
 
 
+def _num(value, spec: str = ".3g") -> str:
+    """``value`` formatted by ``spec``; ``n/a`` for ``null`` (a value that was not finite)."""
+    return "n/a" if value is None else format(value, spec)
+
+
 def _collapsed_prompts(summary: dict, name: str) -> list[int]:
     """1-based prompts where method ``name`` puts more than 95% of the candidate mass on one
     answer while the target gives every answer less than 95%."""
@@ -107,6 +112,8 @@ def _collapsed_prompts(summary: dict, name: str) -> list[int]:
     targets = summary.get("targets", [])
     distributions = summary["methods"][name].get("distributions", [])
     for k, (target, dist) in enumerate(zip(targets, distributions, strict=False), start=1):
+        if None in dist or None in target:  # null: not finite
+            continue
         if max(dist) > 0.95 and max(target) < 0.95:
             out.append(k)
     return out
@@ -125,18 +132,19 @@ def lm_paragraphs(summary: dict) -> list[str]:
     kl_values = methods[kl["name"]]
     sentences = [
         f"KL-RLHF (beta = {kl['beta']:g}) leaves the minority answers "
-        f"{kl_values['minority_mass']:.3g} of the candidate mass, where the preferences give "
-        f"them {kl_values['target_minority_mass']:.3g}: preference collapse in a real model."
+        f"{_num(kl_values['minority_mass'])} of the candidate mass, where the preferences give "
+        f"them {_num(kl_values['target_minority_mass'])}: preference collapse in a real model."
     ]
     for spec, what in ((cpm, "conditional PM"), (pm, "plain PM")):
         if spec is None or spec["name"] not in methods:
             continue
         values = methods[spec["name"]]
-        change = 100 * (1 - values["pairwise_pmd"] / kl_values["pairwise_pmd"])
+        ours, theirs = values["pairwise_pmd"], kl_values["pairwise_pmd"]
+        change = 100 * (1 - ours / theirs) if ours is not None and theirs else None
         sentences.append(
-            f"With {what} the minority keeps {values['minority_mass']:.3g}, the pairwise "
-            f"divergence is {values['pairwise_pmd']:.3g} ({change:.0f}% below KL-RLHF's "
-            f"{kl_values['pairwise_pmd']:.3g}) and {values['coverage']:.3g} of the policy's mass "
+            f"With {what} the minority keeps {_num(values['minority_mass'])}, the pairwise "
+            f"divergence is {_num(ours)} ({_num(change, '.0f')}% below KL-RLHF's "
+            f"{_num(theirs)}) and {_num(values['coverage'])} of the policy's mass "
             "stays on the candidate answers."
         )
         collapsed = _collapsed_prompts(summary, spec["name"]) if spec is cpm else []
@@ -151,7 +159,8 @@ def lm_paragraphs(summary: dict) -> list[str]:
         "The paper reports a 29-41% reduction of the divergence at OPT-1.3B and Llama-2-7B "
         f"scale; this run fine-tunes {summary.get('model', 'a small model')}."
     )
-    if pm is not None and methods.get(pm["name"], {}).get("coverage", 1.0) < 0.5:
+    coverage = methods.get(pm["name"], {}).get("coverage") if pm is not None else None
+    if coverage is not None and coverage < 0.5:
         closing = (
             "Plain PM rewards entropy on every token, so it spreads mass over text that is not "
             "an answer (its coverage above): this is why the paper uses conditional PM for "

@@ -15,14 +15,14 @@ from scipy.sparse.csgraph import connected_components
 from scipy.special import expit, log_expit
 from threadpoolctl import ThreadpoolController
 
-from .._validation import check_positive_int, check_real
+from .._validation import as_array, check_positive_int, check_real
 
 _TOL = 1e-10
 _BLAS = ThreadpoolController()  # discovering the BLAS libraries once costs milliseconds
 
 
 def _as_index_array(value, name: str, n_items: int, *, ndim: int) -> np.ndarray:
-    array = np.asarray(value)
+    array = as_array(value, name)  # a ragged list names the argument
     if array.size == 0:
         raise ValueError(f"{name} must not be empty")
     if array.ndim != ndim:

@@ -15,7 +15,14 @@ import numpy as np
 import pandas as pd
 from scipy.special import log_softmax
 
-from .._validation import as_float_array, check_choice, check_positive_int, check_real
+from .._validation import (
+    as_array,
+    as_float_array,
+    check_choice,
+    check_positive_int,
+    check_real,
+    check_seed,
+)
 from ..theory import objective, optimal_policy, penalty
 from ..theory.closed_forms import validate_problem
 from .metrics import kl
@@ -78,7 +85,7 @@ def optimize_policy(
     lr : float > 0
     samples : int >= 2
         Samples per prompt (REINFORCE only).
-    seed : int
+    seed : int >= 0
         Seeds the sampler; the start is the uniform policy (the reference's support).
     log_every : int >= 1
 
@@ -97,7 +104,7 @@ def optimize_policy(
         raise ValueError(f"reward must be (n,) or (P, n), got shape {reward.shape}")
     single = reward.ndim == 1
     if ref is not None:
-        ref = np.asarray(ref, dtype=float)
+        ref = as_array(ref, "ref", dtype=float)
         ref = ref[None, :] if single and ref.ndim == 1 else ref
     reward2d, _, beta, log_w = validate_problem(
         np.atleast_2d(reward), regularizer=regularizer, beta=beta, ref=ref, alpha=alpha, axis=-1
@@ -106,6 +113,7 @@ def optimize_policy(
     steps = check_positive_int(steps, "steps")
     samples = check_positive_int(samples, "samples", minimum=2)
     log_every = check_positive_int(log_every, "log_every")
+    seed = check_seed(seed)
     lr = check_real(lr, "lr")
     if lr <= 0:
         raise ValueError(f"lr must be > 0, got {lr}")
@@ -118,7 +126,7 @@ def optimize_policy(
     target = optimal_policy(reward2d, **kwargs)
     allowed = np.isfinite(log_w)  # w = 0 (zero reference mass under KL) forces pi = 0
     logits = np.where(allowed, 0.0, -np.inf)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed)  # checked above
     adam = _Adam(logits.shape, lr) if method == "reinforce" else None
     rows = np.arange(reward2d.shape[0])[:, None]
     history = []

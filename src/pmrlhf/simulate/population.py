@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit
 
-from .._validation import as_float_array, check_positive_int, check_simplex
+from .._validation import as_array, as_float_array, check_positive_int, check_rng, check_simplex
+from ..errors import PmrlhfTypeError, PmrlhfUserError
 from ..theory import preference_distribution
 
 
@@ -109,15 +110,30 @@ class Population:
 
     @classmethod
     def from_dict(cls, data: dict) -> Population:
-        """Inverse of :meth:`to_dict`; validates like the constructor (``ValueError``)."""
+        """Inverse of :meth:`to_dict`; validates like the constructor.
+
+        Raises
+        ------
+        PmrlhfUserError
+            ``data`` is not a mapping with ``weights`` and ``utilities``; as the constructor.
+        PmrlhfTypeError
+            ``weights`` or ``utilities`` holds something that is not a number, or is ragged.
+        """
         if not isinstance(data, dict) or not {"weights", "utilities"} <= set(data):
-            raise ValueError("population must be a mapping with 'weights' and 'utilities'")
-        return cls(np.asarray(data["weights"], float), np.asarray(data["utilities"], float))
+            raise PmrlhfUserError(
+                "population must be a mapping with 'weights' and 'utilities', "
+                f"got {type(data).__name__}"
+                + (f" with keys {sorted(map(str, data))}" if isinstance(data, dict) else "")
+            )
+        return cls(
+            as_array(data["weights"], "weights", dtype=float),
+            as_array(data["utilities"], "utilities", dtype=float),
+        )
 
 
 def _check_population(population) -> Population:
     if not isinstance(population, Population):
-        raise TypeError(f"population must be a Population, got {type(population).__name__}")
+        raise PmrlhfTypeError(f"population must be a Population, got {type(population).__name__}")
     return population
 
 
@@ -136,7 +152,7 @@ def sample_comparisons(
     population : Population
     n : int >= 1
         Number of comparisons.
-    rng : numpy.random.Generator or int or None
+    rng : numpy.random.Generator or int >= 0 or None
         Source of randomness (an int is a seed).
     pairs : int array_like, shape (m, 2), optional
         Pairs to compare; each comparison draws one row uniformly at random (with
@@ -150,12 +166,14 @@ def sample_comparisons(
     Raises
     ------
     ValueError
-        ``n < 1``; ``pairs`` empty, not ``(m, 2)``, non-integer, out of range or with a row
-        that pairs an item with itself.
+        ``n < 1``; a negative ``rng`` seed; ``pairs`` empty, not ``(m, 2)``, non-integer,
+        out of range or with a row that pairs an item with itself.
+    TypeError
+        ``rng`` is not None, an int or a numpy Generator.
     """
     population = _check_population(population)
     n = check_positive_int(n, "n")
-    rng = np.random.default_rng(rng)
+    rng = check_rng(rng)
     items = population.n_items
     if pairs is None:
         first = rng.integers(items, size=n)
@@ -212,14 +230,16 @@ def sample_rankings(population: Population, n: int, *, rng, top_k: int | None = 
     Raises
     ------
     ValueError
-        ``n < 1``, or ``top_k`` outside ``[1, n_items]``.
+        ``n < 1``, ``top_k`` outside ``[1, n_items]``, or a negative ``rng`` seed.
+    TypeError
+        ``rng`` is not None, an int or a numpy Generator.
     """
     population = _check_population(population)
     n = check_positive_int(n, "n")
     k = population.n_items if top_k is None else check_positive_int(top_k, "top_k")
     if k > population.n_items:
         raise ValueError(f"top_k={k} exceeds the number of items {population.n_items}")
-    rng = np.random.default_rng(rng)
+    rng = check_rng(rng)
     group = rng.choice(population.n_groups, size=n, p=population.weights)
     noisy = population.utilities[group] + rng.gumbel(size=(n, population.n_items))
     return np.argsort(-noisy, axis=1)[:, :k]

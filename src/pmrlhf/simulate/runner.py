@@ -9,7 +9,14 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 from tqdm.auto import tqdm
 
-from .._io import atomic_save_figure, atomic_write_csv, atomic_write_json
+from .._io import (
+    atomic_save_figure,
+    atomic_write_csv,
+    atomic_write_json,
+    remove_stale_temp_files,
+)
+from .._lock import run_lock
+from .._validation import check_out_dir, check_seed
 from .experiments import EXPERIMENTS, HEADLINES
 
 
@@ -32,8 +39,10 @@ def run_experiments(
     ----------
     names : list of str, optional
         Experiments to run (default: all of them, in registry order).
-    out_dir : path
-    seed : int
+    out_dir : str or path
+        Locked for the run (:func:`pmrlhf._lock.run_lock`); temporary files that an
+        interrupted run left there are removed first.
+    seed : int >= 0
         Same seed, same numbers.
     quick : bool
         Small grids (CI); the full grids otherwise.
@@ -42,11 +51,24 @@ def run_experiments(
     -------
     dict
         The summary: per experiment, its headline numbers, config and wall time.
+
+    Raises
+    ------
+    ValueError
+        An unknown name, a negative or non-int ``seed``, an empty ``out_dir`` or one that
+        is a file (all before any work).
+    FolderBusyError
+        Another process is running in ``out_dir``.
     """
     names = check_names(names)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    out_dir = Path(out_dir)
+    seed = check_seed(seed)
+    out_dir = check_out_dir(out_dir, "out_dir")
+    with run_lock(out_dir):
+        remove_stale_temp_files(out_dir)
+        return _run_locked(names, out_dir, seed=seed, quick=quick, progress=progress)
+
+
+def _run_locked(names: list[str], out_dir: Path, *, seed: int, quick: bool, progress: bool):
     summary = {"seed": seed, "quick": quick, "experiments": {}}
     for name in tqdm(names, desc="simulate", disable=not progress, unit="experiment"):
         function, full, small = EXPERIMENTS[name]

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import sympy as sp
 
+from .._validation import check_positive_int, check_seed
 from .derivation import derive_pm_regularizer
 from .numerical import check_pm_property
 
@@ -36,7 +37,16 @@ def pm_property_cases(*, seed: int = 0) -> list[tuple[str, object, bool]]:
 
 
 def pm_property_table(*, n_responses: int = 4, trials: int = 20, seed: int = 0) -> pd.DataFrame:
-    """Run :func:`check_pm_property` on every case; one row per regularizer."""
+    """Run :func:`check_pm_property` on every case; one row per regularizer.
+
+    Raises
+    ------
+    ValueError, TypeError
+        ``n_responses < 2``, ``trials < 1`` or a negative ``seed`` (checked before any work).
+    """
+    n_responses = check_positive_int(n_responses, "n_responses", minimum=2)
+    trials = check_positive_int(trials, "trials")
+    seed = check_seed(seed)
     rows = []
     rng = np.random.default_rng(seed + 1)
     ref = rng.dirichlet(np.ones(n_responses))

@@ -48,7 +48,7 @@ def preference_distribution(reward, axis: int = -1) -> np.ndarray:
     """
     reward = as_float_array(reward, "reward")
     axis = check_axis(axis, reward.ndim)
-    return np.exp(log_softmax(reward, axis=axis))
+    return np.exp(log_optimal_policy(reward, 1.0, np.zeros_like(reward), axis=axis))
 
 
 def validate_problem(reward, *, regularizer, beta, ref, alpha, axis):
@@ -135,7 +135,24 @@ def optimal_policy(
     reward, axis, beta, log_w = validate_problem(
         reward, regularizer=regularizer, beta=beta, ref=ref, alpha=alpha, axis=axis
     )
-    return np.exp(log_softmax(reward / beta + log_w, axis=axis))
+    return np.exp(log_optimal_policy(reward, beta, log_w, axis=axis))
+
+
+def log_optimal_policy(reward, beta: float, log_w, *, axis: int = -1) -> np.ndarray:
+    """``log softmax(reward / beta + log_w)`` that stays finite where ``reward / beta`` overflows.
+
+    Inputs as returned by :func:`validate_problem` (no checks here). The reward is shifted
+    by its maximum over the support ``{log_w > -inf}`` before dividing by ``beta``, so every
+    scaled entry on the support is ``<= 0`` and the maximizer's is exactly 0: an overflow
+    can only give ``-inf`` (probability 0), never ``inf - inf = nan``. Off the support the
+    result is ``-inf``.
+    """
+    support = np.isfinite(log_w)
+    top = np.max(np.where(support, reward, -np.inf), axis=axis, keepdims=True)
+    with np.errstate(over="ignore"):
+        scaled = (reward - top) / beta  # (r - max r) / beta; -inf when it overflows
+    logits = np.where(support, scaled + np.where(support, log_w, 0.0), -np.inf)
+    return log_softmax(logits, axis=axis)
 
 
 def objective(

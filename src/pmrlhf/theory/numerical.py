@@ -17,6 +17,7 @@ from scipy.optimize import minimize
 from scipy.special import log_softmax, softmax
 
 from .._validation import as_float_array, check_beta, check_positive_int
+from ..errors import PmrlhfTypeError
 from .closed_forms import preference_distribution, validate_problem
 
 ElementwiseRegularizer = Callable[[np.ndarray], np.ndarray]
@@ -37,7 +38,7 @@ def _as_pair(R) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarra
             lambda pi: np.broadcast_to(df_num(pi), pi.shape).astype(float),
         )
     if not callable(R):
-        raise TypeError(f"R must be a sympy expression or a callable, got {type(R).__name__}")
+        raise PmrlhfTypeError(f"R must be a sympy expression or a callable, got {type(R).__name__}")
 
     def f(pi):
         return pi * np.asarray(R(pi), dtype=float)

@@ -1,0 +1,231 @@
+"""Atomic writes, strict JSON, the run-folder lock, output-folder checks and the CLI's errors."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import pmrlhf
+from pmrlhf._io import (
+    atomic_copy_file,
+    atomic_write_bytes,
+    atomic_write_json,
+    is_temp_file,
+    output_files,
+    remove_stale_temp_files,
+)
+from pmrlhf._lock import LOCK_NAME, run_lock
+from pmrlhf._validation import check_out_dir, check_rng, check_seed
+from pmrlhf.cli import main
+from pmrlhf.errors import FolderBusyError, PmrlhfTypeError, PmrlhfUserError
+from pmrlhf.simulate import run_experiments
+
+SRC = str(Path(pmrlhf.__file__).resolve().parents[1])
+
+
+def _strict_load(path):
+    def refuse(constant):
+        raise AssertionError(f"invalid JSON constant {constant}")
+
+    return json.loads(Path(path).read_text(), parse_constant=refuse)
+
+
+def test_json_is_strict_and_non_finite_floats_are_null(tmp_path):
+    payload = {
+        "a": float("nan"),
+        "b": [1.0, float("inf"), np.float32("-inf")],
+        "c": np.array([0.5, np.nan]),
+        "d": np.int64(3),
+        "e": (np.bool_(True), Path("x/y")),
+    }
+    atomic_write_json(tmp_path / "s.json", payload)
+    assert _strict_load(tmp_path / "s.json") == {
+        "a": None,
+        "b": [1.0, None, None],
+        "c": [0.5, None],
+        "d": 3,
+        "e": [True, "x/y"],
+    }
+
+
+@given(st.recursive(st.floats(allow_nan=True), lambda inner: st.lists(inner, max_size=3)))
+def test_every_float_payload_gives_strict_json(tmp_path_factory, payload):
+    path = tmp_path_factory.mktemp("j") / "p.json"
+    atomic_write_json(path, {"v": payload})
+    _strict_load(path)
+
+
+def test_temporary_files_are_recognised_ignored_and_cleaned(tmp_path):
+    atomic_write_bytes(tmp_path / "a.csv", b"x")
+    stale = [tmp_path / ".summary.json.k3j_x9q2.pmrlhf-tmp", tmp_path / ".a.csv.abcd1234.tmp"]
+    for path in stale:
+        path.write_text("half")
+    (tmp_path / "notes.tmp").write_text("a user's file")
+    assert all(is_temp_file(p) for p in stale) and not is_temp_file(tmp_path / "notes.tmp")
+    assert [p.name for p in output_files(tmp_path)] == ["a.csv", "notes.tmp"]
+    assert remove_stale_temp_files(tmp_path) == sorted(stale)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "notes.tmp"]
+    assert output_files(tmp_path / "absent") == [] == remove_stale_temp_files(tmp_path / "no")
+
+
+def test_atomic_copy(tmp_path):
+    (tmp_path / "s.png").write_bytes(b"\x89PNG")
+    atomic_copy_file(tmp_path / "s.png", tmp_path / "sub" / "t.png")
+    assert (tmp_path / "sub" / "t.png").read_bytes() == b"\x89PNG"
+    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["t.png"]
+
+
+def test_out_dir_check():
+    for bad in ("", "   "):
+        with pytest.raises(PmrlhfUserError, match="--out must name a folder"):
+            check_out_dir(bad)
+    with pytest.raises(PmrlhfTypeError, match="out_dir"):
+        check_out_dir(3, "out_dir")
+    assert check_out_dir("results/x") == Path("results/x")
+
+
+def test_out_dir_that_is_a_file(tmp_path):
+    (tmp_path / "f").write_text("")
+    with pytest.raises(ValueError, match="existing file"):
+        check_out_dir(tmp_path / "f")
+
+
+def test_seed_and_rng_checks():
+    assert check_seed(np.int64(3)) == 3
+    for bad, error in ((-1, ValueError), (True, TypeError), (1.5, TypeError)):
+        with pytest.raises(error, match="seed"):
+            check_seed(bad)
+    assert isinstance(check_rng(None), np.random.Generator)
+    assert check_rng(5).integers(100) == np.random.default_rng(5).integers(100)
+
+
+def test_user_errors_are_value_errors():
+    assert issubclass(PmrlhfTypeError, TypeError) and issubclass(PmrlhfTypeError, ValueError)
+    assert (
+        issubclass(FolderBusyError, PmrlhfUserError) and pmrlhf.PmrlhfUserError is PmrlhfUserError
+    )
+
+
+def test_lock_is_reentrant_and_leaves_no_file(tmp_path):
+    with run_lock(tmp_path / "run") as folder:
+        assert (folder / LOCK_NAME).exists()
+        with run_lock(folder):
+            pass
+        assert (folder / LOCK_NAME).exists()
+    assert not (tmp_path / "run" / LOCK_NAME).exists()
+
+
+HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from pmrlhf._lock import run_lock
+    with run_lock(sys.argv[1]):
+        print("locked", flush=True)
+        time.sleep(120)
+    """
+)
+
+
+@pytest.fixture
+def held(tmp_path):
+    """A second process holding the lock of ``tmp_path / 'out'``."""
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": SRC}
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(out)], stdout=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        yield out
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_second_process_is_refused_at_once(held):
+    with pytest.raises(
+        FolderBusyError, match=f"another pmrlhf process \\(pid \\d+\\) is using {held}"
+    ):
+        with run_lock(held):
+            pass
+    with pytest.raises(FolderBusyError):
+        run_experiments(["collapse"], out_dir=held, quick=True, progress=False)
+    assert sorted(p.name for p in held.iterdir()) == [LOCK_NAME]
+
+
+def test_cli_simulate_on_a_busy_folder_is_a_one_line_error(held):
+    env = {**os.environ, "PYTHONPATH": SRC}
+    result = subprocess.run(
+        [sys.executable, "-m", "pmrlhf.cli", "simulate", "collapse", "--quick", "--out", str(held)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and "another pmrlhf process" in result.stderr
+
+
+def test_lock_is_released_when_its_holder_is_killed(tmp_path):
+    env = {**os.environ, "PYTHONPATH": SRC}
+    out = tmp_path / "killed"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(out)], stdout=subprocess.PIPE, text=True, env=env
+    )
+    assert holder.stdout.readline().strip() == "locked"
+    holder.kill()
+    holder.wait()
+    with run_lock(out):  # the stale .lock file is not a lock
+        pass
+
+
+def test_simulate_cleans_stale_temp_files_and_records_only_outputs(tmp_path):
+    stale = tmp_path / ".summary.json.abcd1234.pmrlhf-tmp"
+    stale.write_text("{")
+    run_experiments(["collapse"], out_dir=tmp_path, quick=True, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "collapse.csv",
+        "collapse.png",
+        "summary.json",
+    ]
+    _strict_load(tmp_path / "summary.json")
+
+
+def _handler_raising(error):
+    def handler(args):
+        raise error
+
+    return handler
+
+
+@pytest.mark.parametrize(
+    "error,code",
+    [
+        (ValueError("bad value\nsecond line"), 2),
+        (PmrlhfTypeError("x must be an int"), 2),
+        (FileNotFoundError("no such file"), 2),
+    ],
+)
+def test_cli_prints_user_errors_in_one_line(monkeypatch, capsys, error, code):
+    import pmrlhf.cli.theory as theory
+
+    monkeypatch.setattr(theory, "_derive", _handler_raising(error))
+    assert main(["derive"]) == code
+    err = capsys.readouterr().err
+    assert err.startswith("pmrlhf derive: error: ") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("error", [KeyError("k"), TypeError("a bug"), OSError("disk")])
+def test_cli_keeps_the_traceback_of_bugs(monkeypatch, error):
+    import pmrlhf.cli.theory as theory
+
+    monkeypatch.setattr(theory, "_derive", _handler_raising(error))
+    with pytest.raises(type(error)):
+        main(["derive"])
