@@ -82,14 +82,20 @@ def run_pmrlhf(model, tokenizer, args, clock: StepClock) -> None:
         max_new_tokens=args.max_new_tokens,
         lr=LEARNING_RATE,
         max_grad_norm=1.0,
-        seed=args.seed,
     )
     reference = copy.deepcopy(model).eval()
 
-    def reward(prompt_index: int, text: str, finished: bool) -> float:
-        return clock.score([text], [finished])[0]
+    def reward(prompt_index, completion, completion_mask):  # (B,), (B, Tc), (B, Tc) -> (B,)
+        import torch
 
-    train_rl(model, reference, tokenizer, task, reward, config, progress=False)
+        eos = tokenizer.eos_token_id
+        finished = (completion == eos).any(-1).tolist()
+        texts = tokenizer.batch_decode(
+            torch.where(completion_mask.bool(), completion, eos), skip_special_tokens=True
+        )
+        return torch.tensor(clock.score(texts, finished))
+
+    train_rl(model, reference, tokenizer, task, reward, config, seed=args.seed, progress=False)
 
 
 def run_trl(model, tokenizer, args, clock: StepClock) -> None:

@@ -11,7 +11,9 @@ def register(subparsers) -> None:
     commands = lm.add_subparsers(dest="lm_command", metavar="LM_COMMAND")
 
     run = commands.add_parser("run", help="one RL run (optionally after SFT) with a config file")
-    run.add_argument("--config", type=Path, help="YAML/JSON with keys of RunConfig (see README)")
+    run.add_argument(
+        "--config", type=Path, help="optional YAML/JSON with keys of RunConfig (see README)"
+    )
     run.add_argument("--model", help="smollm2-135m, tiny-llama, tiny-opt, a folder or a hub id")
     run.add_argument("--task", help="built-in task name or task file")
     run.add_argument("--regularizer", choices=("kl", "pm", "cpm"))
@@ -35,14 +37,21 @@ def register(subparsers) -> None:
     compare.add_argument("--task", default="three_answers")
     compare.add_argument("--model", default="smollm2-135m")
     compare.add_argument("--out", type=Path, default=Path("results/lm"))
-    compare.add_argument("--seed", type=int, default=0)
+    compare.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="one SFT reference and one RL run per method for each seed (default 0 1 2; "
+        "--quick: 0 1); means with 95%% t-intervals",
+    )
     compare.add_argument("--steps", type=int, default=None, help="RL steps per method")
     compare.add_argument("--quick", action="store_true", help="a few steps (tests, CI)")
     compare.add_argument(
         "--betas",
         type=float,
         nargs="+",
-        help="grid mode: KL-RLHF at each beta and conditional PM at each (beta, alpha)",
+        help="grid mode: KL and PM at each beta, conditional PM at each (beta, alpha)",
     )
     compare.add_argument(
         "--alphas", type=float, nargs="+", help="grid mode: conditional-PM thresholds"
@@ -66,63 +75,50 @@ def _run(args) -> int:
     from ..lm_experiments.runs import RunConfig, run_one
 
     config = RunConfig.from_file(args.config) if args.config else RunConfig()
-    overrides = {
-        "model": args.model,
-        "task": args.task,
-        "seed": args.seed,
-        "sft_steps": args.sft_steps,
-    }
-    rl_overrides = {
+    top = {"model": args.model, "task": args.task, "seed": args.seed, "reward": args.reward}
+    rl = {
         "regularizer": args.regularizer,
         "beta": args.beta,
         "alpha": args.alpha,
         "steps": args.steps,
     }
-    config = config.with_overrides(overrides, rl_overrides)
+    config = config.with_overrides(top, rl, {"steps": args.sft_steps})
+    config.validate()  # before anything is written or loaded
     out = args.out or Path("runs") / config.name()
     result = run_one(config, out, resume=args.resume)
     if not result:  # a non-main process of a multi-process launch: the main one reports
         return 0
-    print(
-        json.dumps(
-            {k: result[k] for k in ("kl_to_target", "coverage", "pairwise_pmd", "minority_mass")},
-            indent=2,
-        )
-    )
+    keys = ("kl_to_target", "tv_to_target", "coverage", "pairwise_pmd", "minority_mass")
+    print(json.dumps({k: result[k] for k in keys}, indent=2))
     print(f"run folder: {out}")
     return 0
 
 
 def _compare(args) -> int:
-    from ..lm_experiments import CompareConfig, quick_config, run_compare
-    from ..lm_experiments.compare import FIGURES, grid_methods
-    from ..lm_experiments.models import resolve_name
-    from ..lm_experiments.tasks import load_task
+    from dataclasses import replace
 
-    load_task(args.task)  # fail fast on a bad task, before loading any model
-    resolve_name(args.model)
+    from ..lm_experiments import CompareConfig, console_table, quick_config, run_compare
+    from ..lm_experiments.compare import grid_methods
+    from ..lm_experiments.plots import FIGURES
+
     config = (
-        quick_config(args.task, args.model, args.seed)
+        quick_config(args.task, args.model)
         if args.quick
-        else CompareConfig(task=args.task, model=args.model, seed=args.seed)
+        else CompareConfig(task=args.task, model=args.model)
     )
+    if args.seeds is not None:
+        config.seeds = tuple(args.seeds)
     if (args.betas is None) != (args.alphas is None):
         raise ValueError("--betas and --alphas go together (grid mode)")
     if args.betas is not None:
         config.methods = grid_methods(args.betas, args.alphas)
     if args.steps is not None:
-        if args.steps < 1:
-            raise ValueError(f"steps must be >= 1, got {args.steps}")
-        config.rl.steps = args.steps
+        config.rl = replace(config.rl, steps=args.steps)
+    config.validate()  # before anything is written or loaded
     summary = run_compare(config, args.out, resume=not args.restart)
-    import pandas as pd
-
-    table = pd.read_csv(args.out / "summary.csv")
-    columns = ["method", "kl_to_target", "minority_mass", "coverage", "pairwise_pmd"]
-    columns.append("pmd_improvement_over_kl_pct")
-    print(table[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print(console_table(summary))
     print(
         f"wrote {args.out}/summary.json, summary.csv, {', '.join(FIGURES)} "
-        f"({summary['seconds']:.0f} s)"
+        f"({summary['compute_seconds']:.0f} s of compute)"
     )
     return 0

@@ -1,58 +1,58 @@
-"""Language-model layer: SFT, RL with KL / PM / conditional-PM penalties, exact evaluation.
+"""Language-model layer: SFT, RL with KL / PM / conditional-PM penalties, exact evaluation
+and exact optima given the reference.
 
-A thin layer over torch, transformers and accelerate (THEORY.md §4–5).
+A thin layer over torch, transformers and accelerate (docs/theory.md §4, §5, §7).
 """
 
-from .compare import FIGURES, CompareConfig, Method, grid_methods, quick_config, run_compare
+from .compare import (
+    DEFAULT_METHODS,
+    CompareConfig,
+    Method,
+    check_seeds,
+    grid_methods,
+    quick_config,
+    run_compare,
+)
 from .data import PreferencePair, load_preference_pairs
 from .evaluate import evaluate_candidates
 from .freeform import evaluate_freeform, implied_preference_figure
 from .models import load_model, load_tokenizer
+from .optima import method_optima
+from .plots import FIGURES
 from .reward_model import RewardConfig, RewardModel, train_reward_model
 from .rl import RLConfig, train_rl
 from .sft import SFTConfig, sft_on_pairs
-from .tasks import BUILTIN_TASKS, SyntheticTask, load_task
+from .summary import console_table, t_interval
+from .tasks import BUILTIN_TASKS, OracleReward, SyntheticTask, load_task
 
 __all__ = [
     "BUILTIN_TASKS",
-    "PreferencePair",
-    "RewardConfig",
-    "RewardModel",
-    "evaluate_freeform",
-    "implied_preference_figure",
-    "load_preference_pairs",
-    "train_reward_model",
+    "DEFAULT_METHODS",
+    "FIGURES",
     "CompareConfig",
     "Method",
+    "OracleReward",
+    "PreferencePair",
     "RLConfig",
+    "RewardConfig",
+    "RewardModel",
     "SFTConfig",
     "SyntheticTask",
+    "check_seeds",
+    "console_table",
     "evaluate_candidates",
+    "evaluate_freeform",
     "grid_methods",
+    "implied_preference_figure",
     "load_model",
+    "load_preference_pairs",
     "load_task",
     "load_tokenizer",
+    "method_optima",
     "quick_config",
-    "reproduce_compare",
     "run_compare",
     "sft_on_pairs",
+    "t_interval",
+    "train_reward_model",
     "train_rl",
 ]
-
-
-def reproduce_compare(
-    out, *, model: str, seed: int, quick: bool, progress: bool = True, resume: bool = True
-) -> dict:
-    """The LM stage of ``pmrlhf reproduce``: the default task, quick or full settings.
-
-    With ``resume``, methods finished by an interrupted earlier run are reused
-    (:func:`run_compare`)."""
-    from pathlib import Path
-
-    config = (
-        quick_config(model=model, seed=seed) if quick else CompareConfig(model=model, seed=seed)
-    )
-    summary = run_compare(config, out, progress=progress, resume=resume)
-    names = ("summary.json", "summary.csv", *FIGURES)
-    outputs = [str(Path(out) / name) for name in names]
-    return {"summary": {k: v for k, v in summary.items() if k != "config"}, "outputs": outputs}

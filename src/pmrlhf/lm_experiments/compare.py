@@ -1,8 +1,10 @@
-"""``pmrlhf lm compare``: KL vs PM vs conditional PM from the same start and seed.
+"""``pmrlhf lm compare``: KL vs PM vs conditional PM from the same reference, several seeds.
 
-Pipeline: load the model; SFT on the task's candidates (a reference that answers in the
-format, with no preference of its own); evaluate it; then, for each method, copy it, run RL
-against the oracle reward and evaluate exactly (THEORY.md §4–5).
+For each seed: load the model, SFT it on the task's candidates (the reference), compute
+every method's exact optimum given that reference (docs/theory.md §7), then train each
+method with RL against the oracle reward, tracking its distance to the optimum, and
+evaluate it exactly (docs/theory.md §5). Seeds are then summarised with means and
+t-intervals (:mod:`.summary`).
 """
 
 from __future__ import annotations
@@ -10,126 +12,128 @@ from __future__ import annotations
 import copy
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 from .._fingerprint import fingerprint
-from .._io import atomic_save_figure, atomic_write_csv, atomic_write_json
+from .._io import atomic_write_csv, atomic_write_json
+from .._validation import check_alpha, check_beta
+from ..theory.regularizers import check_regularizer
 from .evaluate import evaluate_candidates
-from .models import load_model
+from .models import SMOLLM2, load_model, resolve_name
+from .optima import method_optima, tv_with_other
 from .rl import RLConfig, train_rl
 from .sft import SFTConfig, candidate_pairs, sft_on_pairs
-from .tasks import load_task
-
-SUMMARY_KEYS = (
-    "kl_to_target",
-    "tv_to_target",
-    "minority_mass",
-    "target_minority_mass",
-    "coverage",
-    "pairwise_pmd",
-    "mean_reward",
-)
+from .summary import REFERENCE, aggregate, seed_metrics
+from .tasks import DEFAULT_TASK, OracleReward, load_task
 
 
-@dataclass
+@dataclass(frozen=True)
 class Method:
+    """One RL objective: a regularizer at a strength ``beta`` (and cPM's ``alpha``)."""
+
     name: str
     regularizer: str
     beta: float
     alpha: float | None = None
 
+    def validate(self) -> Method:
+        check_regularizer(self.regularizer, ref_given=True, alpha=self.alpha)
+        check_beta(self.beta, f"beta of method {self.name!r}")
+        if not isinstance(self.name, str) or not self.name.strip() or "/" in self.name:
+            raise ValueError(
+                f"method name must be a non-empty string without '/', got {self.name!r}"
+            )
+        return self
 
+
+# KL at beta 0.1 is how RLHF is run in practice; the other three compare at matched beta 1,
+# where PM's optimum softmax(r / beta) is the preference distribution (docs/theory.md §3).
 DEFAULT_METHODS = (
-    Method("KL-RLHF", "kl", 0.1),
-    Method("PM-RLHF", "pm", 1.0),
-    Method("cPM-RLHF", "cpm", 1.0, 0.1),
+    Method("KL b=0.1", "kl", 0.1),
+    Method("KL b=1", "kl", 1.0),
+    Method("PM b=1", "pm", 1.0),
+    Method("cPM b=1 a=0.1", "cpm", 1.0, 0.1),
 )
 
 
 def grid_methods(betas, alphas) -> tuple[Method, ...]:
-    """KL-RLHF at every ``beta`` and conditional PM at every ``(beta, alpha)``: the
+    """KL and plain PM at every ``beta``, conditional PM at every ``(beta, alpha)``: the
     paper's table (``pmrlhf lm compare --betas ... --alphas ...``)."""
-    from .._validation import check_alpha, check_beta
-
     betas = [check_beta(b, "betas") for b in betas]
     alphas = [check_alpha(a, "alphas") for a in alphas]
     if not betas or not alphas:
         raise ValueError("betas and alphas must each hold at least one value")
-    methods = [Method(f"KL-RLHF b={b:g}", "kl", b) for b in betas]
-    methods += [Method(f"cPM-RLHF b={b:g} a={a:g}", "cpm", b, a) for b in betas for a in alphas]
+    methods = [Method(f"KL b={b:g}", "kl", b) for b in betas]
+    methods += [Method(f"PM b={b:g}", "pm", b) for b in betas]
+    methods += [Method(f"cPM b={b:g} a={a:g}", "cpm", b, a) for b in betas for a in alphas]
     return tuple(methods)
 
 
-def pmd_improvement(table: pd.DataFrame, methods) -> pd.Series:
-    """``100 (1 - PMD / PMD_KL)`` per row, against KL-RLHF at the row's ``beta`` (or the first
-    KL method when there is none at that ``beta``); NaN for rows that are not methods."""
-    kl_by_beta = {}
-    for m in methods:
-        if m.regularizer == "kl":
-            kl_by_beta.setdefault(m.beta, m.name)
-    if not kl_by_beta:
-        return pd.Series(np.nan, index=table.index)
-    pmd = table.set_index("method").pairwise_pmd
-    first = next(iter(kl_by_beta.values()))
-    beta_of = {m.name: m.beta for m in methods}
-    baseline = table.method.map(
-        lambda name: pmd[kl_by_beta.get(beta_of[name], first)] if name in beta_of else np.nan
-    )
-    return 100 * (1 - table.pairwise_pmd / baseline)
+def check_seeds(seeds) -> tuple[int, ...]:
+    """``seeds`` as a tuple of distinct non-negative ints (``ValueError`` naming ``seeds``)."""
+    if isinstance(seeds, int | str) or not hasattr(seeds, "__iter__"):
+        raise ValueError(f"seeds must be a list of ints, got {seeds!r}")
+    seeds = tuple(seeds)
+    if not seeds:
+        raise ValueError("seeds must hold at least one seed")
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, int | np.integer) or s < 0:
+            raise ValueError(f"seeds must be non-negative ints, got {s!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct, got {list(seeds)}")
+    return tuple(int(s) for s in seeds)
 
 
 @dataclass
 class CompareConfig:
-    task: str = "three_answers"
-    model: str = "smollm2-135m"
-    seed: int = 0
+    """A comparison. Each seed owns its SFT, its RL sampling and its evaluation; ``rl``
+    holds the shared RL settings (a method sets regularizer, beta and alpha)."""
+
+    task: str = DEFAULT_TASK
+    model: str = SMOLLM2
+    seeds: tuple[int, ...] = (0, 1, 2)
     sft: SFTConfig = field(default_factory=SFTConfig)
-    rl: RLConfig = field(default_factory=RLConfig)
+    rl: RLConfig = field(default_factory=lambda: RLConfig(eval_every=10))
     methods: tuple[Method, ...] = DEFAULT_METHODS
-    threads: int | None = None
+
+    def validate(self):
+        """Check every field before anything is written or loaded; returns the task."""
+        self.seeds = check_seeds(self.seeds)
+        resolve_name(self.model)
+        self.sft.validate()
+        self.rl.validate()
+        if not self.methods:
+            raise ValueError("methods must hold at least one method")
+        for method in self.methods:
+            method.validate()
+        names = [m.name for m in self.methods]
+        if len(set(names)) != len(names) or REFERENCE in names:
+            raise ValueError(f"method names must be distinct and not {REFERENCE!r}: {names}")
+        return load_task(self.task)
 
 
-def quick_config(
-    task: str = "three_answers", model: str = "tiny-llama", seed: int = 0
-) -> CompareConfig:
+def quick_config(task: str = DEFAULT_TASK, model: str = "tiny-llama", seeds=(0, 1)):
     """Seconds, not minutes: for CI and ``pmrlhf reproduce --quick``."""
     return CompareConfig(
         task=task,
         model=model,
-        seed=seed,
-        sft=SFTConfig(steps=5, batch_size=4, lr=1e-3, seed=seed),
-        rl=RLConfig(steps=3, max_new_tokens=4, lr=1e-3, seed=seed),
+        seeds=tuple(seeds),
+        sft=SFTConfig(steps=5, lr=1e-3),
+        rl=RLConfig(steps=3, samples_per_prompt=4, lr=1e-3, eval_every=1),
     )
 
 
-def oracle_reward_fn(task):
-    """Exact task reward of a sampled text: its candidate's BTL logit, or below all of them."""
-    rewards = task.oracle_rewards()
-
-    def reward(prompt_index: int, text: str, finished: bool) -> float:
-        candidates = task.prompts[prompt_index].candidates
-        answer = text.strip()
-        if finished and answer in candidates:
-            return float(rewards[prompt_index][candidates.index(answer)])
-        return task.off_candidate_reward(prompt_index)
-
-    return reward
-
-
-def method_fingerprint(config: CompareConfig, method: Method | None, task, *, code: str) -> str:
-    """What a method's result depends on: task, model, seed, SFT and RL settings, the method
-    (``None``: the SFT reference) and ``code``, the digest of the layers below the report
-    (:func:`code_digest`, computed once per comparison)."""
+def method_fingerprint(config: CompareConfig, task, seed: int, method, *, code: str) -> str:
+    """What one seed's result of a method depends on (``None``: the SFT reference)."""
     options = {
         "code": code,
-        "task": asdict(task),
+        "task": task.to_dict(),
         "model": config.model,
-        "seed": config.seed,
+        "seed": seed,
         "sft": asdict(config.sft),
         "rl": asdict(config.rl),
         "method": None if method is None else asdict(method),
@@ -153,259 +157,194 @@ def _cached(path: Path, key: str) -> dict | None:
     return saved
 
 
-def run_compare(
-    config: CompareConfig, out, *, progress: bool = True, resume: bool = True
-) -> dict:
-    """Train and evaluate every method; write ``summary.json``, ``summary.csv`` and a figure.
+def folder_name(name: str) -> str:
+    return name.replace(" ", "_")
 
-    Each method's evaluation is stored in ``out/runs/<method>/eval.json`` as soon as it is
-    done, with a fingerprint of everything it depends on. With ``resume`` (the default), a
-    method whose stored fingerprint matches is not trained again, so an interrupted
-    comparison continues with the next method; when every method is stored, no model is
-    loaded at all. Each RL run seeds itself (``train_rl``), so skipping a method does not
-    change the others. ``resume=False`` retrains everything; so should a caller whose
-    model folder changed in place (a model is identified by its name or path, not its
-    weights).
+
+def tv_to_optimum(evaluation: dict, optimum: dict) -> float:
+    """Mean over prompts of the TV between the policy and its optimum, on the candidates
+    plus one lumped "anything else" outcome (not renormalised)."""
+    return seed_metrics(evaluation, optimum)["tv_to_optimum"]
+
+
+def run_seed(
+    config: CompareConfig, task, seed: int, out: Path, *, code: str, progress=True, resume=True
+) -> dict[str, dict]:
+    """One seed: SFT reference, optima, RL per method, evaluations (stored as they finish).
+
+    Returns ``{name: {"evaluation", "optimum", "curve", "seconds"}}`` for the reference and
+    every method. A stored result with a matching fingerprint is reused (``resume``).
     """
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    task = load_task(config.task)
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    started = time.perf_counter()
-    names = ["reference (SFT)", *(m.name for m in config.methods)]
-    paths = {"reference (SFT)": out / "reference_eval.json"}
-    paths |= {m.name: out / "runs" / m.name / "eval.json" for m in config.methods}
-    code = code_digest()
-    keys = {"reference (SFT)": method_fingerprint(config, None, task, code=code)}
-    keys |= {m.name: method_fingerprint(config, m, task, code=code) for m in config.methods}
-    stored = {name: _cached(paths[name], keys[name]) if resume else None for name in names}
-    results = {name: saved["result"] for name, saved in stored.items() if saved}
-    reused = [name for name in names if stored[name]]
-    sft_losses = stored["reference (SFT)"]["sft_losses"] if stored["reference (SFT)"] else None
-    if len(results) < len(names):
-        reused = [name for name in reused if name != "reference (SFT)"]  # SFT is redone
-        torch.manual_seed(config.seed)
-        model, tokenizer = load_model(config.model, seed=config.seed)
-        sft_started = time.perf_counter()
-        # Redone on resume: the same seed gives the same reference (deterministic SFT).
-        sft_losses = sft_on_pairs(
-            model, tokenizer, candidate_pairs(task), config.sft, progress=progress
-        )
-        reference = model
-        reference.eval()
-        if "reference (SFT)" not in results:
-            results["reference (SFT)"] = evaluate_candidates(reference, tokenizer, task)
-            _store(
-                paths["reference (SFT)"],
-                keys["reference (SFT)"],
-                results["reference (SFT)"],
-                time.perf_counter() - sft_started,
-                sft_losses=sft_losses,
-            )
-    for method in config.methods:
-        if method.name in results:
+    names = [REFERENCE, *(m.name for m in config.methods)]
+    paths = {REFERENCE: out / "reference.json"}
+    paths |= {m.name: out / "runs" / folder_name(m.name) / "eval.json" for m in config.methods}
+    keys = {REFERENCE: method_fingerprint(config, task, seed, None, code=code)}
+    keys |= {m.name: method_fingerprint(config, task, seed, m, code=code) for m in config.methods}
+    results = {}
+    for name in names:
+        saved = _cached(paths[name], keys[name]) if resume else None
+        if saved:
+            results[name] = saved
             if progress:
-                print(f"[{method.name}] stored result reused ({paths[method.name]})")
-            continue
+                print(f"[seed {seed}, {name}] stored result reused ({paths[name]})")
+    if len(results) == len(names):
+        return results
+    started = time.perf_counter()
+    torch.manual_seed(seed)
+    model, tokenizer = load_model(config.model, seed=seed)
+    pairs, weights = candidate_pairs(task)
+    # Redone on resume: the same seed gives the same reference (deterministic SFT).
+    sft_losses = sft_on_pairs(
+        model, tokenizer, pairs, config.sft, seed=seed, weights=weights, progress=progress
+    )
+    reference = model.eval()
+    reward = OracleReward(task, tokenizer)
+    max_len = config.rl.max_new_tokens or reward.max_len
+    todo = [m for m in config.methods if m.name not in results]
+    optima = method_optima(reference, tokenizer, task, todo, max_len=max_len)
+    if REFERENCE not in results:
+        results[REFERENCE] = _store(
+            paths[REFERENCE],
+            keys[REFERENCE],
+            evaluation=evaluate_candidates(reference, tokenizer, task),
+            seconds=time.perf_counter() - started,
+            sft_losses=sft_losses,
+            max_len=max_len,
+        )
+    for method in todo:
         method_started = time.perf_counter()
         policy = copy.deepcopy(reference)
-        rl = RLConfig(
-            **{
-                **asdict(config.rl),
-                "regularizer": method.regularizer,
-                "beta": method.beta,
-                "alpha": method.alpha,
-            }
+        rl = replace(
+            config.rl, regularizer=method.regularizer, beta=method.beta, alpha=method.alpha
         )
-        run_dir = out / "runs" / method.name
+        curve = []
+
+        def on_eval(step, policy, optimum=optima[method.name], curve=curve):
+            distance = tv_to_optimum(evaluate_candidates(policy, tokenizer, task), optimum)
+            curve.append([step, distance])
+            return {"tv_to_optimum": distance}
+
+        if rl.eval_every:
+            on_eval(0, policy)
+        run_dir = paths[method.name].parent
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "metrics.jsonl").unlink(missing_ok=True)
         train_rl(
             policy,
             reference,
             tokenizer,
             task,
-            oracle_reward_fn(task),
+            reward,
             rl,
+            seed=seed,
             run_dir=run_dir,
             progress=progress,
+            on_eval=on_eval,
         )
-        results[method.name] = evaluate_candidates(policy, tokenizer, task)
-        _store(
+        results[method.name] = _store(
             paths[method.name],
             keys[method.name],
-            results[method.name],
-            time.perf_counter() - method_started,
+            evaluation=evaluate_candidates(policy, tokenizer, task),
+            optimum=optima[method.name],
+            curve=curve,
+            seconds=time.perf_counter() - method_started,
         )
         del policy
-    results = {name: results[name] for name in names}
-    # Compute time of the whole comparison, stored results included.
-    seconds = time.perf_counter() - started + sum(stored[name]["seconds"] for name in reused)
-    table = pd.DataFrame(
-        [{"method": name, **{k: r[k] for k in SUMMARY_KEYS}} for name, r in results.items()]
-    )
-    table["pmd_improvement_over_kl_pct"] = pmd_improvement(table, config.methods)
+    return results
+
+
+def _store(path: Path, key: str, **result) -> dict:
+    atomic_write_json(path, {"fingerprint": key, **result})
+    return result
+
+
+def run_compare(config: CompareConfig, out, *, progress: bool = True, resume: bool = True):
+    """Train and evaluate every method for every seed; write ``summary.json`` (the contract
+    of :mod:`.summary`), ``summary.csv`` and the figures of :data:`.plots.FIGURES`.
+
+    Each seed's results are stored in ``out/seed<S>/`` as soon as they are done, with a
+    fingerprint of everything they depend on. With ``resume`` (the default) a stored result
+    whose fingerprint matches is not computed again, so an interrupted comparison continues
+    where it stopped; ``resume=False`` recomputes everything (a model folder changed in
+    place is identified by its path, not its weights: recompute then).
+
+    Raises
+    ------
+    ValueError
+        An invalid setting (checked before anything is written or any model is loaded).
+    """
+    from .plots import save_figures
+
+    task = config.validate()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    code = code_digest()
+    per_seed = {name: [] for name in (REFERENCE, *(m.name for m in config.methods))}
+    seconds = 0.0
+    for seed in config.seeds:
+        results = run_seed(
+            config, task, seed, out / f"seed{seed}", code=code, progress=progress, resume=resume
+        )
+        for name, result in results.items():
+            per_seed[name].append(result)
+            seconds += result["seconds"]
+    methods = aggregate(config.seeds, config.methods, per_seed)
+    rl = asdict(config.rl)
+    for key in ("regularizer", "beta", "alpha"):  # the methods own these
+        rl.pop(key)
     summary = {
         "task": task.name,
         "model": config.model,
-        "seed": config.seed,
-        "seconds": round(seconds, 1),
-        "reused": reused,
+        "seeds": list(config.seeds),
+        "compute_seconds": round(seconds, 1),
+        "wall_seconds": round(time.perf_counter() - started, 1),
+        "torch_threads": torch.get_num_threads(),
+        "max_new_tokens": per_seed[REFERENCE][0]["max_len"],
         "config": {
             "sft": asdict(config.sft),
-            "rl": asdict(config.rl),
+            "rl": rl,
             "methods": [asdict(m) for m in config.methods],
         },
-        "sft_final_loss": sft_losses[-1],
-        "methods": {
-            name: {
-                k: r[k]
-                for k in (
-                    *SUMMARY_KEYS,
-                    "kl_to_population",
-                    "tv_to_population",
-                    "abs_logodds_gap",
-                    "distributions",
-                )
-            }
-            for name, r in results.items()
-        },
-        "targets": [p.target.tolist() for p in task.prompts],
+        "sft_final_loss": [
+            r["sft_losses"][-1] if r["sft_losses"] else None for r in per_seed[REFERENCE]
+        ],
+        "methods": methods,
+        "prompts": [
+            {"candidates": list(p.candidates), "target": np.exp(r - r.max()).tolist()}
+            for p, r in zip(task.prompts, task.oracle_rewards(), strict=True)
+        ],
     }
+    for prompt in summary["prompts"]:
+        total = sum(prompt["target"])
+        prompt["target"] = [t / total for t in prompt["target"]]
     atomic_write_json(out / "summary.json", summary)
-    atomic_write_csv(out / "summary.csv", table)
-    _save_figures(out, summary, task)
+    atomic_write_csv(out / "summary.csv", summary_table(summary))
+    save_figures(out, summary)
     return summary
 
 
-def _store(path: Path, key: str, result: dict, seconds: float, **extra) -> None:
-    atomic_write_json(path, {"fingerprint": key, "seconds": seconds, **extra, "result": result})
+def summary_table(summary: dict):
+    """One row per method: mean and 95% interval of every metric."""
+    import pandas as pd
 
-
-FIGURES = ("lm_compare.png", "lm_implied_preferences.png")
-
-
-def _save_figures(out: Path, summary: dict, task) -> list[Path]:
-    import matplotlib.pyplot as plt
-
-    paths = []
-    for name, draw in zip(FIGURES, (_figure, _implied_figure), strict=True):
-        figure = draw(summary, task)
-        paths.append(atomic_save_figure(out / name, figure))
-        plt.close(figure)
-    return paths
-
-
-def figure_from_summary(out) -> list[Path]:
-    """Redraw the figures of :data:`FIGURES` from a run's ``summary.json`` (no training)."""
-    import json
-
-    out = Path(out)
-    summary = json.loads((out / "summary.json").read_text())
-    return _save_figures(out, summary, load_task(summary["task"]))
-
-
-def implied_preferences(summary: dict, task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per method (and the reference): ``(p_r, p_pi)`` over every candidate pair of every
-    prompt, oriented so that the reward prefers the first candidate (THEORY.md §5)."""
-    from scipy.special import expit
-
-    rewards = task.oracle_rewards()
-    out = {}
+    rows = []
     for name, values in summary["methods"].items():
-        targets, implied = [], []
-        for reward, pi in zip(rewards, values["distributions"], strict=True):
-            reward, log_pi = np.asarray(reward, float), np.log(np.asarray(pi, float))
-            i, j = np.triu_indices(reward.size, k=1)
-            swap = reward[j] > reward[i]
-            a, b = np.where(swap, j, i), np.where(swap, i, j)
-            targets.append(expit(reward[a] - reward[b]))
-            implied.append(expit(log_pi[a] - log_pi[b]))
-        out[name] = (np.concatenate(targets), np.concatenate(implied))
-    return out
+        row = {k: values[k] for k in ("regularizer", "beta", "alpha")}
+        row = {"method": name, **row}
+        for key, mean in values["mean"].items():
+            lo, hi = values["ci95"][key]
+            row |= {key: mean, f"{key}_lo": lo, f"{key}_hi": hi}
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
-def _figure(summary, task):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    names = list(summary["methods"])
-    prompts = task.prompts
-    fig, axes = plt.subplots(
-        1, len(prompts) + 1, figsize=(3.3 * (len(prompts) + 1), 3.8), squeeze=False
-    )
-    axes = axes[0]
-    width = 0.8 / (len(names) + 1)
-    colors = ["#7f7f7f", "#d62728", "#1f77b4", "#2ca02c", "#9467bd"]
-    for j, (ax, prompt) in enumerate(zip(axes, prompts, strict=False)):
-        x = np.arange(len(prompt.candidates))
-        ax.bar(x, prompt.target, width, color="black", label="target (preferences)")
-        for m, name in enumerate(names):
-            coverage = summary["methods"][name]["coverage"]
-            ax.bar(
-                x + (m + 1) * width,
-                summary["methods"][name]["distributions"][j],
-                width,
-                color=colors[m % len(colors)],
-                label=f"{name} (mass on candidates {coverage:.2f})",
-            )
-        ax.set_xticks(x + width * len(names) / 2, prompt.candidates)
-        ax.set(
-            ylim=(0, 1),
-            title=f"prompt {j + 1}",
-            ylabel="probability among candidates" if j == 0 else None,
-        )
-    pmd = [summary["methods"][n]["pairwise_pmd"] for n in names]
-    axes[-1].bar(range(len(names)), pmd, color=colors[: len(names)])
-    axes[-1].set_xticks(range(len(names)), names, rotation=30, ha="right")
-    axes[-1].set(
-        title="pairwise PM divergence\n(lower = better)", ylabel="mean KL(Bern(p_r) || Bern(p_pi))"
-    )
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
-    fig.suptitle(
-        f"{summary['model']} on '{summary['task']}': candidate distributions after RL", fontsize=12
-    )
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
-    return fig
-
-
-def _implied_figure(summary, task):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    pairs = implied_preferences(summary, task)
-    fig, ax = plt.subplots(figsize=(5.6, 5.2))
-    colors = ["#7f7f7f", "#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
-    markers = "osD^v<>"
-    ax.plot([0.5, 1], [0.5, 1], color="black", lw=1, label="matches the preferences")
-    spread = 0.012  # side by side: every prompt of a task may share the same p_r values
-    for k, (name, (target, implied)) in enumerate(pairs.items()):
-        pmd = summary["methods"][name]["pairwise_pmd"]
-        ax.scatter(
-            target + spread * (k - (len(pairs) - 1) / 2),
-            implied,
-            s=40,
-            alpha=0.85,
-            color=colors[k % len(colors)],
-            marker=markers[k % len(markers)],
-            label=f"{name} (PMD {pmd:.3g})",
-        )
-    ax.set(
-        xlim=(0.45, 1.0),
-        ylim=(-0.02, 1.02),
-        xlabel="preference for the better answer, p_r = sigma(r(a) - r(b))",
-        ylabel="model's implied preference, pi(a) / (pi(a) + pi(b))",
-        title=f"{summary['model']} on '{summary['task']}': every candidate pair\n"
-        "(on the diagonal = preference matching; at 1 = collapse;\n"
-        "methods side by side at each p_r)",
-    )
-    ax.legend(fontsize=7.5, loc="lower right")
-    fig.tight_layout()
-    return fig
+__all__ = [
+    "DEFAULT_METHODS",
+    "CompareConfig",
+    "Method",
+    "check_seeds",
+    "grid_methods",
+    "quick_config",
+    "run_compare",
+    "tv_with_other",
+]

@@ -16,8 +16,8 @@ from .sequences import (
     completion_mask,
     encode_prompt,
     left_pad,
-    sample_completions,
-    token_logprobs,
+    sample_shared,
+    shared_prompt_logprobs,
 )
 
 
@@ -66,16 +66,21 @@ def evaluate_freeform(
         raise ValueError("prompts must not be empty")
     if samples < 2:
         raise ValueError(f"samples must be >= 2 to form pairs, got {samples}")
-    torch.manual_seed(seed)
     model.eval()
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
-    rows = [encode_prompt(tokenizer, messages) for messages in prompts for _ in range(samples)]
-    p_ids, p_mask = left_pad(rows, pad)  # (P*S, Tp)
-    completion = sample_completions(
-        model, p_ids, p_mask, max_new_tokens=max_new_tokens, eos_id=eos, pad_id=pad
+    p_ids, p_mask = left_pad([encode_prompt(tokenizer, m) for m in prompts], pad)  # (P, Tp)
+    completion = sample_shared(
+        model,
+        p_ids,
+        p_mask,
+        samples=samples,
+        max_new_tokens=max_new_tokens,
+        eos_id=eos,
+        pad_id=pad,
+        generator=torch.Generator().manual_seed(seed),
     )  # (P*S, Tc)
     c_mask, _ = completion_mask(completion, eos)
-    logp = token_logprobs(model, p_ids, p_mask, completion, c_mask)  # (P*S, Tc)
+    logp = shared_prompt_logprobs(model, p_ids, p_mask, completion, c_mask)  # (P*S, Tc)
     seq_logp = logp.sum(-1).double().numpy().reshape(len(prompts), samples)  # (P, S)
     tokens = c_mask.sum(-1).double().numpy().reshape(len(prompts), samples)
     texts = tokenizer.batch_decode(

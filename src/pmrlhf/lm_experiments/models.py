@@ -201,6 +201,7 @@ def load_model(
         path = _smollm2_path() if name == SMOLLM2 else name
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtypes[dtype])
     model.generation_config.pad_token_id = tokenizer.pad_token_id
+    disable_dropout(model)
     if gradient_checkpointing:
         model.gradient_checkpointing_enable()
     if lora:
@@ -208,6 +209,39 @@ def load_model(
 
         model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **lora))
     return model.to(device), tokenizer
+
+
+DROPOUT_FIELDS = (
+    "dropout",
+    "attention_dropout",
+    "hidden_dropout",
+    "activation_dropout",
+    "resid_pdrop",
+    "embd_pdrop",
+    "attn_pdrop",
+    "hidden_dropout_prob",
+    "attention_probs_dropout_prob",
+)
+
+
+def disable_dropout(model):
+    """Set every dropout rate to 0, in ``nn.Dropout`` modules, in the float attributes that
+    attention and decoder layers read (OPT keeps ``self.dropout = config.dropout``) and in
+    the config. RL needs it: the log pi of the gradient pass must be the sampling policy's,
+    and PPO ratios of 1 at the first epoch (docs/theory.md §4 assumes samples from pi)."""
+    import torch
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+        for name in DROPOUT_FIELDS:
+            if isinstance(getattr(module, name, None), float):
+                setattr(module, name, 0.0)
+    config = getattr(model, "config", None)
+    for name in DROPOUT_FIELDS:
+        if isinstance(getattr(config, name, None), float):
+            setattr(config, name, 0.0)
+    return model
 
 
 def make_optimizer(model, lr: float):

@@ -1,4 +1,5 @@
-"""Reward model: a causal-LM backbone with a scalar head, trained with the BTL loss (THEORY.md §1).
+"""Reward model: a causal-LM backbone with a scalar head, trained with the BTL loss
+(docs/theory.md §1).
 
 ``loss = -log sigma(r(x, chosen) - r(x, rejected))``; the score of a response is the head
 applied to the last hidden state of its final token (the end token).
@@ -54,7 +55,6 @@ class RewardConfig:
     batch_size: int = 8
     lr: float = 5e-5
     heldout: float = 0.2
-    seed: int = 0
 
 
 def _batch_scores(model, tokenizer, batch):
@@ -72,7 +72,7 @@ def _batch_scores(model, tokenizer, batch):
 
 @flush_denormals
 def train_reward_model(
-    backbone, tokenizer, pairs, config: RewardConfig, *, progress: bool = True
+    backbone, tokenizer, pairs, config: RewardConfig, *, seed: int = 0, progress: bool = True
 ) -> tuple[RewardModel, dict]:
     """Fit a reward model on ``pairs`` of ``(messages, chosen, rejected)``.
 
@@ -87,11 +87,11 @@ def train_reward_model(
         raise ValueError(f"pairs must hold at least 2 comparisons, got {len(pairs)}")
     if not 0 <= config.heldout < 1:
         raise ValueError(f"heldout must lie in [0, 1), got {config.heldout}")
-    rng = np.random.default_rng(config.seed)
+    rng = np.random.default_rng(seed)
     order = rng.permutation(len(pairs))
     n_held = int(round(config.heldout * len(pairs)))
     held, train = [pairs[i] for i in order[:n_held]], [pairs[i] for i in order[n_held:]]
-    torch.manual_seed(config.seed)
+    torch.manual_seed(seed)
     model = RewardModel(backbone)
     optimizer = make_optimizer(model, config.lr)
     model.train()

@@ -1,117 +1,111 @@
 """RL fine-tuning with KL, PM or conditional-PM penalties: one readable loop (cleanrl-style).
 
-Per step: sample ``k`` completions per prompt from the policy, score them, subtract
-``beta * sum_t c_t`` with the per-token penalty of THEORY.md §4
+Per step: sample ``k`` completions of each prompt from the policy, score them, subtract
+``beta * sum_t c_t`` with the per-token penalty of docs/theory.md §4
 (:func:`pmrlhf.theory.penalty`), take leave-one-out (RLOO) advantages, and update the
-policy (optionally with a PPO-style clipped ratio over several inner epochs).
+policy (optionally with a PPO-style clipped ratio over several inner epochs). Each prompt
+runs through the model once per step; its key/value cache is shared by its ``k`` samples,
+in sampling and in the gradient pass alike.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import random
-from dataclasses import asdict, dataclass, field
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .._io import atomic_write_text
 from ..theory import penalty
 from ..theory.regularizers import check_regularizer
 from .models import flush_denormals, make_optimizer
-from .sequences import completion_mask, encode_prompt, left_pad, sample_completions, token_logprobs
+from .sequences import completion_mask, encode_prompt, left_pad, sample_shared
+from .sequences import shared_prompt_logprobs as logprobs
 
 
 @dataclass
 class RLConfig:
-    """Every knob of an RL run; serialises to JSON/YAML."""
+    """Every knob of an RL run; serialises to JSON/YAML. The seed is the run's, not here."""
 
     regularizer: str = "pm"  # kl | pm | cpm
     beta: float = 1.0
     alpha: float | None = None  # cpm only
-    steps: int = 60
-    prompts_per_step: int = 2
-    samples_per_prompt: int = 4  # k of RLOO
-    max_new_tokens: int = 8
-    lr: float = 2e-5
+    steps: int = 150
+    prompts_per_step: int | None = None  # None: every prompt of the task, every step
+    samples_per_prompt: int = 16  # k of RLOO
+    max_new_tokens: int | None = None  # None: the task's longest candidate, end token included
+    lr: float = 3e-5
+    lr_final: float = 0.1  # linear decay to lr * lr_final: late steps average out noise
     inner_epochs: int = 1
     clip: float | None = None  # PPO-style ratio clip; None: plain RLOO policy gradient
-    temperature: float = 1.0
-    top_p: float | None = None  # truncation changes the sampling distribution: off by default
-    top_k: int | None = None
+    temperature: float = 1.0  # no top-p / top-k: the theory assumes samples from pi itself
     max_grad_norm: float = 1.0
-    seed: int = 0
+    eval_every: int = 0  # 0: no evaluation during training (see train_rl's on_eval)
     checkpoint_every: int = 0  # 0: only at the end
-    extra: dict = field(default_factory=dict)
 
     def validate(self) -> RLConfig:
         check_regularizer(self.regularizer, ref_given=True, alpha=self.alpha)
-        if not self.beta > 0:
-            raise ValueError(f"beta must be > 0, got {self.beta}")
-        for name in ("steps", "prompts_per_step", "max_new_tokens", "inner_epochs"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive int, got {getattr(self, name)!r}")
-        if not isinstance(self.samples_per_prompt, int) or self.samples_per_prompt < 2:
+        for name in ("beta", "lr", "max_grad_norm", "temperature"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"rl.{name} must be a number, got {value!r}")
+            if not 0 < value < float("inf"):
+                raise ValueError(f"rl.{name} must be finite and > 0, got {value!r}")
+        if not 0 <= self.lr_final <= 1:
+            raise ValueError(f"rl.lr_final must lie in [0, 1], got {self.lr_final!r}")
+        for name in ("steps", "inner_epochs", "prompts_per_step", "max_new_tokens"):
+            value = getattr(self, name)
+            if value is None and name in ("prompts_per_step", "max_new_tokens"):
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"rl.{name} must be a positive int, got {value!r}")
+        for name in ("eval_every", "checkpoint_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"rl.{name} must be an int >= 0, got {value!r}")
+        k = self.samples_per_prompt
+        if isinstance(k, bool) or not isinstance(k, int) or k < 2:
             raise ValueError(
-                "samples_per_prompt must be >= 2 (the leave-one-out baseline needs two)"
+                f"rl.samples_per_prompt must be an int >= 2 (the leave-one-out baseline "
+                f"needs two), got {k!r}"
             )
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.clip is not None and not 0 < self.clip < 1:
+            raise ValueError(f"rl.clip must lie in (0, 1) or be null, got {self.clip!r}")
         return self
 
 
-DROPOUT_FIELDS = (
-    "dropout",
-    "attention_dropout",
-    "hidden_dropout",
-    "activation_dropout",
-    "resid_pdrop",
-    "embd_pdrop",
-    "attn_pdrop",
-    "hidden_dropout_prob",
-    "attention_probs_dropout_prob",
-)
-
-
-def has_dropout(model) -> bool:
-    """Whether train mode makes the forward pass random (dropout modules or config rates)."""
-    inner = getattr(model, "module", model)
-    config = getattr(inner, "config", None)
-    if any(float(getattr(config, name, 0.0) or 0.0) > 0 for name in DROPOUT_FIELDS):
-        return True
-    return any(isinstance(m, torch.nn.Dropout) and m.p > 0 for m in inner.modules())
-
-
-def _rng_state():
-    return {
-        "python": random.getstate(),
-        "torch": torch.get_rng_state(),
-    }
-
-
-def save_checkpoint(folder: Path, model, optimizer, step: int, history: list, generator) -> Path:
-    """Model (``save_pretrained``), optimizer, RNG states and history, moved in atomically."""
+def save_checkpoint(folder: Path, model, state: dict, history: list) -> Path:
+    """Model (``save_pretrained``), trainer state and history, moved in atomically."""
     folder = Path(folder)
-    tmp = folder.with_name(f".{folder.name}.tmp")
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
     model.save_pretrained(tmp)
-    torch.save(
-        {
-            "optimizer": optimizer.state_dict(),
-            "step": step,
-            "rng": _rng_state(),
-            "generator": generator.bit_generator.state,
-        },
-        tmp / "trainer_state.pt",
-    )
+    torch.save(state, tmp / "trainer_state.pt")
     (tmp / "history.json").write_text(json.dumps(history))
+    old = folder.with_name(f"{tmp.name}.old")
     if folder.exists():
-        import shutil
-
-        shutil.rmtree(folder)
-    os.replace(tmp, folder)
+        folder.rename(old)
+    tmp.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
     return folder
+
+
+def load_checkpoint(folder: Path, model) -> tuple[dict, list]:
+    """The state and history saved by :func:`save_checkpoint`; loads the weights in place."""
+    from safetensors.torch import load_file
+
+    weights = next(folder.glob("*model.safetensors"), None)  # PEFT: adapter_model.safetensors
+    if weights is None or not (folder / "trainer_state.pt").exists():
+        raise FileNotFoundError(f"no complete checkpoint in {folder}")
+    model.load_state_dict(load_file(weights), strict=False)
+    state = torch.load(folder / "trainer_state.pt", weights_only=False)
+    return state, json.loads((folder / "history.json").read_text())
 
 
 @flush_denormals
@@ -123,45 +117,56 @@ def train_rl(
     reward_fn,
     config: RLConfig,
     *,
+    seed: int,
     run_dir=None,
     resume: bool = False,
     progress: bool = True,
     accelerator=None,
+    on_eval: Callable[[int, object], dict] | None = None,
 ) -> list[dict]:
-    """Run the RL loop; return per-step metrics (also appended to ``run_dir/metrics.jsonl``).
+    """Run the RL loop; return per-step metrics (also written to ``run_dir/metrics.jsonl``).
 
-    ``reward_fn(prompt_index, completion_text, finished) -> float`` scores one sample.
-    ``ref`` is a frozen copy of the starting policy. With ``run_dir`` and ``resume=True``
-    the run continues from ``run_dir/checkpoint``.
+    ``reward_fn(prompt_index (B,), completion (B, Tc), completion_mask (B, Tc)) -> (B,)``
+    scores completions (e.g. :class:`~pmrlhf.lm_experiments.tasks.OracleReward`). ``ref``
+    is a frozen copy of the starting policy (unused by plain PM). ``seed`` drives prompt
+    choice and sampling. ``on_eval(step, policy) -> dict`` is called every
+    ``config.eval_every`` steps; its values join that step's record. With
+    ``run_dir`` and ``resume=True`` the run continues from ``run_dir/checkpoint``.
     """
     config.validate()
     rank = 0 if accelerator is None else accelerator.process_index
-    torch.manual_seed(config.seed + rank)
-    # Each process draws its own prompts; a single process keeps the plain seed.
-    rng = np.random.default_rng(config.seed if rank == 0 else [config.seed, rank])
+    # Each process draws its own prompts and samples; a single process keeps the plain seed.
+    rng = np.random.default_rng(seed if rank == 0 else [seed, rank])
+    sampler = torch.Generator().manual_seed(seed if rank == 0 else hash((seed, rank)) % 2**63)
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    reward_len = getattr(reward_fn, "max_len", None)
+    max_new = config.max_new_tokens or reward_len
+    if max_new is None:
+        raise ValueError("rl.max_new_tokens is required with a reward that has no max_len")
     optimizer = make_optimizer(policy, config.lr)
+    decay = lambda step: 1 - (1 - config.lr_final) * step / config.steps  # noqa: E731
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, decay)
     if accelerator is not None:
         policy, optimizer = accelerator.prepare(policy, optimizer)
+    unwrapped = policy if accelerator is None else accelerator.unwrap_model(policy)
     history, start = [], 0
     run_dir = None if run_dir is None else Path(run_dir)
     if resume:
-        checkpoint = run_dir / "checkpoint"
-        if not (checkpoint / "trainer_state.pt").exists():
-            raise FileNotFoundError(f"no checkpoint to resume from in {run_dir}")
-        state = torch.load(checkpoint / "trainer_state.pt", weights_only=False)
-        from safetensors.torch import load_file
-
-        policy.load_state_dict(load_file(checkpoint / "model.safetensors"), strict=False)
+        state, history = load_checkpoint(run_dir / "checkpoint", unwrapped)
         optimizer.load_state_dict(state["optimizer"])
-        random.setstate(state["rng"]["python"])
-        torch.set_rng_state(state["rng"]["torch"])
-        rng.bit_generator.state = state["generator"]
-        start, history = state["step"], json.loads((checkpoint / "history.json").read_text())
+        schedule.load_state_dict(state["schedule"])
+        random.setstate(state["python_rng"])
+        rng.bit_generator.state = state["numpy_rng"]
+        sampler.set_state(state["sampler"])
+        start = state["step"]
+    is_main = accelerator is None or accelerator.is_main_process
+    if run_dir is not None and is_main:  # the log holds each step once, also after a resume
+        atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
     prompts = [encode_prompt(tokenizer, p.messages) for p in task.prompts]
-    ref.eval()
+    per_step = config.prompts_per_step or len(prompts)
     k = config.samples_per_prompt
-    single_pass = config.inner_epochs == 1 and config.clip is None and not has_dropout(policy)
+    ref.eval()
+    policy.train()  # dropout is off in every model load_model returns: train == eval numerics
     bar = tqdm(
         range(start, config.steps),
         desc=f"rl[{config.regularizer}]",
@@ -170,60 +175,43 @@ def train_rl(
         total=config.steps,
     )
     for step in bar:
-        # 1. Sample k completions for each of a few prompts, from pi itself.
-        chosen = rng.choice(
-            len(prompts),
-            size=config.prompts_per_step,
-            replace=config.prompts_per_step > len(prompts),
+        # 1. Sample k completions of each chosen prompt, from pi itself.
+        chosen = (
+            np.arange(len(prompts))
+            if per_step == len(prompts)
+            else rng.choice(len(prompts), size=per_step, replace=per_step > len(prompts))
         )
-        p_ids, p_mask = left_pad([prompts[i] for i in chosen for _ in range(k)], pad)  # (B, Tp)
-        policy.eval()
-        unwrapped = policy if accelerator is None else accelerator.unwrap_model(policy)
-        completion = sample_completions(
+        p_ids, p_mask = left_pad([prompts[i] for i in chosen], pad)  # (P, Tp)
+        completion = sample_shared(
             unwrapped,
             p_ids,
             p_mask,
-            max_new_tokens=config.max_new_tokens,
+            samples=k,
+            max_new_tokens=max_new,
             eos_id=eos,
             pad_id=pad,
+            generator=sampler,
             temperature=config.temperature,
-            top_p=config.top_p,
-            top_k=config.top_k,
-        )  # (B, Tc)
+        )  # (B, Tc), B = P k, grouped by prompt
         c_mask, finished = completion_mask(completion, eos)  # (B, Tc), (B,)
-        # 2. Score: task reward minus beta times the summed per-token penalty.
-        texts = tokenizer.batch_decode(
-            completion * c_mask + pad * (1 - c_mask), skip_special_tokens=True
-        )
-        prompt_of = np.repeat(chosen, k)
-        reward = torch.tensor(
-            [
-                reward_fn(int(i), t, bool(f))
-                for i, t, f in zip(prompt_of, texts, finished, strict=True)
-            ]
-        )  # (B,)
-        with torch.no_grad():
-            ref_logp = token_logprobs(ref, p_ids, p_mask, completion, c_mask)  # (B, Tc)
-        # With one plain epoch and no dropout, the forward pass that carries the gradient
-        # also gives the penalty's log pi: no second forward (train mode keeps gradient
-        # checkpointing on; without dropout it computes the same pi as eval mode).
-        if single_pass:
-            policy.train()
-            logp = token_logprobs(policy, p_ids, p_mask, completion, c_mask)  # (B, Tc)
-            old_logp = logp.detach()
-        else:
+        reward = reward_fn(np.repeat(chosen, k), completion, c_mask).float()  # (B,)
+        ref_logp = None
+        if config.regularizer != "pm":  # plain PM's penalty needs no reference
             with torch.no_grad():
-                old_logp = token_logprobs(policy, p_ids, p_mask, completion, c_mask)  # (B, Tc)
-        c = penalty(old_logp, ref_logp, regularizer=config.regularizer, alpha=config.alpha) * c_mask
-        total = reward - config.beta * c.sum(-1)  # (B,)
-        # 3. Leave-one-out baseline within each prompt's k samples.
-        grouped = total.view(-1, k)  # (P, k)
-        advantage = (grouped - (grouped.sum(-1, keepdim=True) - grouped) / (k - 1)).view(-1)  # (B,)
-        # 4. Policy update (plain REINFORCE when clip is None and one inner epoch).
-        policy.train()
-        for _ in range(config.inner_epochs):
-            if not single_pass:
-                logp = token_logprobs(policy, p_ids, p_mask, completion, c_mask)  # (B, Tc)
+                ref_logp = logprobs(ref, p_ids, p_mask, completion, c_mask)  # (B, Tc)
+        for epoch in range(config.inner_epochs):
+            logp = logprobs(policy, p_ids, p_mask, completion, c_mask)  # (B, Tc)
+            if epoch == 0:
+                # 2. Score: reward minus beta times the summed per-token penalty, with log pi
+                # of the policy that sampled (this first pass: no dropout, same weights).
+                old_logp = logp.detach()
+                c = penalty(old_logp, ref_logp, regularizer=config.regularizer, alpha=config.alpha)
+                total = reward - config.beta * (c * c_mask).sum(-1)  # (B,)
+                # 3. Leave-one-out baseline within each prompt's k samples.
+                grouped = total.view(-1, k)  # (P, k)
+                baseline = (grouped.sum(-1, keepdim=True) - grouped) / (k - 1)  # (P, k)
+                advantage = (grouped - baseline).view(-1)  # (B,)
+            # 4. Policy update: REINFORCE with the RLOO advantage, or PPO's clipped ratio.
             if config.clip is None:
                 loss = -(advantage * logp.sum(-1)).mean()
             else:
@@ -238,31 +226,37 @@ def train_rl(
                 accelerator.backward(loss)
                 accelerator.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
             optimizer.step()
-            # Free the gradients now, not before the next backward: they would otherwise sit
-            # in memory (one model's size) through the next step's sampling and forward pass.
+            # Free the gradients now: they would otherwise sit in memory (a model's size)
+            # through the next step's sampling and forward passes.
             optimizer.zero_grad(set_to_none=True)
+        schedule.step()
         record = {
             "step": step + 1,
             "reward": float(reward.mean()),
-            "penalty": float(c.sum(-1).mean()),
-            "kl_to_ref": float(((old_logp - ref_logp) * c_mask).sum(-1).mean()),
+            "penalty": float((c * c_mask).sum(-1).mean()),
             "entropy": float(-old_logp.sum(-1).mean()),
             "finished": float(finished.float().mean()),
+            "lr": float(optimizer.param_groups[0]["lr"]),
             "loss": float(loss.detach()),
         }
+        if ref_logp is not None:
+            record["kl_to_ref"] = float((old_logp - ref_logp).sum(-1).mean())
+        if on_eval and config.eval_every and (step + 1) % config.eval_every == 0:
+            record |= on_eval(step + 1, unwrapped)
         history.append(record)
-        bar.set_postfix(reward=f"{record['reward']:.3f}", kl=f"{record['kl_to_ref']:.3f}")
-        is_main = accelerator is None or accelerator.is_main_process
+        bar.set_postfix(reward=f"{record['reward']:.3f}", penalty=f"{record['penalty']:.3f}")
         if run_dir is not None and is_main:
             with open(run_dir / "metrics.jsonl", "a") as handle:
                 handle.write(json.dumps(record) + "\n")
             every = config.checkpoint_every
             if (every and (step + 1) % every == 0) or step + 1 == config.steps:
-                save_checkpoint(
-                    run_dir / "checkpoint", unwrapped, optimizer, step + 1, history, rng
-                )
+                state = {
+                    "optimizer": optimizer.state_dict(),
+                    "schedule": schedule.state_dict(),
+                    "step": step + 1,
+                    "python_rng": random.getstate(),
+                    "numpy_rng": rng.bit_generator.state,
+                    "sampler": sampler.get_state(),
+                }
+                save_checkpoint(run_dir / "checkpoint", unwrapped, state, history)
     return history
-
-
-def config_to_dict(config: RLConfig) -> dict:
-    return asdict(config)

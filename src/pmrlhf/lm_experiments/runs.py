@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import yaml
@@ -18,17 +18,15 @@ REWARDS = ("oracle", "rm")
 
 @dataclass
 class RunConfig:
-    """A run: model, task, optional SFT, then RL. Serialises to YAML/JSON."""
+    """A run: model, task, SFT, then RL. Serialises to YAML/JSON. ``seed`` is the one seed
+    of the run: it reaches SFT, the reward model, RL sampling and the tiny models' init."""
 
     model: str = "smollm2-135m"
     task: str = "three_answers"
     seed: int = 0
-    sft_steps: int = 40
-    sft: SFTConfig = field(default_factory=SFTConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)  # sft.steps = 0: no fine-tuning
     rl: RLConfig = field(default_factory=RLConfig)
-    reward: str = (
-        "oracle"  # oracle: the task's exact BTL logits; rm: a reward model fitted to comparisons
-    )
+    reward: str = "oracle"  # oracle: the task's exact BTL logits; rm: a fitted reward model
     rm_pairs_per_prompt: int = 200
     rm: RewardConfig = field(default_factory=RewardConfig)
     dtype: str = "float32"
@@ -47,14 +45,17 @@ class RunConfig:
         if unknown:
             raise ValueError(f"config has unknown keys {sorted(unknown)}; known: {sorted(known)}")
         data = dict(data)
-        try:
-            data["sft"] = SFTConfig(**data.get("sft", {}))
-            data["rl"] = RLConfig(**data.get("rl", {}))
-            data["rm"] = RewardConfig(**data.get("rm", {}))
-        except TypeError as err:
-            raise ValueError(f"config: {err}") from None
-        if data.get("reward", "oracle") not in REWARDS:
-            raise ValueError(f"reward must be one of {REWARDS}, got {data['reward']!r}")
+        for key, kind in (("sft", SFTConfig), ("rl", RLConfig), ("rm", RewardConfig)):
+            part = data.get(key) or {}
+            if not isinstance(part, dict):
+                raise ValueError(f"config: {key} must be a mapping, got {part!r}")
+            allowed = {f.name for f in fields(kind)}
+            if set(part) - allowed:
+                raise ValueError(
+                    f"config: {key} has unknown keys {sorted(set(part) - allowed)}; "
+                    f"known: {sorted(allowed)}"
+                )
+            data[key] = kind(**part)
         return cls(**data)
 
     @classmethod
@@ -71,13 +72,38 @@ class RunConfig:
             ) from None
         return cls.from_dict(data or {})
 
-    def with_overrides(self, top: dict, rl: dict) -> RunConfig:
-        data = asdict(self)
-        data.update({k: v for k, v in top.items() if v is not None})
-        data["rl"].update({k: v for k, v in rl.items() if v is not None})
-        if data["rl"]["regularizer"] != "cpm":
-            data["rl"]["alpha"] = None if rl.get("alpha") is None else data["rl"]["alpha"]
-        return RunConfig.from_dict(data)
+    def with_overrides(self, top: dict, rl: dict, sft: dict | None = None) -> RunConfig:
+        """A copy with the given fields replaced (``None`` values are left as they are).
+        Switching away from ``cpm`` drops an inherited ``alpha``."""
+        keep = lambda values: {k: v for k, v in (values or {}).items() if v is not None}  # noqa: E731
+        rl_values = keep(rl)
+        if rl_values.get("regularizer", self.rl.regularizer) != "cpm" and "alpha" not in rl_values:
+            rl_values["alpha"] = None
+        return replace(
+            self,
+            **keep(top),
+            rl=replace(self.rl, **rl_values),
+            sft=replace(self.sft, **keep(sft)),
+        )
+
+    def validate(self):
+        """Check every field before anything is written or loaded; returns the task."""
+        from .models import resolve_name
+        from .tasks import load_task
+
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be an int >= 0, got {self.seed!r}")
+        resolve_name(self.model)
+        if self.reward not in REWARDS:
+            raise ValueError(f"reward must be one of {REWARDS}, got {self.reward!r}")
+        if self.dtype not in ("float32", "bfloat16", "float16"):
+            raise ValueError(f"dtype must be float32, bfloat16 or float16, got {self.dtype!r}")
+        n = self.rm_pairs_per_prompt
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"rm_pairs_per_prompt must be a positive int, got {n!r}")
+        self.sft.validate()
+        self.rl.validate()
+        return load_task(self.task)
 
 
 def run_one(config: RunConfig, out, *, resume: bool = False, progress: bool = True) -> dict:
@@ -86,14 +112,12 @@ def run_one(config: RunConfig, out, *, resume: bool = False, progress: bool = Tr
 
     import torch
 
-    from .compare import oracle_reward_fn
     from .evaluate import evaluate_candidates
     from .models import load_model
-    from .tasks import load_task
+    from .tasks import OracleReward
 
-    config.rl.validate()
+    task = config.validate()
     out = Path(out)
-    task = load_task(config.task)
     if resume and not (out / "checkpoint" / "trainer_state.pt").exists():
         raise FileNotFoundError(f"--resume: no checkpoint in {out}")
     if not resume and (out / "metrics.jsonl").exists():
@@ -117,11 +141,19 @@ def run_one(config: RunConfig, out, *, resume: bool = False, progress: bool = Tr
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "config.yaml", yaml.safe_dump(asdict(config), sort_keys=False))
     # The reference is the SFT model; on resume, SFT is redone from the same seed (deterministic).
-    sft = SFTConfig(**{**asdict(config.sft), "steps": config.sft_steps, "seed": config.seed})
-    if config.sft_steps:
-        sft_on_pairs(model, tokenizer, candidate_pairs(task), sft, progress=progress)
+    if config.sft.steps:
+        pairs, weights = candidate_pairs(task)
+        sft_on_pairs(
+            model,
+            tokenizer,
+            pairs,
+            config.sft,
+            seed=config.seed,
+            weights=weights,
+            progress=progress,
+        )
     reference = copy.deepcopy(model).eval()
-    reward_fn, rewards = oracle_reward_fn(task), None
+    reward_fn, rewards = OracleReward(task, tokenizer), None
     if config.reward == "rm":
         reward_fn, rewards, stats = _fit_reward_model(config, task, tokenizer, progress)
         if main:
@@ -133,6 +165,7 @@ def run_one(config: RunConfig, out, *, resume: bool = False, progress: bool = Tr
         task,
         reward_fn,
         config.rl,
+        seed=config.seed,
         run_dir=out,
         resume=resume,
         progress=progress and main,
@@ -157,16 +190,15 @@ def _fit_reward_model(config: RunConfig, task, tokenizer, progress: bool):
     """
     from .models import load_model
     from .reward_model import synthetic_pairs, train_reward_model
+    from .tasks import OracleReward
 
     backbone, _ = load_model(config.model, dtype=config.dtype, seed=config.seed + 1)
     pairs = synthetic_pairs(task, config.rm_pairs_per_prompt, rng=config.seed)
-    rm, stats = train_reward_model(backbone, tokenizer, pairs, config.rm, progress=progress)
+    rm, stats = train_reward_model(
+        backbone, tokenizer, pairs, config.rm, seed=config.seed, progress=progress
+    )
     rewards = [rm.score(tokenizer, p.messages, list(p.candidates)) for p in task.prompts]
     stats["candidate_scores"] = [r.tolist() for r in rewards]
-
-    def reward(prompt_index: int, text: str, finished: bool) -> float:
-        if not finished:  # truncated samples are not answers: below every candidate
-            return float(rewards[prompt_index].min() - task.off_candidate_margin)
-        return float(rm.score(tokenizer, task.prompts[prompt_index].messages, [text.strip()])[0])
-
-    return reward, rewards, stats
+    # Candidates (matched on token ids) earn the reward model's scores; anything else the
+    # off-candidate reward below them, as with the oracle.
+    return OracleReward(task, tokenizer, rewards=rewards), rewards, stats

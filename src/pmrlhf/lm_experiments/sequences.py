@@ -6,14 +6,22 @@ right-padded and their mask covers the tokens up to and including the first end 
 
 from __future__ import annotations
 
+import functools
 import inspect
 
 import torch
 
 
 def encode_prompt(tokenizer, messages) -> list[int]:
-    """Chat-template a conversation and return its token ids (generation prompt added)."""
-    text = tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False)
+    """Chat-template a conversation and return its token ids (generation prompt added).
+
+    A conversation without a system message gets an empty one: some templates (SmolLM2's)
+    otherwise insert a default system prompt of their own, tokens the task never asked for.
+    """
+    messages = list(messages)
+    if messages and messages[0].get("role") != "system":
+        messages = [{"role": "system", "content": ""}, *messages]
+    text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     return tokenizer(text, add_special_tokens=False).input_ids
 
 
@@ -78,58 +86,134 @@ def token_logprobs(model, prompt_ids, prompt_mask, completion_ids, completion_ma
 
 
 @torch.no_grad()
-def sample_completions(
+def candidate_logprobs(model, tokenizer, prompts) -> list[torch.Tensor]:
+    """Exact ``log pi(c | x)`` of every candidate by teacher forcing (docs/theory.md §5).
+
+    ``prompts`` are :class:`~pmrlhf.lm_experiments.tasks.TaskPrompt`; the end token is part
+    of each candidate. One forward pass over all prompts, their caches shared by their
+    candidates. Returns one tensor (C,) per prompt.
+    """
+    p_ids, p_mask = left_pad(
+        [encode_prompt(tokenizer, p.messages) for p in prompts], tokenizer.pad_token_id
+    )  # (P, Tp)
+    rows = [encode_response(tokenizer, c) for p in prompts for c in p.candidates]
+    c_ids, c_mask = right_pad(rows, tokenizer.pad_token_id)  # (B, Tc)
+    index = torch.tensor([i for i, p in enumerate(prompts) for _ in p.candidates])  # (B,)
+    flat = shared_prompt_logprobs(model, p_ids, p_mask, c_ids, c_mask, index).sum(-1)  # (B,)
+    return list(torch.split(flat, [len(p.candidates) for p in prompts]))
+
+
+@functools.cache
+def _cache_argument(forward) -> str:
+    """transformers >= 5.2 names the key/value cache ``cache``; earlier ``past_key_values``."""
+    return "cache" if "cache" in inspect.signature(forward).parameters else "past_key_values"
+
+
+def _forward(model, **kwargs):
+    """``model(**kwargs)`` with the cache under the installed transformers' name; returns
+    ``(logits, cache)``."""
+    inner = getattr(model, "module", model)  # DistributedDataParallel wraps the model
+    name = _cache_argument(type(inner).forward)
+    if "cache" in kwargs:
+        kwargs[name] = kwargs.pop("cache")
+    out = model(**kwargs)
+    return out.logits, out["cache"] if "cache" in out else out.get("past_key_values")
+
+
+def _prefill(model, prompt_ids, prompt_mask):
+    """One forward pass over the prompts: the logits of the first completion token and the
+    key/value cache. prompt_ids, prompt_mask: (P, Tp) left-padded. Returns (P, V), cache."""
+    positions = (prompt_mask.cumsum(-1) - 1).clamp(min=0)  # (P, Tp): left padding shifts
+    logits, cache = _forward(
+        model,
+        input_ids=prompt_ids,
+        attention_mask=prompt_mask,
+        position_ids=positions,
+        use_cache=True,
+        logits_to_keep=1,
+    )
+    return logits[:, -1].float(), cache  # (P, V)
+
+
+def _continue(model, cache, prompt_mask, tokens, offset):
+    """Feed ``tokens`` (B, T) after the prompts (``cache`` already indexed to B rows) and
+    ``offset`` earlier completion tokens. prompt_mask: (B, Tp). Returns logits (B, T, V)."""
+    b, t = tokens.shape
+    lengths = prompt_mask.sum(-1, keepdim=True)  # (B, 1)
+    positions = lengths + offset + torch.arange(t)[None]  # (B, T)
+    ones = torch.ones(b, offset + t, dtype=prompt_mask.dtype)
+    attention = torch.cat([prompt_mask, ones], dim=1)  # (B, Tp + offset + T)
+    logits, _ = _forward(
+        model,
+        input_ids=tokens,
+        attention_mask=attention,
+        position_ids=positions,
+        cache=cache,
+        use_cache=True,
+    )
+    return logits.float()  # (B, T, V)
+
+
+def shared_prompt_logprobs(
+    model, prompt_ids, prompt_mask, completion_ids, completion_mask_, prompt_index=None
+):
+    """``log pi(y_t | x, y_<t)`` of completions that share prompts, each prompt run once.
+
+    prompt_ids, prompt_mask: (P, Tp) left-padded; completion_ids, completion_mask_: (B, Tc);
+    ``prompt_index`` (B,): the prompt each completion answers (default: ``B / P`` completions
+    per prompt, grouped). The prompts' forward pass and key/value cache are shared by their
+    completions, gradients included (the cache is indexed, not recomputed). Returns (B, Tc),
+    0 where masked out. Equal to :func:`token_logprobs` on the repeated prompts.
+    """
+    if prompt_index is None:
+        k = completion_ids.shape[0] // prompt_ids.shape[0]
+        prompt_index = torch.arange(prompt_ids.shape[0]).repeat_interleave(k)
+    prompt_index = torch.as_tensor(prompt_index, dtype=torch.long)  # (B,)
+    first, cache = _prefill(model, prompt_ids, prompt_mask)  # (P, V)
+    cache.batch_select_indices(prompt_index)
+    logits = first[prompt_index][:, None]  # (B, 1, V)
+    if completion_ids.shape[1] > 1:
+        rest = _continue(
+            model, cache, prompt_mask[prompt_index], completion_ids[:, :-1], 0
+        )  # (B, Tc - 1, V)
+        logits = torch.cat([logits, rest], dim=1)  # (B, Tc, V)
+    picked = torch.gather(logits, 2, completion_ids[..., None]).squeeze(-1)  # (B, Tc)
+    return (picked - torch.logsumexp(logits, dim=-1)) * completion_mask_  # (B, Tc)
+
+
+@torch.no_grad()
+def sample_shared(
     model,
     prompt_ids,
     prompt_mask,
     *,
+    samples: int,
     max_new_tokens: int,
     eos_id: int,
     pad_id: int,
+    generator: torch.Generator,
     temperature: float = 1.0,
-    top_p: float | None = None,
-    top_k: int | None = None,
 ):
-    """Sample one completion per row from the policy itself.
+    """``samples`` completions of each prompt from the policy itself (no top-p / top-k:
+    the theory assumes samples from pi, docs/theory.md §4). The prompt runs once; its
+    cache is shared. Sampling draws from ``generator`` only: the same seed, the same text.
 
-    Temperature 1 with no top-p / top-k truncation by default: the theory (THEORY.md §4)
-    assumes samples from pi itself; truncation is an explicit, recorded option.
-    Returns completion ids (B, Tc) right-padded with ``pad_id`` after the first end token.
+    Returns completion ids (P * samples, Tc), grouped by prompt, right-padded with
+    ``pad_id`` after the first end token; ``Tc <= max_new_tokens``.
     """
-    out = model.generate(
-        input_ids=prompt_ids,
-        attention_mask=prompt_mask,
-        do_sample=True,
-        temperature=temperature,
-        top_p=1.0 if top_p is None else top_p,
-        top_k=0 if top_k is None else top_k,
-        max_new_tokens=max_new_tokens,
-        eos_token_id=eos_id,
-        pad_token_id=pad_id,
-    )
-    completion = out[:, prompt_ids.shape[1] :]  # (B, Tc)
-    mask, _ = completion_mask(completion, eos_id)
-    return torch.where(mask.bool(), completion, torch.full_like(completion, pad_id))
-
-
-@torch.no_grad()
-def candidate_logprobs(model, tokenizer, prompts, *, batch_size: int = 32) -> list[torch.Tensor]:
-    """Exact ``log pi(c | x)`` of every candidate by teacher forcing (THEORY.md §5).
-
-    ``prompts`` are :class:`~pmrlhf.lm_experiments.tasks.TaskPrompt`; the end token is part
-    of each candidate. Returns one tensor (C,) per prompt.
-    """
-    rows = [
-        (i, encode_prompt(tokenizer, p.messages), encode_response(tokenizer, c))
-        for i, p in enumerate(prompts)
-        for c in p.candidates
-    ]
-    scores = []
-    for start in range(0, len(rows), batch_size):
-        chunk = rows[start : start + batch_size]
-        p_ids, p_mask = left_pad([r[1] for r in chunk], tokenizer.pad_token_id)
-        c_ids, c_mask = right_pad([r[2] for r in chunk], tokenizer.pad_token_id)
-        scores.append(token_logprobs(model, p_ids, p_mask, c_ids, c_mask).sum(-1))  # (b,)
-    flat = torch.cat(scores)
-    sizes = [len(p.candidates) for p in prompts]
-    return list(torch.split(flat, sizes))
+    index = torch.arange(prompt_ids.shape[0]).repeat_interleave(samples)  # (B,)
+    logits, cache = _prefill(model, prompt_ids, prompt_mask)  # (P, V)
+    cache.batch_select_indices(index)
+    logits, mask = logits[index], prompt_mask[index]  # (B, V), (B, Tp)
+    tokens = []
+    done = torch.zeros(logits.shape[0], dtype=torch.bool)  # (B,)
+    for t in range(max_new_tokens):
+        probs = torch.softmax(logits / temperature, dim=-1)  # (B, V)
+        token = torch.multinomial(probs, 1, generator=generator).squeeze(-1)  # (B,)
+        token = torch.where(done, torch.full_like(token, pad_id), token)
+        tokens.append(token)
+        done |= token == eos_id
+        if done.all() or t + 1 == max_new_tokens:
+            break
+        logits = _continue(model, cache, mask, token[:, None], t)[:, -1]  # (B, V)
+    return torch.stack(tokens, dim=1)  # (B, Tc)

@@ -5,43 +5,92 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from .models import flush_denormals, make_optimizer
-from .sequences import encode_prompt, encode_response, left_pad, right_pad, token_logprobs
+from .sequences import (
+    encode_prompt,
+    encode_response,
+    left_pad,
+    right_pad,
+    shared_prompt_logprobs,
+)
 
 
 @dataclass
 class SFTConfig:
+    """Supervised fine-tuning of the reference; the seed is the run's, not here."""
+
     steps: int = 40
-    batch_size: int = 8
+    batch_size: int = 16  # a task with at most this many (prompt, answer) pairs: full batch
     lr: float = 5e-5
-    seed: int = 0
+
+    def validate(self) -> SFTConfig:
+        for name in ("steps", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"sft.{name} must be an int >= 0, got {value!r}")
+        if self.batch_size < 1:
+            raise ValueError(f"sft.batch_size must be >= 1, got {self.batch_size!r}")
+        lr = self.lr
+        if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr < float("inf"):
+            raise ValueError(f"sft.lr must be finite and > 0, got {lr!r}")
+        return self
 
 
 @flush_denormals
 def sft_on_pairs(
-    model, tokenizer, pairs, config: SFTConfig, *, progress: bool = True
+    model,
+    tokenizer,
+    pairs,
+    config: SFTConfig,
+    *,
+    seed: int,
+    weights=None,
+    progress: bool = True,
 ) -> list[float]:
-    """Maximize ``log pi(y|x)`` over ``pairs`` of (messages, response), sampled uniformly.
+    """Maximize ``sum_i q_i log pi(y_i|x_i)`` over ``pairs`` of (messages, response).
 
-    For a synthetic task, passing every (prompt, candidate) pair teaches the answer format
-    with roughly uniform mass on the candidates: a reference with high coverage and no
-    preference of its own. Returns the loss per step.
+    ``weights`` ``q`` (uniform by default) say how often each pair would be shown. With few
+    distinct pairs (a synthetic task) every step takes the full batch, each prompt run once
+    (:func:`~pmrlhf.lm_experiments.sequences.shared_prompt_logprobs`): the exact gradient,
+    whose optimum puts ``pi(y_i|x) = q_i / sum_{j: x_j = x} q_j``. With more pairs than
+    ``config.batch_size`` a batch is drawn with probabilities ``q`` by a generator seeded
+    with ``seed``. :func:`candidate_pairs` gives a task's pairs and its ``sft_weights``.
+    Returns the loss per step.
     """
     if not pairs:
         raise ValueError("pairs must not be empty")
-    encoded = [(encode_prompt(tokenizer, m), encode_response(tokenizer, r)) for m, r in pairs]
-    rng = np.random.default_rng(config.seed)
+    config.validate()
+    q = np.full(len(pairs), 1 / len(pairs)) if weights is None else np.asarray(weights, float)
+    if q.shape != (len(pairs),) or not np.all(np.isfinite(q)) or np.any(q < 0) or q.sum() <= 0:
+        raise ValueError("weights must hold one non-negative finite value per pair")
+    q = q / q.sum()
+    prompts, index, responses = [], [], []
+    for messages, response in pairs:
+        key = tuple(encode_prompt(tokenizer, messages))
+        if key not in prompts:
+            prompts.append(key)
+        index.append(prompts.index(key))
+        responses.append(encode_response(tokenizer, response))
+    index = np.asarray(index)
+    rng = np.random.default_rng(seed)
     optimizer = make_optimizer(model, config.lr)
     model.train()
     losses = []
     for _ in tqdm(range(config.steps), desc="sft", disable=not progress):
-        batch = [encoded[i] for i in rng.integers(len(encoded), size=config.batch_size)]
-        p_ids, p_mask = left_pad([b[0] for b in batch], tokenizer.pad_token_id)  # (B, Tp)
-        c_ids, c_mask = right_pad([b[1] for b in batch], tokenizer.pad_token_id)  # (B, Tc)
-        logp = token_logprobs(model, p_ids, p_mask, c_ids, c_mask)  # (B, Tc)
-        loss = -logp.sum() / c_mask.sum()
+        if len(pairs) <= config.batch_size:
+            rows, scale = np.arange(len(pairs)), torch.tensor(q)
+        else:
+            rows = rng.choice(len(pairs), size=config.batch_size, p=q)
+            scale = torch.full((len(rows),), 1 / len(rows), dtype=torch.float64)
+        used = sorted(set(index[rows].tolist()))  # the prompts this batch needs, run once each
+        p_ids, p_mask = left_pad([list(prompts[i]) for i in used], tokenizer.pad_token_id)
+        c_ids, c_mask = right_pad([responses[i] for i in rows], tokenizer.pad_token_id)
+        where = torch.tensor([used.index(i) for i in index[rows]])  # (B,)
+        logp = shared_prompt_logprobs(model, p_ids, p_mask, c_ids, c_mask, where)  # (B, Tc)
+        loss = -(scale.float() * logp.sum(-1)).sum()  # expected -log pi(y|x) under q
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)  # no stale gradients between steps or after
@@ -50,6 +99,12 @@ def sft_on_pairs(
     return losses
 
 
-def candidate_pairs(task) -> list[tuple]:
-    """Every (prompt messages, candidate) pair of a synthetic task."""
-    return [(p.messages, c) for p in task.prompts for c in p.candidates]
+def candidate_pairs(task) -> tuple[list[tuple], np.ndarray]:
+    """Every (prompt messages, candidate) pair of a synthetic task and how often SFT should
+    draw it: prompts equally, candidates by the prompt's ``sft_weights`` (default uniform)."""
+    pairs, weights = [], []
+    for p in task.prompts:
+        share = p.sft_weights or [1 / len(p.candidates)] * len(p.candidates)
+        pairs += [(p.messages, c) for c in p.candidates]
+        weights += [w / len(task.prompts) for w in share]
+    return pairs, np.asarray(weights)

@@ -12,10 +12,17 @@ File format (YAML or JSON), documented here once::
         population:                    # pmrlhf.simulate.Population over the candidates
           weights: [1.0]
           utilities: [[-0.51, -1.20, -2.30]]
+        sft_weights: [0.2, 0.3, 0.5]   # optional: how often SFT shows each candidate
+                                       # (default uniform); a biased reference
 
 Pairwise comparisons are sampled from the population (``sample_comparisons``); the oracle
 reward of a candidate is the BTL logit of its population first-choice probability, so the
 PM target ``softmax(r)`` is exactly the population's first-choice distribution.
+
+A completion earns a candidate's reward iff its token ids are the candidate's canonical
+encoding followed by the end token (:class:`OracleReward`); every other completion, a
+different tokenisation of the same text included, earns :meth:`off_candidate_reward`.
+Reward and evaluation then describe one distribution (docs/theory.md §7).
 """
 
 from __future__ import annotations
@@ -26,11 +33,14 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+import torch
 import yaml
+from scipy.special import log_softmax, logsumexp
 
+from .._validation import check_simplex
 from ..simulate import Population, sample_comparisons
 
-BUILTIN_TASKS = ("three_answers", "two_answers", "multi_group")
+BUILTIN_TASKS = ("three_answers", "two_answers", "multi_group", "biased_reference")
 DEFAULT_TASK = "three_answers"
 
 
@@ -39,6 +49,7 @@ class TaskPrompt:
     messages: tuple[dict, ...]
     candidates: tuple[str, ...]
     population: Population
+    sft_weights: tuple[float, ...] | None = None  # None: SFT shows every candidate equally
 
     @property
     def target(self) -> np.ndarray:
@@ -55,8 +66,15 @@ class SyntheticTask:
     source: str = field(default="", compare=False)
 
     def oracle_rewards(self) -> list[np.ndarray]:
-        """Per prompt, ``r(c) = log P_first(c)`` (BTL logits; mean-free up to a constant)."""
-        return [np.log(p.target) for p in self.prompts]
+        """Per prompt, ``r(c) = log P_first(c)`` (BTL logits, up to a constant), computed
+        in log space: ``log sum_k w_k softmax(u_k)(c)`` stays finite for any finite
+        utilities (a first-choice probability may underflow; its logarithm does not)."""
+        out = []
+        for p in self.prompts:
+            weights = p.population.weights
+            log_first = log_softmax(p.population.utilities, axis=-1)  # (K, C)
+            out.append(logsumexp(log_first, axis=0, b=weights[:, None]))  # (C,)
+        return out
 
     def off_candidate_reward(self, prompt_index: int) -> float:
         """Reward of any response outside the candidate set: below every candidate."""
@@ -80,6 +98,7 @@ class SyntheticTask:
                     "messages": list(p.messages),
                     "candidates": list(p.candidates),
                     "population": p.population.to_dict(),
+                    **({"sft_weights": list(p.sft_weights)} if p.sft_weights else {}),
                 }
                 for p in self.prompts
             ],
@@ -121,10 +140,24 @@ def _parse(data, source: str) -> SyntheticTask:
                 f"{where}: population utilities cover {population.n_items} items but there are "
                 f"{len(candidates)} candidates"
             )
-        parsed.append(TaskPrompt(tuple(messages), tuple(candidates), population))
+        sft_weights = item.get("sft_weights")
+        if sft_weights is not None:
+            try:
+                sft_weights = check_simplex(sft_weights, f"{where}: sft_weights")
+            except (ValueError, TypeError) as err:
+                raise ValueError(str(err)) from None
+            if sft_weights.shape != (len(candidates),):
+                raise ValueError(
+                    f"{where}: sft_weights has {sft_weights.size} entries but there are "
+                    f"{len(candidates)} candidates"
+                )
+            sft_weights = tuple(float(w) for w in sft_weights)
+        parsed.append(TaskPrompt(tuple(messages), tuple(candidates), population, sft_weights))
     margin = data.get("off_candidate_margin", 3.0)
-    if not isinstance(margin, int | float) or margin <= 0:
-        raise ValueError(f"task {source}: off_candidate_margin must be a positive number")
+    if isinstance(margin, bool) or not isinstance(margin, int | float) or not 0 < margin < np.inf:
+        raise ValueError(
+            f"task {source}: off_candidate_margin must be a positive finite number, got {margin!r}"
+        )
     return SyntheticTask(
         str(data.get("name", Path(source).stem)),
         tuple(parsed),
@@ -161,3 +194,54 @@ def load_task(name_or_path) -> SyntheticTask:
             f"task file {path} could not be parsed: {str(err).splitlines()[0]}"
         ) from None
     return _parse(data, str(path))
+
+
+def candidate_token_ids(task: SyntheticTask, tokenizer) -> list[list[list[int]]]:
+    """Per prompt, each candidate's canonical token ids followed by the end token."""
+    from .sequences import encode_response
+
+    return [[encode_response(tokenizer, c) for c in p.candidates] for p in task.prompts]
+
+
+class OracleReward:
+    """The task's exact reward of sampled completions, matched on token ids.
+
+    A completion is candidate ``c`` iff its tokens up to and including the first end token
+    equal ``c``'s canonical encoding plus the end token; it then earns ``r(c)``
+    (:meth:`SyntheticTask.oracle_rewards`); anything else earns the prompt's
+    off-candidate reward. Vectorized: one comparison of a (B, C, T) tensor.
+    """
+
+    def __init__(self, task: SyntheticTask, tokenizer, *, rewards=None):
+        ids = candidate_token_ids(task, tokenizer)
+        self.max_len = max(len(c) for cands in ids for c in cands)
+        width = max(len(cands) for cands in ids)
+        # (P, Cmax, L): candidates padded with -1 (never a token); missing candidates all -2.
+        table = torch.full((len(ids), width, self.max_len), -2, dtype=torch.long)
+        values = torch.full((len(ids), width), -np.inf, dtype=torch.float64)
+        rewards = task.oracle_rewards() if rewards is None else rewards
+        for i, (cands, reward) in enumerate(zip(ids, rewards, strict=True)):
+            for j, c in enumerate(cands):
+                table[i, j] = -1
+                table[i, j, : len(c)] = torch.tensor(c)
+                values[i, j] = float(reward[j])
+        self.table, self.values = table, values
+        # Below every candidate by the task's margin (docs/theory.md §7).
+        self.off = torch.tensor(
+            [float(np.min(r)) - task.off_candidate_margin for r in rewards], dtype=torch.float64
+        )
+
+    def __call__(self, prompt_index, completion, completion_mask_) -> torch.Tensor:
+        """prompt_index: (B,) ints; completion, completion_mask_: (B, Tc). Returns (B,)."""
+        prompt_index = torch.as_tensor(prompt_index, dtype=torch.long)
+        tokens = torch.where(completion_mask_.bool(), completion, torch.full_like(completion, -1))
+        tc = tokens.shape[1]
+        if tc < self.max_len:  # (B, L): cut to the candidates' width, padded as they are
+            tokens = torch.cat([tokens, tokens.new_full((len(tokens), self.max_len - tc), -1)], 1)
+        elif tc > self.max_len:
+            extra = tokens[:, self.max_len :]
+            tokens = torch.where((extra != -1).any(-1, keepdim=True), -3, tokens[:, : self.max_len])
+        match = (tokens[:, None, :] == self.table[prompt_index]).all(-1)  # (B, Cmax)
+        hit = match.any(-1)  # (B,)
+        value = self.values[prompt_index].gather(1, match.long().argmax(-1, keepdim=True))[:, 0]
+        return torch.where(hit, value, self.off[prompt_index])  # (B,)

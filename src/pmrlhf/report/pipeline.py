@@ -93,17 +93,27 @@ def _lm_model(config: ReproduceConfig) -> str:
     return config.lm_model or ("tiny-llama" if config.quick else "smollm2-135m")
 
 
-def _stage_lm(out: Path, config: ReproduceConfig) -> dict:
-    from ..lm_experiments import reproduce_compare
+def _lm_seeds(config: ReproduceConfig) -> tuple[int, ...]:
+    """Three seeds from ``config.seed`` on (two with ``quick``): means with intervals."""
+    return tuple(range(config.seed, config.seed + (2 if config.quick else 3)))
 
-    return reproduce_compare(
-        out / "lm",
-        model=_lm_model(config),
-        seed=config.seed,
-        quick=config.quick,
-        progress=config.progress,
-        resume=not config.force,  # an interrupted LM stage goes on with its next method
+
+def _stage_lm(out: Path, config: ReproduceConfig) -> dict:
+    from ..lm_experiments import FIGURES, CompareConfig, quick_config, run_compare
+
+    model, seeds = _lm_model(config), _lm_seeds(config)
+    compare = (
+        quick_config(model=model, seeds=seeds)
+        if config.quick
+        else CompareConfig(model=model, seeds=seeds)
     )
+    # An interrupted LM stage goes on with its next unfinished (seed, method).
+    summary = run_compare(compare, out / "lm", progress=config.progress, resume=not config.force)
+    names = ("summary.json", "summary.csv", *FIGURES)
+    return {
+        "summary": {k: summary[k] for k in ("task", "model", "seeds", "compute_seconds")},
+        "outputs": [str(out / "lm" / name) for name in names],
+    }
 
 
 def _stage_report(out: Path, config: ReproduceConfig) -> dict:
@@ -139,7 +149,7 @@ STAGES: tuple[Stage, ...] = (
         "lm",
         ("theory", "simulate", "lm_experiments"),
         _stage_lm,
-        lambda c: {"quick": c.quick, "seed": c.seed, "model": _lm_model(c)},
+        lambda c: {"quick": c.quick, "seeds": _lm_seeds(c), "model": _lm_model(c)},
     ),
     Stage(
         "report",

@@ -7,7 +7,7 @@ All functions are batched over leading axes; the response axis is ``axis`` (last
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import rel_entr
+from scipy.special import expit, rel_entr
 
 from .._validation import as_float_array, check_axis, check_simplex
 
@@ -123,7 +123,8 @@ def pairwise_pmd(log_pi_a, log_pi_b, reward_a, reward_b) -> dict[str, float]:
     -------
     dict
         ``kl_bernoulli``: mean ``KL(Bern(p_r) || Bern(p_pi))``;
-        ``abs_logodds_gap``: mean ``|(log pi(a) - log pi(b)) - (r(a) - r(b))|``.
+        ``abs_logodds_gap``: mean ``|(log pi(a) - log pi(b)) - (r(a) - r(b))|``;
+        ``abs_preference_gap``: mean ``|p_r - p_pi|``, bounded in [0, 1].
 
     Raises
     ------
@@ -145,6 +146,7 @@ def pairwise_pmd(log_pi_a, log_pi_b, reward_a, reward_b) -> dict[str, float]:
     return {
         "kl_bernoulli": float(_bernoulli_kl_from_logits(target_logit, model_logit).mean()),
         "abs_logodds_gap": float(np.abs(model_logit - target_logit).mean()),
+        "abs_preference_gap": float(np.abs(expit(target_logit) - expit(model_logit)).mean()),
     }
 
 
@@ -166,7 +168,8 @@ def pairwise_pmd_matrix(log_pi, reward, *, axis: int = -1) -> dict[str, float]:
     Returns
     -------
     dict
-        ``kl_bernoulli`` and ``abs_logodds_gap`` as in :func:`pairwise_pmd`.
+        ``kl_bernoulli``, ``abs_logodds_gap`` and ``abs_preference_gap`` as in
+        :func:`pairwise_pmd`.
 
     Raises
     ------

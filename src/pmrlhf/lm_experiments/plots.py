@@ -1,0 +1,178 @@
+"""Figures of a language-model comparison, drawn from its ``summary.json`` alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .._io import atomic_save_figure
+
+FIGURES = ("lm_compare.png", "lm_convergence.png", "lm_implied_preferences.png")
+COLORS = ["#7f7f7f", "#d62728", "#ff7f0e", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2"]
+
+
+def save_figures(out, summary: dict) -> list[Path]:
+    """Draw every figure of :data:`FIGURES` into ``out``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    for name, draw in zip(FIGURES, (_distributions, _convergence, _implied), strict=True):
+        figure = draw(summary)
+        paths.append(atomic_save_figure(Path(out) / name, figure))
+        plt.close(figure)
+    return paths
+
+
+def _title(summary: dict) -> str:
+    n = len(summary["seeds"])
+    return f"{summary['model']} on '{summary['task']}', {n} seed(s)"
+
+
+def _distributions(summary):
+    import matplotlib.pyplot as plt
+
+    names = list(summary["methods"])
+    prompts = summary["prompts"]
+    fig, axes = plt.subplots(
+        1, len(prompts) + 1, figsize=(3.4 * (len(prompts) + 1), 4.4), squeeze=False
+    )
+    axes = axes[0]
+    width = 0.8 / (len(names) + 1)
+    for j, (ax, prompt) in enumerate(zip(axes, prompts, strict=False)):
+        x = np.arange(len(prompt["candidates"]))
+        ax.bar(x, prompt["target"], width, color="black", label="target softmax(r)")
+        for m, name in enumerate(names):
+            values = summary["methods"][name]
+            cell = values["prompts"][j]
+            position = x + (m + 1) * width
+            ax.bar(position, cell["distribution"], width, color=COLORS[m % len(COLORS)], label=name)
+            if "optimum" in cell:
+                best = np.asarray(cell["optimum"][:-1])
+                if best.sum() > 1e-12:  # plain PM's optimum has no mass to renormalise
+                    ax.scatter(
+                        position,
+                        best / best.sum(),
+                        marker="_",
+                        s=90,
+                        color="black",
+                        zorder=3,
+                        label="exact optimum" if m == 1 else None,
+                    )
+        ax.set_xticks(x + width * len(names) / 2, prompt["candidates"], rotation=30, ha="right")
+        ax.set(
+            ylim=(0, 1),
+            title=f"prompt {j + 1}",
+            ylabel="probability among candidates (seed mean)" if j == 0 else None,
+        )
+    ax = axes[-1]
+    means = [summary["methods"][n]["mean"]["pairwise_pmd"] for n in names]
+    lows = [summary["methods"][n]["ci95"]["pairwise_pmd"][0] for n in names]
+    highs = [summary["methods"][n]["ci95"]["pairwise_pmd"][1] for n in names]
+    errors = np.nan_to_num([np.subtract(means, lows), np.subtract(highs, means)])
+    ax.bar(
+        range(len(names)),
+        means,
+        color=[COLORS[m % len(COLORS)] for m in range(len(names))],
+        yerr=errors,
+        capsize=3,
+    )
+    ax.set_xticks(range(len(names)), names, rotation=35, ha="right")
+    ax.set(
+        title="pairwise PMD (ours), mean\nand 95% t-interval (lower = better)",
+        ylabel="mean KL(Bern(p_r) || Bern(p_pi))",
+    )
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(
+        handles, labels, loc="lower center", ncol=min(len(labels), 7), fontsize=8, frameon=False
+    )
+    fig.suptitle(f"{_title(summary)}: candidate distributions after RL", fontsize=12)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    return fig
+
+
+def _convergence(summary):
+    import matplotlib.pyplot as plt
+
+    methods = {n: v for n, v in summary["methods"].items() if v["regularizer"] is not None}
+    fig, axes = plt.subplots(
+        1, len(methods), figsize=(3.6 * len(methods), 3.4), squeeze=False, sharey=True
+    )
+    for m, (ax, (name, values)) in enumerate(zip(axes[0], methods.items(), strict=True)):
+        curves = [np.asarray(c) for c in values["curves"] if c]
+        color = COLORS[(m + 1) % len(COLORS)]
+        for curve in curves:
+            ax.plot(curve[:, 0], curve[:, 1], color=color, alpha=0.35, lw=1)
+        if curves and all(len(c) == len(curves[0]) for c in curves):
+            mean = np.mean([c[:, 1] for c in curves], axis=0)
+            ax.plot(curves[0][:, 0], mean, color=color, lw=2.2, label="mean over seeds")
+        ax.axhline(0.1, color="black", ls="--", lw=0.8, label="0.1")
+        ax.set(
+            title=name,
+            xlabel="RL step",
+            ylim=(0, None),
+            ylabel="TV to the exact optimum" if m == 0 else None,
+        )
+        ax.legend(fontsize=7, loc="upper right")
+    fig.suptitle(
+        f"{_title(summary)}: distance to each method's optimum given the "
+        "reference (thin: one seed)",
+        fontsize=11,
+    )
+    fig.tight_layout()
+    return fig
+
+
+def implied_preferences(summary: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per method (and the reference): ``(p_r, p_pi)`` over every candidate pair of every
+    prompt and seed, oriented so that the reward prefers the first (docs/theory.md §5)."""
+    from scipy.special import expit
+
+    out = {}
+    for name, values in summary["methods"].items():
+        targets, implied = [], []
+        for prompt, cell in zip(summary["prompts"], values["prompts"], strict=True):
+            reward = np.log(np.asarray(prompt["target"], float))
+            log_pi = np.log(np.maximum(np.asarray(cell["distribution"], float), 1e-300))
+            i, j = np.triu_indices(reward.size, k=1)
+            swap = reward[j] > reward[i]
+            a, b = np.where(swap, j, i), np.where(swap, i, j)
+            targets.append(expit(reward[a] - reward[b]))
+            implied.append(expit(log_pi[a] - log_pi[b]))
+        out[name] = (np.concatenate(targets), np.concatenate(implied))
+    return out
+
+
+def _implied(summary):
+    import matplotlib.pyplot as plt
+
+    pairs = implied_preferences(summary)
+    fig, ax = plt.subplots(figsize=(6.4, 5.2))
+    markers = "osD^v<>p"
+    ax.plot([0.5, 1], [0.5, 1], color="black", lw=1, label="matches the preferences")
+    spread = 0.012  # side by side: every prompt of a task may share the same p_r values
+    for k, (name, (target, implied)) in enumerate(pairs.items()):
+        gap = summary["methods"][name]["mean"]["pairwise_abs_gap"]
+        ax.scatter(
+            target + spread * (k - (len(pairs) - 1) / 2),
+            implied,
+            s=36,
+            alpha=0.85,
+            color=COLORS[k % len(COLORS)],
+            marker=markers[k % len(markers)],
+            label=f"{name} (|gap| {gap:.3f})",
+        )
+    ax.set(
+        xlim=(0.45, 1.0),
+        ylim=(-0.02, 1.02),
+        xlabel="preference for the better answer, p_r = sigma(r(a) - r(b))",
+        ylabel="implied preference, pi(a) / (pi(a) + pi(b)) (seed mean)",
+        title=f"{_title(summary)}: every candidate pair\n"
+        "(diagonal = preference matching; 1 = collapse)",
+    )
+    ax.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    fig.tight_layout()
+    return fig

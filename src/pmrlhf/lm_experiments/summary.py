@@ -1,0 +1,178 @@
+"""From per-seed evaluations to ``summary.json``: means, t-intervals, per-prompt verdicts.
+
+``summary.json`` is a contract that scripts read::
+
+    seeds: [0, 1, 2]
+    methods:
+      NAME:
+        regularizer: kl | pm | cpm | null (the SFT reference)
+        beta, alpha
+        per_seed: [{metric: value}, ...]       # one dict per seed, in the order of seeds
+        mean: {metric: value}
+        ci95: {metric: [lo, hi]}               # two-sided Student-t interval over seeds
+        prompts: [{...}, ...]                  # per prompt: mean distributions and verdicts
+
+Metrics: :data:`~pmrlhf.lm_experiments.evaluate.METRICS`, plus for RL methods
+``tv_to_optimum`` and the optimum's own ``optimum_pairwise_pmd``, ``optimum_coverage`` and
+``optimum_bound`` (docs/theory.md §5, §7, §8).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+from .evaluate import METRICS
+
+REFERENCE = "reference (SFT)"
+COLLAPSE = 0.9  # a prompt where one answer holds more than this share of the candidate mass
+OPTIMUM_METRICS = ("tv_to_optimum", "optimum_pairwise_pmd", "optimum_coverage", "optimum_bound")
+
+
+def t_interval(values) -> tuple[float, float]:
+    """Two-sided 95% Student-t interval of the mean, ``mean +- t_{0.975, n-1} s / sqrt(n)``
+    (docs/theory.md §8); ``(nan, nan)`` for a single value (no spread to estimate).
+
+    Raises
+    ------
+    ValueError
+        Empty or non-finite ``values``.
+    """
+    values = np.asarray(values, dtype=float)
+    if values.ndim != 1 or values.size == 0:
+        raise ValueError(f"values must be a non-empty 1-d sequence, got shape {values.shape}")
+    if not np.all(np.isfinite(values)):
+        raise ValueError("values must be finite")
+    mean = float(values.mean())
+    if values.size < 2:
+        return float("nan"), float("nan")
+    half = stats.t.ppf(0.975, values.size - 1) * values.std(ddof=1) / np.sqrt(values.size)
+    return mean - float(half), mean + float(half)
+
+
+def seed_metrics(evaluation: dict, optimum: dict | None) -> dict:
+    """One seed's metrics of one method: the evaluation's means, and for an RL method the
+    distance to its optimum (candidates plus everything else, not renormalised)."""
+    from ..simulate.metrics import pairwise_pmd_matrix
+    from .optima import tv_with_other
+
+    row = {key: evaluation[key] for key in METRICS}
+    if optimum is None:
+        return row
+    tv, pmd, coverage = [], [], []
+    for prompt, best in zip(evaluation["prompts"], optimum["optimum"], strict=True):
+        mass = np.asarray(prompt["mass"])
+        tv.append(tv_with_other(np.append(mass, max(1 - mass.sum(), 0.0)), best))
+        best = np.asarray(best[:-1])
+        coverage.append(best.sum())
+        # The optimum's own pairwise PMD against the same reward (docs/theory.md §5).
+        log_best = np.log(np.maximum(best, np.finfo(float).tiny))
+        pmd.append(pairwise_pmd_matrix(log_best, prompt["reward"])["kl_bernoulli"])
+    row |= {
+        "tv_to_optimum": float(np.mean(tv)),
+        "optimum_pairwise_pmd": float(np.mean(pmd)),
+        "optimum_coverage": float(np.mean(coverage)),
+        "optimum_bound": float(np.mean(optimum["bound"])),
+    }
+    return row
+
+
+def verdicts(evaluation: dict, reference: dict) -> list[dict]:
+    """Per prompt: collapse (one answer above :data:`COLLAPSE` of the candidate mass) and
+    whether the method is further from the target than the reference (TV)."""
+    return [
+        {
+            "collapsed": bool(max(p["distribution"]) > COLLAPSE),
+            "worse_than_reference": bool(p["tv_to_target"] > r["tv_to_target"] + 1e-12),
+        }
+        for p, r in zip(evaluation["prompts"], reference["prompts"], strict=True)
+    ]
+
+
+def aggregate(seeds, methods, per_seed: dict[str, list[dict]]) -> dict:
+    """``summary["methods"]`` from ``per_seed[name]``: one dict per seed with ``evaluation``,
+    ``optimum`` (None for the reference) and ``curve``. ``methods``: the RL methods."""
+    spec = {m.name: m for m in methods}
+    out = {}
+    for name, runs in per_seed.items():
+        rows = [seed_metrics(run["evaluation"], run.get("optimum")) for run in runs]
+        keys = list(rows[0])
+        mean = {k: float(np.mean([r[k] for r in rows])) for k in keys}
+        ci95 = {k: list(t_interval([r[k] for r in rows])) for k in keys}
+        method = spec.get(name)
+        references = per_seed[REFERENCE]
+        prompts = []
+        for j in range(len(runs[0]["evaluation"]["prompts"])):
+            cells = [run["evaluation"]["prompts"][j] for run in runs]
+            judged = [
+                verdicts(run["evaluation"], ref["evaluation"])[j]
+                for run, ref in zip(runs, references, strict=True)
+            ]
+            entry = {
+                "distribution": np.mean([c["distribution"] for c in cells], 0).tolist(),
+                "mass": np.mean([c["mass"] for c in cells], 0).tolist(),
+                "tv_to_target": float(np.mean([c["tv_to_target"] for c in cells])),
+                "pairwise_pmd": float(np.mean([c["pairwise_pmd"] for c in cells])),
+                "mean_reward": float(np.mean([c["mean_reward"] for c in cells])),
+                "collapsed_seeds": sum(v["collapsed"] for v in judged),
+                "worse_than_reference_seeds": sum(v["worse_than_reference"] for v in judged),
+            }
+            if runs[0].get("optimum"):
+                entry["optimum"] = np.mean([r["optimum"]["optimum"][j] for r in runs], 0).tolist()
+            prompts.append(entry)
+        curves = [run.get("curve") or [] for run in runs]
+        out[name] = {
+            "regularizer": None if method is None else method.regularizer,
+            "beta": None if method is None else method.beta,
+            "alpha": None if method is None else method.alpha,
+            "per_seed": [{"seed": s, **r} for s, r in zip(seeds, rows, strict=True)],
+            "mean": mean,
+            "ci95": ci95,
+            "prompts": prompts,
+            "curves": curves,
+        }
+    return out
+
+
+def console_table(summary: dict) -> str:
+    """The comparison as text: mean and 95% interval of the main metrics, then the
+    per-prompt verdicts (collapse, worse than the reference)."""
+    columns = (
+        ("pairwise_pmd", "PMD (ours)"),
+        ("pairwise_abs_gap", "|pref gap|"),
+        ("tv_to_target", "TV target"),
+        ("minority_mass", "minority"),
+        ("coverage", "coverage"),
+        ("mean_reward", "reward"),
+        ("tv_to_optimum", "TV optimum"),
+    )
+    n = len(summary["seeds"])
+    lines = [f"means over {n} seed(s) {summary['seeds']}, [95% t-interval]"]
+    header = f"{'method':<16}" + "".join(f"{label:>22}" for _, label in columns)
+    lines.append(header)
+    for name, values in summary["methods"].items():
+        cells = []
+        for key, _ in columns:
+            if key not in values["mean"]:
+                cells.append(f"{'-':>22}")
+                continue
+            lo, hi = values["ci95"][key]
+            interval = "" if np.isnan(lo) else f" [{lo:.3g},{hi:.3g}]"
+            cells.append(f"{values['mean'][key]:.3g}{interval}".rjust(22))
+        lines.append(f"{name:<16}" + "".join(cells))
+    flags = []
+    for name, values in summary["methods"].items():
+        for j, prompt in enumerate(values["prompts"]):
+            if prompt["collapsed_seeds"]:
+                flags.append(
+                    f"  {name}, prompt {j + 1}: more than {COLLAPSE:.0%} of the candidate mass "
+                    f"on one answer in {prompt['collapsed_seeds']}/{n} seed(s)"
+                )
+            if name != REFERENCE and prompt["worse_than_reference_seeds"]:
+                flags.append(
+                    f"  {name}, prompt {j + 1}: further from the target than the reference "
+                    f"(TV) in {prompt['worse_than_reference_seeds']}/{n} seed(s)"
+                )
+    if flags:
+        lines += ["per-prompt verdicts:", *flags]
+    return "\n".join(lines)
