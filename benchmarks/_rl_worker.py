@@ -1,18 +1,29 @@
 """One side of the RL-step benchmark, in its own process (so peak memory is its own).
 
-    python -m benchmarks._rl_worker --side {pmrlhf,trl} --model NAME --steps N --warmup W \
-        --seed S --json OUT
+    python -m benchmarks._rl_worker --side {pmrlhf,trl} --setting {old,default} \
+        --model NAME --steps N --warmup W --seed S --json OUT
 
-Both sides: the same model (loaded by ``pmrlhf.lm_experiments.load_model``), the same two
-chat prompts, 4 samples per prompt, completions of at most ``max_new_tokens`` tokens,
-temperature 1 with no top-p / top-k, KL penalty ``beta``, AdamW at the same learning rate,
-gradient clipping at 1, float32 on the CPU, and the same cheap reward (``len(text) / 100``).
+Settings (the same on both sides):
 
-Step time is measured the same way on both sides: the reward function notes the clock the
-first time it is called in a step, and the time of step ``s`` is the gap between those
-notes at steps ``s`` and ``s + 1`` (a full cycle: update of ``s``, sampling of ``s + 1``).
-``warmup`` steps are dropped. Tokens are counted by re-tokenizing every scored completion
-(plus the end token when the completion finished), identically on both sides.
+* ``old``: the earlier benchmark's work: two long-answer chat prompts, 4 samples each, at
+  most ``--max-new-tokens`` (16) new tokens, learning rate 2e-5.
+* ``default``: the LM comparison's default ``RLConfig``: every prompt of the task
+  ``three_answers`` (4), 16 samples each, at most the task's longest candidate (end token
+  included) new tokens, learning rate ``RLConfig().lr``.
+
+Both sides: the same model (loaded by ``pmrlhf.lm_experiments.load_model``), the same chat
+prompts with an empty system message (as ``pmrlhf``'s ``encode_prompt`` sends them;
+SmolLM2's template would otherwise add its default system prompt), temperature 1 with no
+top-p / top-k, KL penalty ``beta``, AdamW at the same learning rate, gradient clipping at
+1, float32 on the CPU, and the same cheap reward (completion tokens / 100).
+
+Step time is measured the same way on both sides: the reward function notes the clock when
+it is called (once per step on both sides), and the time of step ``s`` is the gap between
+those notes at steps ``s`` and ``s + 1`` (a full cycle). ``warmup`` steps are dropped. Each
+step records its work exactly, from token ids: the length of each distinct prompt, the
+prompt of each sample and each sample's completion length (up to and including its first
+end token), so that the parent can count tokens and model FLOPs
+(:mod:`benchmarks.flops`).
 """
 
 from __future__ import annotations
@@ -24,84 +35,126 @@ import tempfile
 import time
 from pathlib import Path
 
-PROMPTS = (
+OLD_PROMPTS = (
     "Write a long story about a dragon who learns to bake bread.",
     "Explain in detail how a bicycle works, part by part.",
 )
-PROMPTS_PER_STEP = 2
-SAMPLES_PER_PROMPT = 4
+SETTINGS = ("old", "default")
 BETA = 0.05
-LEARNING_RATE = 2e-5
+OLD_LEARNING_RATE = 2e-5
+OLD_SAMPLES_PER_PROMPT = 4
+
+
+def setting_work(setting: str, tokenizer, max_new_tokens: int | None = None) -> dict:
+    """The work of a setting: the task, samples per prompt, new-token cap, learning rate."""
+    from pmrlhf.lm_experiments import RLConfig
+    from pmrlhf.lm_experiments.tasks import OracleReward, SyntheticTask, TaskPrompt, load_task
+    from pmrlhf.simulate import Population
+
+    if setting == "old":
+        task = SyntheticTask(
+            name="benchmark",
+            prompts=tuple(
+                TaskPrompt(
+                    ({"role": "user", "content": text},),
+                    ("yes", "no"),
+                    Population.btl([0.0, 0.0]),
+                )
+                for text in OLD_PROMPTS
+            ),
+        )
+        return {
+            "task": task,
+            "samples_per_prompt": OLD_SAMPLES_PER_PROMPT,
+            "max_new_tokens": max_new_tokens or 16,
+            "lr": OLD_LEARNING_RATE,
+        }
+    if setting == "default":
+        task = load_task("three_answers")
+        defaults = RLConfig()
+        return {
+            "task": task,
+            "samples_per_prompt": defaults.samples_per_prompt,
+            "max_new_tokens": max_new_tokens
+            or defaults.max_new_tokens
+            or OracleReward(task, tokenizer).max_len,
+            "lr": defaults.lr,
+        }
+    raise ValueError(f"setting must be one of {SETTINGS}, got {setting!r}")
+
+
+def chat(prompt) -> list[dict]:
+    """A task prompt's messages with the empty system message ``encode_prompt`` adds."""
+    messages = list(prompt.messages)
+    if messages and messages[0].get("role") != "system":
+        messages = [{"role": "system", "content": ""}, *messages]
+    return messages
 
 
 class StepClock:
-    """Notes when each step's scoring starts, and counts the completion tokens scored."""
+    """Notes when each step's scoring starts, and the work of that step in tokens."""
 
-    def __init__(self, tokenizer, completions_per_step: int, max_new_tokens: int):
-        self.tokenizer = tokenizer
-        self.max_new_tokens = max_new_tokens
-        self.per_step = completions_per_step
-        self.calls = 0
-        self.starts: list[float] = []
-        self.tokens: list[int] = []
+    def __init__(self):
+        self.steps: list[dict] = []
 
-    def score(self, texts: list[str], finished: list[bool]) -> list[float]:
-        for text, done in zip(texts, finished, strict=True):
-            if self.calls % self.per_step == 0:
-                self.starts.append(time.perf_counter())
-                self.tokens.append(0)
-            self.calls += 1
-            ids = self.tokenizer(text, add_special_tokens=False).input_ids
-            # Re-tokenizing decoded text can split differently; never count past the cap.
-            self.tokens[-1] += min(len(ids) + int(done), self.max_new_tokens)
-        return [len(text) / 100.0 for text in texts]
+    def record(self, prompt_of_row: list[int], completion_lengths: list[int], prompt_lengths):
+        """``prompt_of_row``: task prompt index of each sample; ``prompt_lengths``: tokens
+        of each task prompt. Stores distinct prompts in order of first appearance."""
+        now = time.perf_counter()
+        distinct = list(dict.fromkeys(prompt_of_row))
+        self.steps.append(
+            {
+                "start": now,
+                "prompts": distinct,
+                "prompt_lengths": [prompt_lengths[i] for i in distinct],
+                "rows_prompt": [distinct.index(i) for i in prompt_of_row],
+                "completion_lengths": [int(n) for n in completion_lengths],
+            }
+        )
 
 
-def run_pmrlhf(model, tokenizer, args, clock: StepClock) -> None:
+def run_pmrlhf(model, tokenizer, args, work: dict, clock: StepClock) -> None:
     import copy
 
     from pmrlhf.lm_experiments import RLConfig, train_rl
-    from pmrlhf.lm_experiments.tasks import SyntheticTask, TaskPrompt
-    from pmrlhf.simulate import Population
+    from pmrlhf.lm_experiments.sequences import encode_prompt
 
-    task = SyntheticTask(
-        name="benchmark",
-        prompts=tuple(
-            TaskPrompt(
-                ({"role": "user", "content": text},), ("yes", "no"), Population.btl([0.0, 0.0])
-            )
-            for text in PROMPTS
-        ),
-    )
+    task = work["task"]
+    lengths = [len(encode_prompt(tokenizer, p.messages)) for p in task.prompts]
     config = RLConfig(
         regularizer="kl",
         beta=BETA,
         steps=args.steps + args.warmup + 1,
-        prompts_per_step=PROMPTS_PER_STEP,
-        samples_per_prompt=SAMPLES_PER_PROMPT,
-        max_new_tokens=args.max_new_tokens,
-        lr=LEARNING_RATE,
+        prompts_per_step=len(task.prompts),
+        samples_per_prompt=work["samples_per_prompt"],
+        max_new_tokens=work["max_new_tokens"],
+        lr=work["lr"],
         max_grad_norm=1.0,
     )
     reference = copy.deepcopy(model).eval()
 
     def reward(prompt_index, completion, completion_mask):  # (B,), (B, Tc), (B, Tc) -> (B,)
-        import torch
-
-        eos = tokenizer.eos_token_id
-        finished = (completion == eos).any(-1).tolist()
-        texts = tokenizer.batch_decode(
-            torch.where(completion_mask.bool(), completion, eos), skip_special_tokens=True
-        )
-        return torch.tensor(clock.score(texts, finished))
+        counts = completion_mask.sum(-1)  # (B,)
+        clock.record([int(i) for i in prompt_index], counts.tolist(), lengths)
+        return counts.double() / 100.0
 
     train_rl(model, reference, tokenizer, task, reward, config, seed=args.seed, progress=False)
 
 
-def run_trl(model, tokenizer, args, clock: StepClock) -> None:
+def trl_prompt_ids(tokenizer, messages) -> list[int]:
+    """The prompt tokens TRL's RLOOTrainer feeds for a conversation (its own tokenisation)."""
+    out = tokenizer.apply_chat_template(
+        conversation=[messages], add_generation_prompt=True, tokenize=True, return_dict=True
+    )
+    return list(out["input_ids"][0])
+
+
+def run_trl(model, tokenizer, args, work: dict, clock: StepClock) -> None:
     from datasets import Dataset
     from trl import RLOOConfig, RLOOTrainer
 
+    task = work["task"]
+    k = work["samples_per_prompt"]
     # TRL builds its reference model from the policy's config path: give it a real folder.
     folder = Path(getattr(model.config, "_name_or_path", "") or "")
     scratch = tempfile.TemporaryDirectory(prefix="bench-trl-")
@@ -110,23 +163,23 @@ def run_trl(model, tokenizer, args, clock: StepClock) -> None:
         model.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
         model.config._name_or_path = str(folder)
-    dataset = Dataset.from_dict({"prompt": [[{"role": "user", "content": p}] for p in PROMPTS]})
-    eos = tokenizer.eos_token
+    conversations = [chat(p) for p in task.prompts]
+    lengths = [len(trl_prompt_ids(tokenizer, c)) for c in conversations]
+    index = {c[-1]["content"]: i for i, c in enumerate(conversations)}  # distinct questions
+    dataset = Dataset.from_dict({"prompt": conversations})
 
-    def reward(prompts, completions, **kwargs):
-        texts = [c[0]["content"] if isinstance(c, list) else c for c in completions]
-        ids = kwargs.get("completion_ids") or [[]] * len(texts)
-        finished = [bool(i) and i[-1] == tokenizer.eos_token_id for i in ids]
-        texts = [t.removesuffix(eos) if eos else t for t in texts]
-        return clock.score(texts, finished)
+    def reward(prompts, completions, completion_ids, **kwargs):
+        counts = [len(ids) for ids in completion_ids]
+        clock.record([index[p[-1]["content"]] for p in prompts], counts, lengths)
+        return [n / 100.0 for n in counts]
 
     config = RLOOConfig(
         output_dir=str(Path(scratch.name) / "out"),
-        per_device_train_batch_size=PROMPTS_PER_STEP * SAMPLES_PER_PROMPT,
-        num_generations=SAMPLES_PER_PROMPT,
-        max_completion_length=args.max_new_tokens,
+        per_device_train_batch_size=len(task.prompts) * k,
+        num_generations=k,
+        max_completion_length=work["max_new_tokens"],
         max_steps=args.steps + args.warmup + 1,
-        learning_rate=LEARNING_RATE,
+        learning_rate=work["lr"],
         beta=BETA,
         num_iterations=1,
         temperature=1.0,
@@ -154,13 +207,26 @@ def run_trl(model, tokenizer, args, clock: StepClock) -> None:
     scratch.cleanup()
 
 
+def trl_head_all_positions(device: str = "cpu") -> bool | None:
+    """Whether TRL's fused output layer scores every position (not only the completions')."""
+    try:
+        import torch
+        from trl.kernels.chunked_logprob import _use_triton
+    except ImportError:  # another TRL layout: unknown
+        return None
+    return not _use_triton(torch.device(device))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks._rl_worker")
     parser.add_argument("--side", choices=("pmrlhf", "trl"), required=True)
+    parser.add_argument("--setting", choices=SETTINGS, default="old")
     parser.add_argument("--model", default="tiny-llama")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--max-new-tokens", type=int, default=16)
+    parser.add_argument(
+        "--max-new-tokens", type=int, default=None, help="default: 16 (old), the task's (default)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, required=True)
     args = parser.parse_args(argv)
@@ -170,27 +236,45 @@ def main(argv=None) -> int:
     from pmrlhf._io import atomic_write_json
     from pmrlhf.lm_experiments import load_model
 
+    from .flops import model_dims
+
     torch.manual_seed(args.seed)
     started = time.perf_counter()
     model, tokenizer = load_model(args.model, seed=args.seed)
     load_seconds = time.perf_counter() - started
-    clock = StepClock(tokenizer, PROMPTS_PER_STEP * SAMPLES_PER_PROMPT, args.max_new_tokens)
+    dims = model_dims(model)
+    work = setting_work(args.setting, tokenizer, args.max_new_tokens)
+    clock = StepClock()
     started = time.perf_counter()
-    (run_pmrlhf if args.side == "pmrlhf" else run_trl)(model, tokenizer, args, clock)
+    (run_pmrlhf if args.side == "pmrlhf" else run_trl)(model, tokenizer, args, work, clock)
     train_seconds = time.perf_counter() - started
-    # Steps warmup .. warmup+steps-1, each measured up to the next step's scoring.
-    starts, tokens = clock.starts, clock.tokens
-    step_seconds = [starts[i + 1] - starts[i] for i in range(args.warmup, len(starts) - 1)]
-    step_tokens = tokens[args.warmup : len(starts) - 1]
+    # Steps warmup .. warmup+steps-1, each measured up to the next step's scoring; the last
+    # recorded step is kept too (its work is part of the cycle before it).
+    steps = clock.steps
+    step_seconds = [
+        steps[i + 1]["start"] - steps[i]["start"] for i in range(args.warmup, len(steps) - 1)
+    ]
     atomic_write_json(
         args.json,
         {
             "side": args.side,
+            "setting": args.setting,
             "model": args.model,
             "seed": args.seed,
+            "prompts_per_step": len(work["task"].prompts),
+            "samples_per_prompt": work["samples_per_prompt"],
+            "max_new_tokens": work["max_new_tokens"],
+            "lr": work["lr"],
+            "beta": BETA,
+            "dims": dims,
+            "trl_head_all_positions": trl_head_all_positions() if args.side == "trl" else None,
+            "warmup": args.warmup,
             "steps_recorded": len(step_seconds),
             "step_seconds": step_seconds,
-            "step_tokens": step_tokens,
+            "step_tokens": [
+                sum(s["completion_lengths"]) for s in steps[args.warmup : len(steps) - 1]
+            ],
+            "step_work": [{k: v for k, v in s.items() if k != "start"} for s in steps],
             "load_seconds": load_seconds,
             "train_seconds": train_seconds,
             "torch_threads": torch.get_num_threads(),
