@@ -1,8 +1,9 @@
 """``python -m benchmarks``: run the benchmarks, write raw results and BENCHMARKS.md.
 
-    python -m benchmarks                       # full (about 15 minutes on 2 quiet cores)
+    python -m benchmarks                       # full (about 35 minutes on 2 quiet cores)
     python -m benchmarks --quick               # small sizes, a few minutes at most
     python -m benchmarks --parts closed_forms,reward_fitting --quick
+    python -m benchmarks --parts rl_step --rl-settings old   # one RL setting only
     python -m benchmarks --report-only         # rebuild BENCHMARKS.md from stored results
 
 Raw results go to ``benchmarks/results/<part>.json`` (and ``.csv`` tables); BENCHMARKS.md
@@ -42,6 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--rl-settings",
+        default="old,default",
+        help="rl_step: comma-separated settings to run, of: old (2 prompts x 4 samples, at most "
+        "16 new tokens), default (the LM comparison's default RLConfig: 4 prompts x 16 "
+        "samples, the task's new-token cap); default: both",
+    )
+    parser.add_argument(
         "--out", type=Path, default=Path("BENCHMARKS.md"), help="the Markdown report to write"
     )
     parser.add_argument("--results-dir", type=Path, default=ROOT / "results")
@@ -64,6 +72,14 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    rl_settings = [s.strip() for s in args.rl_settings.split(",") if s.strip()]
+    bad = [s for s in rl_settings if s not in ("old", "default")]
+    if bad or not rl_settings:
+        print(
+            f"python -m benchmarks: unknown --rl-settings {bad}; choose from old, default",
+            file=sys.stderr,
+        )
+        return 2
     if args.seed < 0:
         print(f"python -m benchmarks: --seed must be >= 0, got {args.seed}", file=sys.stderr)
         return 2
@@ -78,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             results_dir=args.results_dir,
             command=f"python -m benchmarks {argv_text}".strip(),
+            options={"rl_step": {"settings": rl_settings}},
         )
     write_report(args.results_dir, out=args.out, figure=args.figure)
     print(f"wrote {args.out} and {args.figure} from {args.results_dir}")

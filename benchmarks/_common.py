@@ -20,7 +20,7 @@ import numpy as np
 @dataclass(frozen=True)
 class Size:
     """How much work each benchmark does: ``smoke`` (tests, seconds), ``quick`` (about a
-    minute), ``full`` (about 15 minutes on 2 cores)."""
+    minute), ``full`` (about 35 minutes on 2 cores)."""
 
     name: str
 

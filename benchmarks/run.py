@@ -26,11 +26,14 @@ def _flatten(rows: list[dict]) -> pd.DataFrame:
     return pd.json_normalize(rows, sep="_")
 
 
-def run_parts(parts, *, size: str, seed: int, results_dir, command: str, log=print) -> dict:
+def run_parts(
+    parts, *, size: str, seed: int, results_dir, command: str, log=print, options=None
+) -> dict:
     """Run each part in order; write ``<part>.json`` (and ``<part>.csv`` when it has rows).
 
     Every file carries its own metadata (date, size, seed, command, machine), so a report
-    assembled from parts run at different times says so.
+    assembled from parts run at different times says so. ``options`` maps a part to extra
+    keyword arguments of its ``run`` (e.g. ``{"rl_step": {"settings": ["old"]}}``).
     """
     if size not in SIZES:
         raise ValueError(f"size must be one of {SIZES}, got {size!r}")
@@ -42,7 +45,8 @@ def run_parts(parts, *, size: str, seed: int, results_dir, command: str, log=pri
         log(f"[{part}] size={size} seed={seed}")
         started_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         started = time.perf_counter()
-        result = module.run(Size(size), seed=seed, log=log)
+        extra = (options or {}).get(part, {})
+        result = module.run(Size(size), seed=seed, log=log, **extra)
         meta = {
             "part": part,
             "size": size,

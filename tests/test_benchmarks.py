@@ -145,6 +145,21 @@ def test_cli_rejects_unknown_part_and_reports_without_results(tmp_path):
             sys.executable,
             "-m",
             "benchmarks",
+            "--rl-settings",
+            "new",
+            "--out",
+            str(tmp_path / "B.md"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 2 and "unknown --rl-settings" in run.stderr
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
             "--report-only",
             "--results-dir",
             str(tmp_path / "none"),
@@ -159,3 +174,128 @@ def test_cli_rejects_unknown_part_and_reports_without_results(tmp_path):
     )
     assert run.returncode == 0, run.stderr
     assert "No results yet" in (tmp_path / "B.md").read_text()
+
+
+def _tiny_llama(vocab: int = 100, *, tied: bool = True):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        tie_word_embeddings=tied,
+    )
+    return LlamaForCausalLM(config)
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_flops_estimate_matches_a_hand_count(tied):
+    from benchmarks.flops import model_dims, rl_step_passes, step_flops
+
+    dims = model_dims(_tiny_llama(tied=tied))
+    # Per layer: q 32x32, k and v 32x16 (2 of 4 heads' width), o 32x32, MLP 3 x 32x64, two
+    # norms of 32; plus the final norm. Embedding and output layer excluded, tied or not.
+    per_layer = 32 * 32 + 2 * 32 * 16 + 32 * 32 + 3 * 32 * 64 + 2 * 32
+    n = 2 * per_layer + 32
+    assert dims["non_embedding_params"] == n == 18592
+    assert (dims["head_in"], dims["vocab"]) == (32, 100)
+    dv = 32 * 100
+    work = {"prompt_lengths": [5, 7], "rows_prompt": [0, 0, 1, 1]}
+    completions = [3, 2, 4, 1]  # 10 completion tokens
+    # pmrlhf: each prompt once (12) + completions (10) = 22 tokens per pass, logits at the
+    # 10 completion positions; sampling and reference forward (2), the update trained (6).
+    ours = rl_step_passes("pmrlhf", completion_lengths=completions, **work)
+    assert [(p["tokens"], p["logits"], p["trained"]) for p in ours] == [
+        (22, 10, False),
+        (22, 10, False),
+        (22, 10, True),
+    ]
+    assert step_flops(dims, ours) == (2 + 2 + 6) * (n * 22 + dv * 10)
+    # TRL: each row's prompt (5 + 5 + 7 + 7) + completions = 34 tokens per pass; generate
+    # has 10 logit rows, the other passes score every position but each row's last (30).
+    theirs = rl_step_passes("trl", completion_lengths=completions, **work)
+    assert step_flops(dims, theirs) == 2 * (n * 34 + dv * 10) + (2 + 2 + 6) * (n * 34 + dv * 30)
+    on_gpu = rl_step_passes(
+        "trl", completion_lengths=completions, trl_head_all_positions=False, **work
+    )
+    assert step_flops(dims, on_gpu) == (2 + 2 + 2 + 6) * (n * 34 + dv * 10)
+
+
+def test_matmul_rate_is_positive_and_finite():
+    import math
+
+    from benchmarks.flops import matmul_rate
+
+    rate = matmul_rate(64, repeats=3)
+    assert math.isfinite(rate["gflops"]) and rate["gflops"] > 0
+    assert rate["shape"] == [64, 64] and rate["threads"] >= 1
+
+
+def _fake_worker_result(side: str, round_index: int, seconds: list[float]) -> dict:
+    steps = len(seconds)
+    work = {"prompts": [0, 1], "prompt_lengths": [5, 7], "rows_prompt": [0, 0, 1, 1]}
+    return {
+        "ok": True,
+        "side": side,
+        "setting": "old",
+        "round": round_index,
+        "prompts_per_step": 2,
+        "samples_per_prompt": 2,
+        "max_new_tokens": 4,
+        "lr": 2e-5,
+        "beta": 0.05,
+        "dims": {"non_embedding_params": 1000, "head_in": 8, "vocab": 50, "total_params": 1400},
+        "trl_head_all_positions": True if side == "trl" else None,
+        "warmup": 1,
+        "steps_recorded": steps,
+        "step_seconds": seconds,
+        "step_tokens": [10] * steps,
+        "step_work": [work | {"completion_lengths": [3, 2, 4, 1]}] * (steps + 2),
+        "peak_rss_mib": 100.0 if side == "pmrlhf" else 120.0,
+    }
+
+
+def test_rl_step_summary_counts_cycles_and_reports_mfu(tmp_path):
+    from benchmarks import rl_step
+    from benchmarks.flops import rl_step_passes, step_flops
+    from benchmarks.report import _rl_step
+
+    runs = [
+        _fake_worker_result("pmrlhf", 0, [1.0, 1.0]),
+        _fake_worker_result("trl", 0, [2.0, 2.0]),
+    ]
+    result = rl_step._summarize_setting("old", runs, rate_gflops=1e-3)  # 1 MFLOP/s
+    dims = runs[0]["dims"]
+    work = runs[0]["step_work"][0]
+    passes = rl_step_passes("pmrlhf", **{k: v for k, v in work.items() if k != "prompts"})
+    # Identical steps: a cycle (update of s, sampling of s + 1) costs one step's FLOPs.
+    assert rl_step.cycle_flops(runs[0]) == [step_flops(dims, passes)] * 2
+    ours = result["summary"]["pmrlhf"]
+    assert ours["mfu"]["median"] == pytest.approx(step_flops(dims, passes) / 1.0 / 1e6)
+    assert ours["work"]["completion_tokens_mean"] == 2.5
+    assert result["trl_over_pmrlhf_seconds_per_step"]["median"] == 2.0
+    data = {
+        "config": {
+            "model": "tiny-llama",
+            "dtype": "float32",
+            "device": "cpu",
+            "beta_kl": 0.05,
+            "rounds": 1,
+            "warmup_steps": 1,
+            "steps_per_round": 2,
+            "trl_trainer": "trl",
+            "pmrlhf_trainer": "pmrlhf",
+        },
+        "matmul": {
+            "best": {"gflops": 0.001, "shape": [64, 64], "repeats": 3, "threads": 2},
+            "measurements": [{"gflops": 0.001}],
+        },
+        "settings": [result],
+    }
+    text = "\n".join(_rl_step(data))
+    assert "fp32 matmul rate of this machine: 0.001 GFLOP/s" in text
+    assert "### Setting `old`" in text and "MFU" in text and "Same work on both sides" in text
+    assert "pmrlhf MFU / TRL MFU" in text and "N = 1,000" in text
