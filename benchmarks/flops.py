@@ -6,7 +6,9 @@ non-embedding parameters (every parameter except those of ``nn.Embedding`` modul
 the output layer). The output layer is counted separately, only at the positions whose
 logits are computed: ``2 d V`` per position forward, ``6 d V`` trained (``d`` its input
 width, ``V`` the vocabulary). Attention scores (``~2 n_layer ctx d`` per token), norms and
-activations are left out, and so is padding: counts are real (unpadded) tokens.
+activations are left out, and so is padding: counts are real (unpadded) tokens. A pass
+counts its prompt and completion tokens, the last completion token included even where a
+pass never feeds it (one token per sample: a small overcount, the same on both sides).
 
 A step is a list of passes, each ``(name, tokens, logit_positions, trained)``;
 :func:`rl_step_passes` lists them for pmrlhf's ``train_rl`` and TRL's ``RLOOTrainer``.

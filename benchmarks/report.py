@@ -453,8 +453,10 @@ def _rl_step(data: dict) -> list[str]:
             else "; the output layer adds 2·d·V (6·d·V trained) at each position whose "
             "logits are computed"
         )
-        + ". Tokens are real tokens (padding left out); attention scores, norms and "
-        "activations are left out. pmrlhf runs each prompt once per pass (its cache shared "
+        + ". A pass counts its prompt and completion tokens (real tokens: the padding both "
+        "sides compute is left out; the last completion token is counted even in passes "
+        "that never feed it); attention scores, norms and activations are left out. "
+        "pmrlhf runs each prompt once per pass (its cache shared "
         "by its samples) and computes logits at completion positions only; TRL runs each "
         "row's prompt, generates with one logit row per new token, and its fused output "
         "layer scores every position but the last of each row on the CPU (only completion "
