@@ -32,6 +32,11 @@ README_FIGURES = (
         "collapse.png", "simulate/collapse.png", "pmrlhf.simulate.experiments.collapse:run_collapse"
     ),
     ReadmeFigure(
+        "lm_convergence.png",
+        "lm/lm_convergence.png",
+        "pmrlhf.lm_experiments.compare:run_compare",
+    ),
+    ReadmeFigure(
         "lm_implied_preferences.png",
         "lm/lm_implied_preferences.png",
         "pmrlhf.lm_experiments.compare:run_compare",

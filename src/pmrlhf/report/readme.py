@@ -21,43 +21,73 @@ START = "<!-- results:start (written by `pmrlhf reproduce`; do not edit by hand)
 END = "<!-- results:end -->"
 
 LM_COLUMNS = {
-    "method": "method",
-    "minority_mass": "minority mass",
-    "target_minority_mass": "target",
-    "coverage": "mass on candidates",
-    "kl_to_target": "KL to target",
+    "pairwise_pmd": "pairwise PMD (ours)",
+    "pairwise_abs_gap": "abs pref gap",
     "tv_to_target": "TV to target",
-    "pairwise_pmd": "pairwise PMD",
-    "pmd_improvement_over_kl_pct": "PMD vs KL-RLHF, % lower",
+    "minority_mass": "minority mass",
+    "coverage": "mass on candidates",
     "mean_reward": "mean reward",
+    "tv_to_optimum": "TV to its optimum",
 }
+OPTIMUM_COLUMNS = {
+    "optimum_pairwise_pmd": "optimum's PMD",
+    "optimum_coverage": "optimum's coverage",
+}
+
+
+def lm_table(summary: dict) -> pd.DataFrame:
+    """One row per method: mean and 95% t-interval of each metric, the optimum beside."""
+    rows = []
+    for name, values in summary["methods"].items():
+        row = {"method": name, "beta": _cell(values["beta"]), "alpha": _cell(values["alpha"])}
+        for key, label in LM_COLUMNS.items():
+            row[label] = _with_interval(values, key)
+        for key, label in OPTIMUM_COLUMNS.items():
+            row[label] = _cell(values["mean"].get(key))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _cell(value, spec: str = ".3g") -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def _with_interval(values: dict, key: str) -> str:
+    if key not in values["mean"]:
+        return "–"
+    mean = values["mean"][key]
+    lo, hi = values["ci95"][key]
+    if mean is None:
+        return "n/a"
+    if lo is None or hi is None or lo != lo:
+        return f"{mean:.3g}"
+    return f"{mean:.3g} [{lo:.3g}, {hi:.3g}]"
 
 
 def _lm_part(folder: Path) -> list[str]:
     summary = json.loads((folder / "summary.json").read_text())
-    table = pd.read_csv(folder / "summary.csv")[list(LM_COLUMNS)].rename(columns=LM_COLUMNS)
-    table = table.astype(object).where(table.notna(), "–")  # no KL baseline for the reference
     config = summary["config"]
-    methods = ", ".join(
-        f"{m['name']} (beta {m['beta']:g}" + (f", alpha {m['alpha']:g})" if m["alpha"] else ")")
-        for m in config["methods"]
-    )
+    rl, sft = config["rl"], config["sft"]
     setup = (
-        f"Model `{summary['model']}`, task `{summary['task']}`, seed {summary['seed']}: SFT on "
-        f"the candidates ({config['sft']['steps']} steps), then {config['rl']['steps']} RLOO "
-        f"steps per method ({config['rl']['prompts_per_step']} prompts x "
-        f"{config['rl']['samples_per_prompt']} samples, lr {config['rl']['lr']:g}, oracle "
-        f"reward) for {methods}; candidate probabilities exact by teacher forcing; "
-        f"{summary['seconds'] / 60:.1f} minutes. Means over the task's prompts:"
+        f"Model `{summary['model']}`, task `{summary['task']}`, seeds {summary['seeds']}: per "
+        f"seed, SFT on the candidates ({sft['steps']} full-batch steps), then "
+        f"{rl['steps']} RLOO steps per method (every prompt x {rl['samples_per_prompt']} "
+        f"samples per step, completions of at most {summary['max_new_tokens']} tokens, lr "
+        f"{rl['lr']:g} decaying to {rl['lr_final']:g} of it, oracle reward on token ids). "
+        f"{summary['compute_seconds'] / 60:.1f} minutes of compute on "
+        f"{summary['torch_threads']} torch thread(s). Mean [95% t-interval] over seeds; "
+        "'optimum' columns: each method's exact optimum given the trained reference:"
     )
     return [
         "![KL vs PM vs conditional PM on a real language model](figures/lm_compare.png)",
         "",
         setup,
         "",
-        markdown_table(table),
+        markdown_table(lm_table(summary)),
         "",
         *[p + "\n" for p in lm_paragraphs(summary)[1:]],
+        "![Distance to each method's optimum over RL steps](figures/lm_convergence.png)",
+        "",
     ]
 
 

@@ -92,11 +92,15 @@ EXPERIMENT_TEXT = {
 }
 
 LM_INTRO = (
-    "A real causal language model is fine-tuned with RLOO against the task's exact reward, "
-    "from the same SFT start and seed, with the KL, PM and conditional-PM penalties of "
-    "docs/theory.md §4; the probability of every candidate answer is computed exactly by teacher "
-    "forcing, and the pairwise preference-matching divergence (docs/theory.md §5) measures the "
-    "distance of the implied pairwise preferences to the task's."
+    "A real causal language model is fine-tuned with RLOO against the task's exact reward "
+    "(a completion is a candidate iff its token ids are the candidate's, docs/theory.md §7), "
+    "from the same SFT reference per seed, with the KL, PM and conditional-PM penalties of "
+    "docs/theory.md §4. Every candidate's probability is computed exactly by teacher forcing, "
+    "and each method's exact optimum given the trained reference is computed beside it "
+    "(docs/theory.md §7). Pairwise PMD is this project's definition (unbounded; "
+    "docs/theory.md §5); abs pref gap, the mean |sigma(r_a - r_b) - pi_a/(pi_a + pi_b)|, is its "
+    "bounded companion. Numbers are means over seeds with a 95% Student-t interval "
+    "(docs/theory.md §8)."
 )
 
 
@@ -105,66 +109,129 @@ def _num(value, spec: str = ".3g") -> str:
     return "n/a" if value is None else format(value, spec)
 
 
-def _collapsed_prompts(summary: dict, name: str) -> list[int]:
-    """1-based prompts where method ``name`` puts more than 95% of the candidate mass on one
-    answer while the target gives every answer less than 95%."""
-    out = []
-    targets = summary.get("targets", [])
-    distributions = summary["methods"][name].get("distributions", [])
-    for k, (target, dist) in enumerate(zip(targets, distributions, strict=False), start=1):
-        if None in dist or None in target:  # null: not finite
-            continue
-        if max(dist) > 0.95 and max(target) < 0.95:
-            out.append(k)
-    return out
+def _interval(values: dict, key: str) -> str:
+    mean = values.get("mean", {}).get(key)
+    lo, hi = values.get("ci95", {}).get(key, (None, None))
+    if lo is None or hi is None or lo != lo:  # null or nan: one seed
+        return _num(mean)
+    return f"{_num(mean)} [{_num(lo)}, {_num(hi)}]"
+
+
+def _find(summary: dict, regularizer: str, beta: float | None = None):
+    for name, values in summary.get("methods", {}).items():
+        if values.get("regularizer") == regularizer and (beta is None or values["beta"] == beta):
+            return name, values
+    return None, None
+
+
+def _below(a: dict, b: dict, key: str) -> bool | None:
+    """True when a's 95% interval of ``key`` lies entirely below b's, False when they
+    overlap, None when there is no interval (one seed) or a value is missing."""
+    try:
+        a_hi, b_lo = a["ci95"][key][1], b["ci95"][key][0]
+    except (KeyError, TypeError, IndexError):
+        return None
+    if a_hi is None or b_lo is None or a_hi != a_hi or b_lo != b_lo:
+        return None
+    return a_hi < b_lo
 
 
 def lm_paragraphs(summary: dict) -> list[str]:
-    """The LM section's prose, with the numbers of this run's ``summary.json``."""
+    """The LM section's prose, every statement decided by the numbers of ``summary.json``."""
     methods = summary.get("methods", {})
-    by_regularizer = {
-        m["regularizer"]: m for m in summary.get("config", {}).get("methods", []) if "name" in m
-    }
     paragraphs = [LM_INTRO]
-    kl, pm, cpm = (by_regularizer.get(k) for k in ("kl", "pm", "cpm"))
-    if kl is None or kl["name"] not in methods:
+    rl = {n: v for n, v in methods.items() if v.get("regularizer")}
+    if not rl:
         return paragraphs
-    kl_values = methods[kl["name"]]
-    sentences = [
-        f"KL-RLHF (beta = {kl['beta']:g}) leaves the minority answers "
-        f"{_num(kl_values['minority_mass'])} of the candidate mass, where the preferences give "
-        f"them {_num(kl_values['target_minority_mass'])}: preference collapse in a real model."
-    ]
-    for spec, what in ((cpm, "conditional PM"), (pm, "plain PM")):
-        if spec is None or spec["name"] not in methods:
+    converged, far = [], []
+    for name, values in rl.items():
+        distance = values.get("mean", {}).get("tv_to_optimum")
+        if distance is None:
             continue
-        values = methods[spec["name"]]
-        ours, theirs = values["pairwise_pmd"], kl_values["pairwise_pmd"]
-        change = 100 * (1 - ours / theirs) if ours is not None and theirs else None
+        (converged if distance <= 0.1 else far).append(f"{name} ({_num(distance, '.3f')})")
+    sentences = []
+    if converged:
         sentences.append(
-            f"With {what} the minority keeps {_num(values['minority_mass'])}, the pairwise "
-            f"divergence is {_num(ours)} ({_num(change, '.0f')}% below KL-RLHF's "
-            f"{_num(theirs)}) and {_num(values['coverage'])} of the policy's mass "
-            "stays on the candidate answers."
+            "Within 0.1 (mean TV) of its exact optimum given the reference: "
+            + ", ".join(converged)
+            + "."
         )
-        collapsed = _collapsed_prompts(summary, spec["name"]) if spec is cpm else []
-        if collapsed:
-            sentences.append(
-                "Conditional PM is not at the target everywhere: on prompt(s) "
-                f"{', '.join(map(str, collapsed))} it still puts more than 95% of the candidate "
-                f"mass on one answer after {summary['config']['rl']['steps']} RL steps."
-            )
+    if far:
+        sentences.append(
+            "Further than 0.1 from its optimum, so its numbers describe training, not the "
+            "objective: " + ", ".join(far) + "."
+        )
     paragraphs.append(" ".join(sentences))
-    closing = (
-        "The paper reports a 29-41% reduction of the divergence at OPT-1.3B and Llama-2-7B "
-        f"scale; this run fine-tunes {summary.get('model', 'a small model')}."
+    sentences = []
+    kl_small = next(
+        ((n, v) for n, v in rl.items() if v["regularizer"] == "kl" and v["beta"] < 1), (None, None)
     )
-    coverage = methods.get(pm["name"], {}).get("coverage") if pm is not None else None
-    if coverage is not None and coverage < 0.5:
-        closing = (
-            "Plain PM rewards entropy on every token, so it spreads mass over text that is not "
-            "an answer (its coverage above): this is why the paper uses conditional PM for "
-            "language models (docs/theory.md §4). " + closing
+    if kl_small[0]:
+        name, values = kl_small
+        mass = values["mean"].get("minority_mass")
+        target = values["mean"].get("target_minority_mass")
+        share = None if mass is None or not target else mass / target
+        if share is None:
+            verdict = "."
+        elif share < 0.5:
+            verdict = f" ({_num(100 * share, '.1f')}% of it): preference collapse."
+        else:
+            verdict = f" ({_num(100 * share, '.0f')}% of it): no collapse in this run."
+        sentences.append(
+            f"{name} leaves the minority answers {_num(mass)} of the candidate mass where the "
+            f"preferences give them {_num(target)}" + verdict
         )
-    paragraphs.append(closing)
+    cpm_name, cpm = _find(summary, "cpm", 1.0)
+    for other_name, other in ((kl_small[0], kl_small[1]), _find(summary, "kl", 1.0)):
+        if cpm is None or other is None:
+            continue
+        verdict = _below(cpm, other, "pairwise_pmd")
+        text = (
+            f"{cpm_name}'s pairwise PMD {_interval(cpm, 'pairwise_pmd')} against {other_name}'s "
+            f"{_interval(other, 'pairwise_pmd')}: "
+        )
+        if verdict is True:
+            text += "its interval lies entirely below"
+        elif verdict is False:
+            text += "the intervals overlap, so this difference is no result"
+        else:
+            text += "one seed, no interval"
+        optimum_a = cpm["mean"].get("optimum_pairwise_pmd")
+        optimum_b = other["mean"].get("optimum_pairwise_pmd")
+        if optimum_a is not None and optimum_b is not None:
+            text += f" (their exact optima: {_num(optimum_a)} vs {_num(optimum_b)})"
+        sentences.append(text + ".")
+    pm_name, pm = _find(summary, "pm", 1.0)
+    if pm is not None:
+        sentences.append(
+            f"{pm_name} keeps {_num(pm['mean'].get('coverage'))} of its mass on the candidate "
+            f"answers (its optimum: {_num(pm['mean'].get('optimum_coverage'))}): plain PM "
+            "rewards entropy on every token and spreads over text that is not an answer, which "
+            "is why conditional PM exists (docs/theory.md §4)."
+        )
+    paragraphs.append(" ".join(sentences))
+    reference = methods.get("reference (SFT)")
+    if reference is not None:
+        ref_tv = reference["mean"].get("tv_to_target")
+        beaten_by_ref = [
+            n
+            for n, v in rl.items()
+            if ref_tv is not None
+            and v["mean"].get("tv_to_target") is not None
+            and v["mean"]["tv_to_target"] > ref_tv
+        ]
+        if beaten_by_ref:
+            paragraphs.append(
+                f"The SFT reference itself (TV to the target {_num(ref_tv)}) is closer to the "
+                f"preferences than {', '.join(beaten_by_ref)}."
+            )
+    flagged = []
+    for name, values in methods.items():
+        for j, prompt in enumerate(values.get("prompts", []), start=1):
+            if prompt.get("collapsed_seeds"):
+                flagged.append(f"{name} on prompt {j} ({prompt['collapsed_seeds']} seed(s))")
+    if flagged:
+        paragraphs.append(
+            "More than 90% of the candidate mass on one answer: " + "; ".join(flagged) + "."
+        )
     return paragraphs

@@ -80,14 +80,12 @@ def _lm_sections(out: Path) -> list[Section]:
     section = Section(
         "Language model: KL vs PM vs conditional PM", paragraphs=lm_paragraphs(summary)
     )
-    methods = summary.get("methods", summary)
-    rows = [
-        {"method": name, **{k: v for k, v in values.items() if isinstance(v, int | float)}}
-        for name, values in methods.items()
-        if isinstance(values, dict)
-    ]
-    if rows:
-        section.tables.append(("Per-method evaluation (summary.json)", pd.DataFrame(rows)))
+    from .readme import lm_table
+
+    if summary.get("methods"):
+        section.tables.append(
+            ("Mean [95% t-interval] over seeds (summary.json)", lm_table(summary))
+        )
     for png in sorted(folder.glob("*.png")):
         section.figures.append((png.stem.replace("_", " "), png))
     return [section]

@@ -1,0 +1,146 @@
+"""``pmrlhf lm compare``: seeds, the summary.json contract, resume, determinism."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from pmrlhf.lm_experiments import compare
+from pmrlhf.lm_experiments.summary import REFERENCE
+
+METRICS = {
+    "pairwise_pmd", "pairwise_abs_gap", "tv_to_target", "kl_to_target", "minority_mass",
+    "target_minority_mass", "coverage", "mean_reward",
+}  # fmt: skip
+
+
+def _quick(**changes):
+    config = compare.quick_config("two_answers", "tiny-llama", seeds=(0, 1))
+    for key, value in changes.items():
+        setattr(config, key, value)
+    return config
+
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory):
+    out = tmp_path_factory.mktemp("fresh")
+    return out, compare.run_compare(_quick(), out, progress=False)
+
+
+def test_summary_follows_its_contract(fresh):
+    out, summary = fresh
+    assert summary["seeds"] == [0, 1]
+    assert list(summary["methods"]) == [REFERENCE, *(m.name for m in compare.DEFAULT_METHODS)]
+    for name, values in summary["methods"].items():
+        rl = name != REFERENCE
+        assert values["regularizer"] == (None if not rl else values["regularizer"])
+        keys = METRICS | ({"tv_to_optimum", "optimum_pairwise_pmd", "optimum_coverage"} if rl
+                          else set())  # fmt: skip
+        assert keys <= set(values["mean"]) and keys <= set(values["ci95"])
+        assert len(values["per_seed"]) == 2 and [r["seed"] for r in values["per_seed"]] == [0, 1]
+        for key in keys:
+            seeds = [r[key] for r in values["per_seed"]]
+            assert values["mean"][key] == pytest.approx(sum(seeds) / 2)
+            lo, hi = values["ci95"][key]
+            assert lo <= values["mean"][key] <= hi
+        assert 0 <= values["mean"]["pairwise_abs_gap"] <= 1
+    json.loads((out / "summary.json").read_text())  # strict JSON
+    table = pd.read_csv(out / "summary.csv")
+    assert {"pairwise_pmd_lo", "pairwise_pmd_hi", "tv_to_optimum"} <= set(table.columns)
+    for name in ("lm_compare.png", "lm_convergence.png", "lm_implied_preferences.png"):
+        assert (out / name).stat().st_size > 0
+
+
+def test_convergence_curves_start_at_step_0_and_end_at_the_evaluation(fresh):
+    _, summary = fresh
+    for name, values in summary["methods"].items():
+        if name == REFERENCE:
+            continue
+        for curve, row in zip(values["curves"], values["per_seed"], strict=True):
+            assert [step for step, _ in curve] == [0, 1, 2, 3]
+            assert curve[-1][1] == pytest.approx(row["tv_to_optimum"])
+
+
+def test_same_seeds_give_bit_identical_results(fresh, tmp_path):
+    _, summary = fresh
+    again = compare.run_compare(_quick(), tmp_path, progress=False)
+    assert again["methods"] == summary["methods"]
+
+
+def test_interrupted_compare_resumes_with_the_next_method(fresh, tmp_path, monkeypatch):
+    _, summary = fresh
+    real_train_rl, calls, interrupt = compare.train_rl, [], [True]
+
+    def interrupted(*args, **kwargs):
+        calls.append((kwargs["seed"], args[5].regularizer, args[5].beta))
+        if interrupt[0] and len(calls) == 6:  # seed 1's second method
+            raise RuntimeError("interrupted")  # as if the process were killed here
+        return real_train_rl(*args, **kwargs)
+
+    monkeypatch.setattr(compare, "train_rl", interrupted)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        compare.run_compare(_quick(), tmp_path, progress=False)
+    calls.clear()
+    interrupt[0] = False
+    resumed = compare.run_compare(_quick(), tmp_path, progress=False)
+    assert calls == [(1, "kl", 1.0), (1, "pm", 1.0), (1, "cpm", 1.0)]  # the rest only
+    assert resumed["methods"] == summary["methods"]  # the same numbers as one pass
+    # Everything stored: no model is loaded at all.
+    monkeypatch.setattr(compare, "load_model", lambda *a, **k: pytest.fail("model loaded"))
+    assert compare.run_compare(_quick(), tmp_path, progress=False)["methods"] == resumed["methods"]
+
+
+def test_changed_settings_or_restart_retrain(tmp_path, monkeypatch):
+    config = _quick(seeds=(0,), methods=compare.DEFAULT_METHODS[:1])
+    compare.run_compare(config, tmp_path, progress=False)
+    real_train_rl, calls = compare.train_rl, []
+
+    def counted(*args, **kwargs):
+        calls.append(args[5].regularizer)
+        return real_train_rl(*args, **kwargs)
+
+    monkeypatch.setattr(compare, "train_rl", counted)
+    config.rl.steps += 1  # another setting: the stored result is stale
+    compare.run_compare(config, tmp_path, progress=False)
+    compare.run_compare(config, tmp_path, progress=False, resume=False)
+    assert calls == ["kl", "kl"]
+    path = tmp_path / "seed0" / "runs" / "KL_b=0.1" / "eval.json"
+    path.write_text("{cut short")  # malformed: redone
+    compare.run_compare(config, tmp_path, progress=False)
+    assert calls == ["kl", "kl", "kl"]
+
+
+def test_grid_has_kl_pm_and_cpm_at_every_beta():
+    names = [m.name for m in compare.grid_methods([0.5, 1], [0.2])]
+    assert names == ["KL b=0.5", "KL b=1", "PM b=0.5", "PM b=1", "cPM b=0.5 a=0.2",
+                     "cPM b=1 a=0.2"]  # fmt: skip
+    with pytest.raises(ValueError, match="betas"):
+        compare.grid_methods([0.0], [0.1])
+    with pytest.raises(ValueError, match="alphas"):
+        compare.grid_methods([0.1], [1.5])
+    with pytest.raises(ValueError, match="at least one"):
+        compare.grid_methods([], [0.1])
+
+
+@pytest.mark.parametrize(
+    "seeds,match",
+    [((), "at least one"), ((-1,), "non-negative"), ((0, 0), "distinct"), ((0.5,), "ints"),
+     (3, "list")],
+)  # fmt: skip
+def test_bad_seeds_are_refused_before_anything_is_written(tmp_path, seeds, match):
+    with pytest.raises(ValueError, match=match):
+        compare.run_compare(_quick(seeds=seeds), tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_compare_prints_intervals_and_verdicts(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "pmrlhf.cli", "lm", "compare", "--quick", "--model",
+         "tiny-llama", "--task", "two_answers", "--seeds", "3", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "means over 1 seed(s) [3]" in result.stdout
+    assert json.loads((tmp_path / "summary.json").read_text())["seeds"] == [3]
