@@ -123,6 +123,40 @@ def test_resume_continues_exactly_and_logs_each_step_once(tmp_path):
     assert not [p for p in first.iterdir() if p.name.startswith(".")]  # no staging left
 
 
+@pytest.mark.parametrize("minutes,saved", [(1.0, [2, 3]), (0.0, [3]), (5.0, [3])])
+def test_checkpoint_minutes_checkpoint_after_that_much_work(tmp_path, monkeypatch, minutes, saved):
+    from pmrlhf.lm_experiments import rl
+
+    clock = iter(range(0, 10_000, 40))  # each reading of the clock: 40 s later
+    monkeypatch.setattr(rl, "_clock", lambda: next(clock))
+    steps, save = [], rl.save_checkpoint
+    monkeypatch.setattr(
+        rl,
+        "save_checkpoint",
+        lambda f, m, state, h: steps.append(state["step"]) or save(f, m, state, h),
+    )
+    _train("pm", run_dir=tmp_path, steps=3, checkpoint_minutes=minutes)
+    assert steps == saved
+
+
+def test_checkpoint_staging_left_by_a_kill_is_cleaned_up(tmp_path):
+    from pmrlhf.lm_experiments.rl import remove_checkpoint_staging
+
+    _train("pm", run_dir=tmp_path, steps=1)
+    checkpoint = tmp_path / "checkpoint"
+    # Killed while staging: an incomplete staging folder; removed, the checkpoint kept.
+    (tmp_path / ".checkpoint.abcd1234.tmp").mkdir()
+    (tmp_path / ".checkpoint.abcd1234.tmp" / "model.safetensors").write_bytes(b"half")
+    assert len(remove_checkpoint_staging(checkpoint)) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint", "metrics.jsonl"]
+    # Killed between the two renames: the previous checkpoint aside, none in place.
+    checkpoint.rename(tmp_path / ".checkpoint.efgh5678.tmp.old")
+    (tmp_path / ".checkpoint.efgh5678.tmp").mkdir()
+    remove_checkpoint_staging(checkpoint)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint", "metrics.jsonl"]
+    _train("pm", run_dir=tmp_path, resume=True, steps=2)  # the restored checkpoint works
+
+
 def test_resume_without_checkpoint_raises(tmp_path):
     with pytest.raises(FileNotFoundError, match="checkpoint"):
         _train("pm", run_dir=tmp_path, resume=True)
@@ -140,6 +174,10 @@ def test_resume_without_checkpoint_raises(tmp_path):
         ({"regularizer": "pm", "steps": 0}, "rl.steps"),
         ({"regularizer": "pm", "lr_final": 2.0}, "rl.lr_final"),
         ({"regularizer": "ppo"}, "regularizer"),
+        ({"regularizer": "pm", "checkpoint_minutes": -1.0}, "rl.checkpoint_minutes"),
+        ({"regularizer": "pm", "checkpoint_minutes": float("nan")}, "rl.checkpoint_minutes"),
+        ({"regularizer": "pm", "checkpoint_minutes": float("inf")}, "rl.checkpoint_minutes"),
+        ({"regularizer": "pm", "checkpoint_minutes": "5"}, "rl.checkpoint_minutes"),
     ],
 )
 def test_bad_rl_config_raises(kwargs, match):
