@@ -225,6 +225,9 @@ def test_cli_run_with_config_then_resume(tmp_path):
         (("run", "--model", "tiny-llama", "--sft-steps", "-1"), "sft.steps"),
         (("run", "--model", "tiny-llama", "--resume", "--out", "/nonexistent/run"), "checkpoint"),
         (("run", "--config", "/nonexistent.yaml"), "does not exist"),
+        (("run", "--model", "tiny-llama", "--out", ""), "--out must name a folder"),
+        (("compare", "--quick", "--model", "tiny-llama", "--out", " "), "--out must name"),
+        (("run", "--model", "tiny-llama", "--resume", "--restart"), "not allowed with"),
     ],
 )
 def test_cli_errors_are_one_line_and_write_nothing(tmp_path, args, match):
@@ -237,6 +240,75 @@ def test_cli_errors_are_one_line_and_write_nothing(tmp_path, args, match):
     last = result.stderr.strip().splitlines()[-1]
     assert match in last
     assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+def test_cli_config_file_errors_name_the_field(tmp_path):
+    config = tmp_path / "run.yaml"
+    for text, match in (
+        ('model: tiny-llama\nrl: {beta: "abc"}\n', "rl.beta must be a number"),
+        ("model: tiny-llama\nrl: {checkpoint_minutes: .nan}\n", "rl.checkpoint_minutes"),
+    ):
+        config.write_text(text)
+        result = cli("run", "--config", str(config), "--out", str(tmp_path / "run"))
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert match in result.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("command", ["run", "compare"])
+def test_a_second_process_on_a_folder_fails_at_once(tmp_path, command):
+    from pmrlhf._lock import run_lock
+
+    out = tmp_path / "busy"
+    args = ["--model", "tiny-llama", "--task", "two_answers", "--out", str(out)]
+    args += ["--quick"] if command == "compare" else ["--steps", "1", "--sft-steps", "0"]
+    with run_lock(out):
+        result = cli(command, *args, timeout=120)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert "another pmrlhf process" in last and str(out) in last
+    assert sorted(p.name for p in out.iterdir()) == []  # nothing written, lock released
+
+
+def test_run_folder_without_checkpoint_says_restart_and_restart_starts_again(tmp_path):
+    from pmrlhf.lm_experiments.runs import RunConfig, run_one
+
+    config = RunConfig(model="tiny-llama", task="two_answers")
+    config = config.with_overrides({}, {"steps": 1, "samples_per_prompt": 2}, {"steps": 0})
+    out = tmp_path / "run"
+    out.mkdir()
+    # As if killed before the first checkpoint: a log and a config, no checkpoint.
+    (out / "metrics.jsonl").write_text('{"step": 1}\n')
+    (out / "config.yaml").write_text("old: true\n")
+    (out / ".metrics.jsonl.abc.pmrlhf-tmp").write_text("half")
+    (out / ".checkpoint.abcd1234.tmp").mkdir()
+    with pytest.raises(ValueError, match="already holds a run.*--restart"):
+        run_one(config, out, progress=False)
+    with pytest.raises(FileNotFoundError, match="no checkpoint.*--restart"):
+        run_one(config, out, resume=True, progress=False)
+    with pytest.raises(ValueError, match="exclude each other"):
+        run_one(config, out, resume=True, restart=True, progress=False)
+    run_one(config, out, restart=True, progress=False)
+    assert [json.loads(line)["step"] for line in (out / "metrics.jsonl").open()] == [1]
+    assert "old" not in (out / "config.yaml").read_text()
+    assert sorted(p.name for p in out.iterdir()) == [
+        "checkpoint", "config.yaml", "eval.json", "metrics.jsonl",
+    ]  # fmt: skip
+    # Now with a checkpoint: a plain rerun is told about --resume too.
+    with pytest.raises(ValueError, match="--resume to continue it"):
+        run_one(config, out, progress=False)
+
+
+def test_cli_run_restart_discards_the_previous_run(tmp_path):
+    out = tmp_path / "run"
+    args = ["--model", "tiny-llama", "--task", "two_answers", "--sft-steps", "0", "--out"]
+    first = cli("run", *args, str(out), "--steps", "2", "--reward", "rm")
+    assert first.returncode == 0, first.stderr[-2000:]
+    again = cli("run", *args, str(out), "--steps", "1", "--restart")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 1
+    assert not (out / "reward_model.json").exists()
 
 
 def test_cli_run_flags_reach_the_run(tmp_path):
