@@ -298,6 +298,10 @@ def test_run_folder_without_checkpoint_says_restart_and_restart_starts_again(tmp
     # Now with a checkpoint: a plain rerun is told about --resume too.
     with pytest.raises(ValueError, match="--resume to continue it"):
         run_one(config, out, progress=False)
+    # Killed mid-swap: the checkpoint moved aside is restored, and --resume works.
+    (out / "checkpoint").rename(out / ".checkpoint.abcd1234.tmp.old")
+    run_one(config, out, resume=True, progress=False)
+    assert (out / "checkpoint" / "trainer_state.pt").exists() and not list(out.glob(".*"))
 
 
 def test_cli_run_restart_discards_the_previous_run(tmp_path):

@@ -165,7 +165,11 @@ def _cuda() -> bool:
 def _check_folder(out: Path, *, resume: bool, restart: bool) -> None:
     """Refuse to resume without a checkpoint or to overwrite a run; the message says what
     would work instead."""
-    has_checkpoint = (out / "checkpoint" / "trainer_state.pt").exists()
+    # A checkpoint moved aside by a save that was killed mid-swap counts: it is restored
+    # under the lock (rl.remove_checkpoint_staging).
+    has_checkpoint = (out / "checkpoint" / "trainer_state.pt").exists() or any(
+        out.glob(".checkpoint.*.tmp.old/trainer_state.pt")
+    )
     has_run = (out / "metrics.jsonl").exists()
     if resume and not has_checkpoint:
         if has_run:
