@@ -123,6 +123,40 @@ def test_resume_continues_exactly_and_logs_each_step_once(tmp_path):
     assert not [p for p in first.iterdir() if p.name.startswith(".")]  # no staging left
 
 
+@pytest.mark.parametrize("minutes,saved", [(1.0, [2, 3]), (0.0, [3]), (5.0, [3])])
+def test_checkpoint_minutes_checkpoint_after_that_much_work(tmp_path, monkeypatch, minutes, saved):
+    from pmrlhf.lm_experiments import rl
+
+    clock = iter(range(0, 10_000, 40))  # each reading of the clock: 40 s later
+    monkeypatch.setattr(rl, "_clock", lambda: next(clock))
+    steps, save = [], rl.save_checkpoint
+    monkeypatch.setattr(
+        rl,
+        "save_checkpoint",
+        lambda f, m, state, h: steps.append(state["step"]) or save(f, m, state, h),
+    )
+    _train("pm", run_dir=tmp_path, steps=3, checkpoint_minutes=minutes)
+    assert steps == saved
+
+
+def test_checkpoint_staging_left_by_a_kill_is_cleaned_up(tmp_path):
+    from pmrlhf.lm_experiments.rl import remove_checkpoint_staging
+
+    _train("pm", run_dir=tmp_path, steps=1)
+    checkpoint = tmp_path / "checkpoint"
+    # Killed while staging: an incomplete staging folder; removed, the checkpoint kept.
+    (tmp_path / ".checkpoint.abcd1234.tmp").mkdir()
+    (tmp_path / ".checkpoint.abcd1234.tmp" / "model.safetensors").write_bytes(b"half")
+    assert len(remove_checkpoint_staging(checkpoint)) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint", "metrics.jsonl"]
+    # Killed between the two renames: the previous checkpoint aside, none in place.
+    checkpoint.rename(tmp_path / ".checkpoint.efgh5678.tmp.old")
+    (tmp_path / ".checkpoint.efgh5678.tmp").mkdir()
+    remove_checkpoint_staging(checkpoint)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint", "metrics.jsonl"]
+    _train("pm", run_dir=tmp_path, resume=True, steps=2)  # the restored checkpoint works
+
+
 def test_resume_without_checkpoint_raises(tmp_path):
     with pytest.raises(FileNotFoundError, match="checkpoint"):
         _train("pm", run_dir=tmp_path, resume=True)
@@ -140,6 +174,10 @@ def test_resume_without_checkpoint_raises(tmp_path):
         ({"regularizer": "pm", "steps": 0}, "rl.steps"),
         ({"regularizer": "pm", "lr_final": 2.0}, "rl.lr_final"),
         ({"regularizer": "ppo"}, "regularizer"),
+        ({"regularizer": "pm", "checkpoint_minutes": -1.0}, "rl.checkpoint_minutes"),
+        ({"regularizer": "pm", "checkpoint_minutes": float("nan")}, "rl.checkpoint_minutes"),
+        ({"regularizer": "pm", "checkpoint_minutes": float("inf")}, "rl.checkpoint_minutes"),
+        ({"regularizer": "pm", "checkpoint_minutes": "5"}, "rl.checkpoint_minutes"),
     ],
 )
 def test_bad_rl_config_raises(kwargs, match):
@@ -187,6 +225,9 @@ def test_cli_run_with_config_then_resume(tmp_path):
         (("run", "--model", "tiny-llama", "--sft-steps", "-1"), "sft.steps"),
         (("run", "--model", "tiny-llama", "--resume", "--out", "/nonexistent/run"), "checkpoint"),
         (("run", "--config", "/nonexistent.yaml"), "does not exist"),
+        (("run", "--model", "tiny-llama", "--out", ""), "--out must name a folder"),
+        (("compare", "--quick", "--model", "tiny-llama", "--out", " "), "--out must name"),
+        (("run", "--model", "tiny-llama", "--resume", "--restart"), "not allowed with"),
     ],
 )
 def test_cli_errors_are_one_line_and_write_nothing(tmp_path, args, match):
@@ -199,6 +240,79 @@ def test_cli_errors_are_one_line_and_write_nothing(tmp_path, args, match):
     last = result.stderr.strip().splitlines()[-1]
     assert match in last
     assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+def test_cli_config_file_errors_name_the_field(tmp_path):
+    config = tmp_path / "run.yaml"
+    for text, match in (
+        ('model: tiny-llama\nrl: {beta: "abc"}\n', "rl.beta must be a number"),
+        ("model: tiny-llama\nrl: {checkpoint_minutes: .nan}\n", "rl.checkpoint_minutes"),
+    ):
+        config.write_text(text)
+        result = cli("run", "--config", str(config), "--out", str(tmp_path / "run"))
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert match in result.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("command", ["run", "compare"])
+def test_a_second_process_on_a_folder_fails_at_once(tmp_path, command):
+    from pmrlhf._lock import run_lock
+
+    out = tmp_path / "busy"
+    args = ["--model", "tiny-llama", "--task", "two_answers", "--out", str(out)]
+    args += ["--quick"] if command == "compare" else ["--steps", "1", "--sft-steps", "0"]
+    with run_lock(out):
+        result = cli(command, *args, timeout=120)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert "another pmrlhf process" in last and str(out) in last
+    assert sorted(p.name for p in out.iterdir()) == []  # nothing written, lock released
+
+
+def test_run_folder_without_checkpoint_says_restart_and_restart_starts_again(tmp_path):
+    from pmrlhf.lm_experiments.runs import RunConfig, run_one
+
+    config = RunConfig(model="tiny-llama", task="two_answers")
+    config = config.with_overrides({}, {"steps": 1, "samples_per_prompt": 2}, {"steps": 0})
+    out = tmp_path / "run"
+    out.mkdir()
+    # As if killed before the first checkpoint: a log and a config, no checkpoint.
+    (out / "metrics.jsonl").write_text('{"step": 1}\n')
+    (out / "config.yaml").write_text("old: true\n")
+    (out / ".metrics.jsonl.abc.pmrlhf-tmp").write_text("half")
+    (out / ".checkpoint.abcd1234.tmp").mkdir()
+    with pytest.raises(ValueError, match="already holds a run.*--restart"):
+        run_one(config, out, progress=False)
+    with pytest.raises(FileNotFoundError, match="no checkpoint.*--restart"):
+        run_one(config, out, resume=True, progress=False)
+    with pytest.raises(ValueError, match="exclude each other"):
+        run_one(config, out, resume=True, restart=True, progress=False)
+    run_one(config, out, restart=True, progress=False)
+    assert [json.loads(line)["step"] for line in (out / "metrics.jsonl").open()] == [1]
+    assert "old" not in (out / "config.yaml").read_text()
+    assert sorted(p.name for p in out.iterdir()) == [
+        "checkpoint", "config.yaml", "eval.json", "metrics.jsonl",
+    ]  # fmt: skip
+    # Now with a checkpoint: a plain rerun is told about --resume too.
+    with pytest.raises(ValueError, match="--resume to continue it"):
+        run_one(config, out, progress=False)
+    # Killed mid-swap: the checkpoint moved aside is restored, and --resume works.
+    (out / "checkpoint").rename(out / ".checkpoint.abcd1234.tmp.old")
+    run_one(config, out, resume=True, progress=False)
+    assert (out / "checkpoint" / "trainer_state.pt").exists() and not list(out.glob(".*"))
+
+
+def test_cli_run_restart_discards_the_previous_run(tmp_path):
+    out = tmp_path / "run"
+    args = ["--model", "tiny-llama", "--task", "two_answers", "--sft-steps", "0", "--out"]
+    first = cli("run", *args, str(out), "--steps", "2", "--reward", "rm")
+    assert first.returncode == 0, first.stderr[-2000:]
+    again = cli("run", *args, str(out), "--steps", "1", "--restart")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 1
+    assert not (out / "reward_model.json").exists()
 
 
 def test_cli_run_flags_reach_the_run(tmp_path):

@@ -76,6 +76,25 @@ def test_task_file_roundtrip(tmp_path):
         (lambda d: d["prompts"][0].update(candidates=["A", "A"]), "duplicates"),
         (lambda d: d["prompts"][0]["population"].update(weights=[0.5]), "weights"),
         (lambda d: d["prompts"][0].update(messages=[{"text": "hi"}]), "messages"),
+        (
+            lambda d: d["prompts"][0]["messages"][0].update(role=7),
+            r"prompts\[0\]\.messages\[0\]\.role must be a string",
+        ),
+        (
+            lambda d: d["prompts"][0]["messages"][0].update(content=None),
+            r"prompts\[0\]\.messages\[0\]\.content must be a string",
+        ),
+        (
+            lambda d: d["prompts"][0]["population"].update(weights=["a"]),
+            r"prompts\[0\]\.population\.weights must be",
+        ),
+        (
+            lambda d: d["prompts"][0]["population"].update(utilities=[[0.0, float("nan")]]),
+            r"prompts\[0\]\.population\.utilities must be finite",
+        ),
+        (lambda d: d["prompts"][0].pop("population"), r"prompts\[0\]\.population must be"),
+        (lambda d: d.update(off_candidate_margin=float("nan")), "off_candidate_margin"),
+        (lambda d: d.update(off_candidate_margin=float("inf")), "off_candidate_margin"),
     ],
 )
 def test_malformed_task_files_raise_naming_the_problem(tmp_path, mutate, match):
@@ -83,6 +102,16 @@ def test_malformed_task_files_raise_naming_the_problem(tmp_path, mutate, match):
     mutate(data)
     with pytest.raises(ValueError, match=match):
         load_task(_write(tmp_path, data))
+
+
+@pytest.mark.parametrize("margin", [".nan", ".inf", "-.inf", "0"])
+def test_yaml_task_refuses_a_margin_that_is_not_positive_and_finite(tmp_path, margin):
+    import yaml
+
+    path = tmp_path / "task.yaml"
+    path.write_text(yaml.safe_dump(GOOD) + f"off_candidate_margin: {margin}\n")
+    with pytest.raises(ValueError, match="off_candidate_margin must be a positive finite"):
+        load_task(path)
 
 
 def test_unknown_task_and_missing_file(tmp_path):

@@ -27,16 +27,30 @@ def register(subparsers) -> None:
         help="exact task reward, or a reward model fitted to sampled comparisons",
     )
     run.add_argument("--seed", type=int)
-    run.add_argument("--out", type=Path, default=None, help="run folder (default runs/<name>)")
+    # A str, checked by check_out_dir: Path("") would be "." and write into the current folder.
     run.add_argument(
+        "--out",
+        default=None,
+        help="run folder (default runs/<name>); one process at a time per folder",
+    )
+    again = run.add_mutually_exclusive_group()
+    again.add_argument(
         "--resume", action="store_true", help="continue from the run folder's checkpoint"
+    )
+    again.add_argument(
+        "--restart",
+        action="store_true",
+        help="discard the run folder's previous run (metrics, checkpoint, eval, config) "
+        "and start again",
     )
     run.set_defaults(handler=_run)
 
     compare = commands.add_parser("compare", help="KL vs PM vs conditional PM from one start")
     compare.add_argument("--task", default="three_answers")
     compare.add_argument("--model", default="smollm2-135m")
-    compare.add_argument("--out", type=Path, default=Path("results/lm"))
+    compare.add_argument(
+        "--out", default="results/lm", help="output folder; one process at a time per folder"
+    )
     compare.add_argument(
         "--seeds",
         type=int,
@@ -72,6 +86,7 @@ def _usage(parser) -> int:
 
 
 def _run(args) -> int:
+    from .._validation import check_out_dir
     from ..lm_experiments.runs import RunConfig, run_one
 
     config = RunConfig.from_file(args.config) if args.config else RunConfig()
@@ -84,8 +99,8 @@ def _run(args) -> int:
     }
     config = config.with_overrides(top, rl, {"steps": args.sft_steps})
     config.validate()  # before anything is written or loaded
-    out = args.out or Path("runs") / config.name()
-    result = run_one(config, out, resume=args.resume)
+    out = check_out_dir(args.out if args.out is not None else Path("runs") / config.name(), "--out")
+    result = run_one(config, out, resume=args.resume, restart=args.restart)
     if not result:  # a non-main process of a multi-process launch: the main one reports
         return 0
     keys = ("kl_to_target", "tv_to_target", "coverage", "pairwise_pmd", "minority_mass")
@@ -97,6 +112,7 @@ def _run(args) -> int:
 def _compare(args) -> int:
     from dataclasses import replace
 
+    from .._validation import check_out_dir
     from ..lm_experiments import CompareConfig, console_table, quick_config, run_compare
     from ..lm_experiments.compare import grid_methods
     from ..lm_experiments.plots import FIGURES
@@ -115,10 +131,11 @@ def _compare(args) -> int:
     if args.steps is not None:
         config.rl = replace(config.rl, steps=args.steps)
     config.validate()  # before anything is written or loaded
-    summary = run_compare(config, args.out, resume=not args.restart)
+    out = check_out_dir(args.out, "--out")
+    summary = run_compare(config, out, resume=not args.restart)
     print(console_table(summary))
     print(
-        f"wrote {args.out}/summary.json, summary.csv, {', '.join(FIGURES)} "
+        f"wrote {out}/summary.json, summary.csv, {', '.join(FIGURES)} "
         f"({summary['compute_seconds']:.0f} s of compute)"
     )
     return 0

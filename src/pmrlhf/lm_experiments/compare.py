@@ -19,13 +19,14 @@ import numpy as np
 import torch
 
 from .._fingerprint import fingerprint
-from .._io import atomic_write_csv, atomic_write_json
-from .._validation import check_alpha, check_beta
+from .._io import atomic_write_csv, atomic_write_json, remove_stale_temp_files
+from .._lock import run_lock
+from .._validation import check_alpha, check_beta, check_out_dir
 from ..theory.regularizers import check_regularizer
 from .evaluate import evaluate_candidates
 from .models import SMOLLM2, load_model, resolve_name
 from .optima import method_optima, tv_with_other
-from .rl import RLConfig, train_rl
+from .rl import RLConfig, remove_checkpoint_staging, train_rl
 from .sft import SFTConfig, candidate_pairs, sft_on_pairs
 from .summary import REFERENCE, aggregate, seed_metrics
 from .tasks import DEFAULT_TASK, OracleReward, load_task
@@ -267,16 +268,39 @@ def run_compare(config: CompareConfig, out, *, progress: bool = True, resume: bo
     where it stopped; ``resume=False`` recomputes everything (a model folder changed in
     place is identified by its path, not its weights: recompute then).
 
+    ``out`` is locked for the comparison (:func:`pmrlhf._lock.run_lock`): a second process
+    there fails at once. Temporary files and checkpoint staging folders that an interrupted
+    comparison left are removed first.
+
     Raises
     ------
     ValueError
         An invalid setting (checked before anything is written or any model is loaded).
+    FolderBusyError
+        Another process is running in ``out``.
     """
+    task = config.validate()
+    out = check_out_dir(out, "out")
+    with run_lock(out):
+        _remove_leftovers(out, config)
+        return _compare_locked(config, task, out, progress=progress, resume=resume)
+
+
+def _remove_leftovers(out: Path, config: CompareConfig) -> None:
+    """Temporary files and checkpoint staging of interrupted writes, in every run folder."""
+    folders = [out]
+    for seed in config.seeds:
+        folders.append(out / f"seed{seed}")
+        runs = out / f"seed{seed}" / "runs"
+        folders += sorted(p for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else []
+    for folder in folders:
+        remove_stale_temp_files(folder)
+        remove_checkpoint_staging(folder / "checkpoint")
+
+
+def _compare_locked(config: CompareConfig, task, out: Path, *, progress: bool, resume: bool):
     from .plots import save_figures
 
-    task = config.validate()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     code = code_digest()
     per_seed = {name: [] for name in (REFERENCE, *(m.name for m in config.methods))}

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,8 @@ from ..theory.regularizers import check_regularizer
 from .models import flush_denormals, make_optimizer
 from .sequences import completion_mask, encode_prompt, left_pad, sample_shared
 from .sequences import shared_prompt_logprobs as logprobs
+
+_clock = time.monotonic  # the time of checkpoint_minutes (a test can replace it)
 
 
 @dataclass
@@ -48,7 +52,8 @@ class RLConfig:
     temperature: float = 1.0  # no top-p / top-k: the theory assumes samples from pi itself
     max_grad_norm: float = 1.0
     eval_every: int = 0  # 0: no evaluation during training (see train_rl's on_eval)
-    checkpoint_every: int = 0  # 0: only at the end
+    checkpoint_every: int = 0  # 0: only at the end (and every checkpoint_minutes)
+    checkpoint_minutes: float = 5.0  # also checkpoint after this much work; 0: off
 
     def validate(self) -> RLConfig:
         check_regularizer(self.regularizer, ref_given=True, alpha=self.alpha)
@@ -70,6 +75,13 @@ class RLConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"rl.{name} must be an int >= 0, got {value!r}")
+        minutes = self.checkpoint_minutes
+        if isinstance(minutes, bool) or not isinstance(minutes, int | float):
+            raise ValueError(f"rl.checkpoint_minutes must be a number, got {minutes!r}")
+        if not 0 <= minutes < float("inf"):
+            raise ValueError(
+                f"rl.checkpoint_minutes must be finite and >= 0 (0: off), got {minutes!r}"
+            )
         k = self.samples_per_prompt
         if isinstance(k, bool) or not isinstance(k, int) or k < 2:
             raise ValueError(
@@ -82,7 +94,13 @@ class RLConfig:
 
 
 def save_checkpoint(folder: Path, model, state: dict, history: list) -> Path:
-    """Model (``save_pretrained``), trainer state and history, moved in atomically."""
+    """Model (``save_pretrained``), trainer state and history, moved in atomically.
+
+    Staged in ``.<name>.<random>.tmp`` beside ``folder``; the previous checkpoint is moved
+    aside to ``.<name>.<random>.tmp.old`` for the swap. A run killed meanwhile leaves these
+    behind: :func:`remove_checkpoint_staging` cleans up (and restores the previous
+    checkpoint if the kill fell between the two renames).
+    """
     folder = Path(folder)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
     model.save_pretrained(tmp)
@@ -94,6 +112,36 @@ def save_checkpoint(folder: Path, model, state: dict, history: list) -> Path:
     tmp.rename(folder)
     shutil.rmtree(old, ignore_errors=True)
     return folder
+
+
+def remove_checkpoint_staging(folder: Path) -> list[Path]:
+    """Remove what interrupted :func:`save_checkpoint` calls left beside ``folder``.
+
+    A staging folder ``.<name>.<random>.tmp`` may be incomplete: removed. A moved-aside
+    ``.<name>.<random>.tmp.old`` is a complete checkpoint: it becomes ``folder`` again when
+    the kill came after it was moved aside and before the new one was moved in, and is
+    removed otherwise. Call it only while holding the run folder's lock. Returns the paths
+    removed or restored.
+    """
+    folder = Path(folder)
+    if not folder.parent.is_dir():
+        return []
+    pattern = re.compile(rf"^\.{re.escape(folder.name)}\.[a-z0-9_]+\.tmp(\.old)?$")
+    found = sorted(p for p in folder.parent.iterdir() if pattern.match(p.name))
+    touched = []
+    for old in (p for p in found if p.name.endswith(".old")):
+        if not folder.exists() and (old / "trainer_state.pt").exists():
+            old.rename(folder)
+        else:
+            shutil.rmtree(old, ignore_errors=True)
+        touched.append(old)
+    for staging in (p for p in found if not p.name.endswith(".old")):
+        if staging.is_dir():
+            shutil.rmtree(staging, ignore_errors=True)
+        else:
+            staging.unlink(missing_ok=True)
+        touched.append(staging)
+    return touched
 
 
 def load_checkpoint(folder: Path, model) -> tuple[dict, list]:
@@ -150,6 +198,7 @@ def train_rl(
         policy, optimizer = accelerator.prepare(policy, optimizer)
     unwrapped = policy if accelerator is None else accelerator.unwrap_model(policy)
     history, start = [], 0
+    last_checkpoint = _clock()
     run_dir = None if run_dir is None else Path(run_dir)
     if resume:
         state, history = load_checkpoint(run_dir / "checkpoint", unwrapped)
@@ -248,8 +297,12 @@ def train_rl(
         if run_dir is not None and is_main:
             with open(run_dir / "metrics.jsonl", "a") as handle:
                 handle.write(json.dumps(record) + "\n")
-            every = config.checkpoint_every
-            if (every and (step + 1) % every == 0) or step + 1 == config.steps:
+            every, minutes = config.checkpoint_every, config.checkpoint_minutes
+            if (
+                (every and (step + 1) % every == 0)
+                or (minutes and _clock() - last_checkpoint >= 60 * minutes)
+                or step + 1 == config.steps
+            ):
                 state = {
                     "optimizer": optimizer.state_dict(),
                     "schedule": schedule.state_dict(),
@@ -259,4 +312,5 @@ def train_rl(
                     "sampler": sampler.get_state(),
                 }
                 save_checkpoint(run_dir / "checkpoint", unwrapped, state, history)
+                last_checkpoint = _clock()
     return history

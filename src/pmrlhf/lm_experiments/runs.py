@@ -8,12 +8,16 @@ from pathlib import Path
 
 import yaml
 
-from .._io import atomic_write_json, atomic_write_text
+from .._io import atomic_write_json, atomic_write_text, remove_stale_temp_files
+from .._lock import run_lock
+from .._validation import check_out_dir
 from .reward_model import RewardConfig
 from .rl import RLConfig, train_rl
 from .sft import SFTConfig, candidate_pairs, sft_on_pairs
 
 REWARDS = ("oracle", "rm")
+RUN_FILES = ("metrics.jsonl", "eval.json", "config.yaml", "reward_model.json")
+"""What a run writes in its folder, besides ``checkpoint/``; ``--restart`` removes them."""
 
 
 @dataclass
@@ -106,8 +110,93 @@ class RunConfig:
         return load_task(self.task)
 
 
-def run_one(config: RunConfig, out, *, resume: bool = False, progress: bool = True) -> dict:
-    """SFT (unless resuming), RL, exact evaluation; everything lands in ``out``."""
+def run_one(
+    config: RunConfig, out, *, resume: bool = False, restart: bool = False, progress: bool = True
+) -> dict:
+    """SFT (unless resuming), RL, exact evaluation; everything lands in ``out``.
+
+    ``out`` is locked for the run (:func:`pmrlhf._lock.run_lock`): a second process there
+    fails at once. A folder that already holds a run is refused unless ``resume`` (continue
+    from its checkpoint) or ``restart`` (discard that run and start again). Temporary files
+    and checkpoint staging folders of an interrupted run are removed first.
+
+    Raises
+    ------
+    ValueError
+        An invalid setting, ``out`` already holding a run, or both ``resume`` and
+        ``restart`` (all before anything is written or any model is loaded).
+    FileNotFoundError
+        ``resume`` without a checkpoint in ``out``.
+    FolderBusyError
+        Another process is running in ``out``.
+    """
+    import contextlib
+
+    task = config.validate()
+    out = check_out_dir(out, "out")
+    if resume and restart:
+        raise ValueError("--resume and --restart exclude each other: pick one")
+    _check_folder(out, resume=resume, restart=restart)
+    from accelerate import Accelerator
+
+    # Under `accelerate launch` this sets up the processes (DDP, DeepSpeed or FSDP as
+    # configured); in a plain run it is a single process and changes nothing.
+    accelerator = Accelerator(cpu=not _cuda())
+    main = accelerator.is_main_process
+    # One process per folder; under `accelerate launch` the main process holds the lock.
+    with run_lock(out) if main else contextlib.nullcontext():
+        if main:
+            _check_folder(out, resume=resume, restart=restart)  # again, now under the lock
+            remove_stale_temp_files(out)
+            from .rl import remove_checkpoint_staging
+
+            remove_checkpoint_staging(out / "checkpoint")
+            if restart:
+                _discard_run(out)
+        return _run_locked(config, task, out, accelerator, resume=resume, progress=progress)
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _check_folder(out: Path, *, resume: bool, restart: bool) -> None:
+    """Refuse to resume without a checkpoint or to overwrite a run; the message says what
+    would work instead."""
+    # A checkpoint moved aside by a save that was killed mid-swap counts: it is restored
+    # under the lock (rl.remove_checkpoint_staging).
+    has_checkpoint = (out / "checkpoint" / "trainer_state.pt").exists() or any(
+        out.glob(".checkpoint.*.tmp.old/trainer_state.pt")
+    )
+    has_run = (out / "metrics.jsonl").exists()
+    if resume and not has_checkpoint:
+        if has_run:
+            raise FileNotFoundError(
+                f"--resume: no checkpoint in {out} (the run there stopped before its first "
+                "checkpoint); pass --restart to discard it and start again"
+            )
+        raise FileNotFoundError(f"--resume: no checkpoint in {out}; run without --resume")
+    if not resume and not restart and has_run:
+        instead = (
+            "pass --resume to continue it from its checkpoint or --restart to discard it"
+            if has_checkpoint
+            else "it stopped before its first checkpoint: pass --restart to discard it"
+        )
+        raise ValueError(f"{out} already holds a run; {instead}, or choose another --out")
+
+
+def _discard_run(out: Path) -> None:
+    """Remove a previous run's files (under the folder's lock)."""
+    import shutil
+
+    for name in RUN_FILES:
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / "checkpoint", ignore_errors=True)
+
+
+def _run_locked(config: RunConfig, task, out: Path, accelerator, *, resume, progress) -> dict:
     import copy
 
     import torch
@@ -116,17 +205,6 @@ def run_one(config: RunConfig, out, *, resume: bool = False, progress: bool = Tr
     from .models import load_model
     from .tasks import OracleReward
 
-    task = config.validate()
-    out = Path(out)
-    if resume and not (out / "checkpoint" / "trainer_state.pt").exists():
-        raise FileNotFoundError(f"--resume: no checkpoint in {out}")
-    if not resume and (out / "metrics.jsonl").exists():
-        raise ValueError(f"{out} already holds a run; pass --resume or choose another --out")
-    from accelerate import Accelerator
-
-    # Under `accelerate launch` this sets up the processes (DDP, DeepSpeed or FSDP as
-    # configured); in a plain run it is a single process and changes nothing.
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
     main = accelerator.is_main_process
     torch.manual_seed(config.seed)
     model, tokenizer = load_model(

@@ -105,6 +105,31 @@ class SyntheticTask:
         }
 
 
+def _check_messages(messages, where: str) -> None:
+    """Chat messages: a non-empty list of ``{role: str, content: str}`` mappings."""
+    if not isinstance(messages, list) or not messages:
+        raise ValueError(f"{where}.messages must be a non-empty list of {{role, content}} mappings")
+    for j, message in enumerate(messages):
+        if not isinstance(message, dict) or not {"role", "content"} <= set(message):
+            raise ValueError(
+                f"{where}.messages[{j}] must be a {{role, content}} mapping, got {message!r}"
+            )
+        for key in ("role", "content"):
+            if not isinstance(message[key], str):
+                raise ValueError(
+                    f"{where}.messages[{j}].{key} must be a string, got {message[key]!r}"
+                )
+
+
+def _population_message(where: str, message: str) -> str:
+    """``Population.from_dict``'s message with the field's full name in front."""
+    if message.startswith(("weights ", "utilities ")):
+        return f"{where}.population.{message}"
+    if message.startswith("population "):
+        return f"{where}.{message}"
+    return f"{where}.population: {message}"
+
+
 def _parse(data, source: str) -> SyntheticTask:
     if not isinstance(data, dict):
         raise ValueError(f"task {source}: expected a mapping at the top level")
@@ -113,42 +138,37 @@ def _parse(data, source: str) -> SyntheticTask:
         raise ValueError(f"task {source}: 'prompts' must be a non-empty list")
     parsed = []
     for i, item in enumerate(prompts):
-        where = f"task {source}, prompt {i}"
+        where = f"task {source}: prompts[{i}]"
         if not isinstance(item, dict):
-            raise ValueError(f"{where}: expected a mapping")
+            raise ValueError(f"{where} must be a mapping, got {type(item).__name__}")
         messages, candidates = item.get("messages"), item.get("candidates")
-        if (
-            not isinstance(messages, list)
-            or not messages
-            or not all(isinstance(m, dict) and {"role", "content"} <= set(m) for m in messages)
-        ):
-            raise ValueError(f"{where}: 'messages' must be a list of {{role, content}} mappings")
+        _check_messages(messages, where)
         if (
             not isinstance(candidates, list)
             or len(candidates) < 2
             or not all(isinstance(c, str) and c.strip() for c in candidates)
         ):
-            raise ValueError(f"{where}: 'candidates' must list at least 2 non-empty strings")
+            raise ValueError(f"{where}.candidates must list at least 2 non-empty strings")
         if len(set(candidates)) != len(candidates):
-            raise ValueError(f"{where}: 'candidates' has duplicates")
+            raise ValueError(f"{where}.candidates has duplicates")
         try:
             population = Population.from_dict(item.get("population"))
         except (ValueError, TypeError) as err:
-            raise ValueError(f"{where}: population: {err}") from None
+            raise ValueError(_population_message(where, str(err))) from None
         if population.n_items != len(candidates):
             raise ValueError(
-                f"{where}: population utilities cover {population.n_items} items but there are "
+                f"{where}.population.utilities cover {population.n_items} items but there are "
                 f"{len(candidates)} candidates"
             )
         sft_weights = item.get("sft_weights")
         if sft_weights is not None:
             try:
-                sft_weights = check_simplex(sft_weights, f"{where}: sft_weights")
+                sft_weights = check_simplex(sft_weights, f"{where}.sft_weights")
             except (ValueError, TypeError) as err:
                 raise ValueError(str(err)) from None
             if sft_weights.shape != (len(candidates),):
                 raise ValueError(
-                    f"{where}: sft_weights has {sft_weights.size} entries but there are "
+                    f"{where}.sft_weights has {sft_weights.size} entries but there are "
                     f"{len(candidates)} candidates"
                 )
             sft_weights = tuple(float(w) for w in sft_weights)
