@@ -24,16 +24,15 @@ def test_markdown_links_figures_relative_to_the_report(tmp_path):
 def test_lm_prose_reads_null_numbers_as_not_available():
     from pmrlhf.report.texts import lm_paragraphs
 
+    def method(regularizer, beta, **mean):
+        return {"regularizer": regularizer, "beta": beta, "alpha": None, "mean": mean,
+                "ci95": {k: [None, None] for k in mean}, "prompts": []}  # fmt: skip
+
     summary = {
-        "config": {
-            "methods": [
-                {"name": "kl", "regularizer": "kl", "beta": 0.1},
-                {"name": "pm", "regularizer": "pm", "beta": 0.1},
-            ]
-        },
         "methods": {
-            "kl": {"minority_mass": None, "target_minority_mass": 0.4, "pairwise_pmd": None},
-            "pm": {"minority_mass": 0.3, "pairwise_pmd": 0.1, "coverage": None},
+            "KL b=0.1": method("kl", 0.1, minority_mass=None, target_minority_mass=0.4,
+                               pairwise_pmd=None, tv_to_optimum=0.05),  # fmt: skip
+            "PM b=1": method("pm", 1.0, pairwise_pmd=0.1, coverage=None, tv_to_optimum=None),
         },
     }
     text = " ".join(lm_paragraphs(summary))

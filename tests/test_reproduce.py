@@ -78,7 +78,7 @@ def test_quick_main_job_runs_every_stage_and_reports_them(tmp_path):
     assert block.startswith(START) and block.endswith(END)
     assert "*Produced by `pmrlhf reproduce --quick` on 2026-01-01.*" in block
     for value in pd.read_csv(out / "lm" / "summary.csv").pairwise_pmd:
-        assert f"{value:.4g}" in block
+        assert f"{value:.3g}" in block
     grid = pd.read_csv(out / "simulate" / "beta_alpha_grid.csv")
     for value in grid.pairwise_pmd:
         assert f"{value:.3g}" in block

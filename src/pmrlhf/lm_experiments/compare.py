@@ -98,7 +98,7 @@ class CompareConfig:
     model: str = SMOLLM2
     seeds: tuple[int, ...] = (0, 1, 2)
     sft: SFTConfig = field(default_factory=SFTConfig)
-    rl: RLConfig = field(default_factory=lambda: RLConfig(eval_every=10))
+    rl: RLConfig = field(default_factory=lambda: RLConfig(eval_every=5))
     methods: tuple[Method, ...] = DEFAULT_METHODS
 
     def validate(self):

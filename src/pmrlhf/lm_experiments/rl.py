@@ -41,11 +41,11 @@ class RLConfig:
     regularizer: str = "pm"  # kl | pm | cpm
     beta: float = 1.0
     alpha: float | None = None  # cpm only
-    steps: int = 150
+    steps: int = 45
     prompts_per_step: int | None = None  # None: every prompt of the task, every step
-    samples_per_prompt: int = 16  # k of RLOO
+    samples_per_prompt: int = 12  # k of RLOO
     max_new_tokens: int | None = None  # None: the task's longest candidate, end token included
-    lr: float = 3e-5
+    lr: float = 2e-5
     lr_final: float = 0.1  # linear decay to lr * lr_final: late steps average out noise
     inner_epochs: int = 1
     clip: float | None = None  # PPO-style ratio clip; None: plain RLOO policy gradient
