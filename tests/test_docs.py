@@ -9,18 +9,13 @@ ROOT = Path(__file__).resolve().parents[1]
 THEORY = ROOT / "docs" / "theory.md"
 OUTSIDE = ("THEORY.md", "STYLE.md", "../shared", "shared/THEORY")
 # Being rewritten in another branch; drop from this tuple once their citations are updated.
-PENDING = ("src/pmrlhf/lm_experiments", "src/pmrlhf/cli/lm.py")
 
 
 def _cited_files():
     paths = [ROOT / "README.md"]
     for folder in ("src", "tests", "benchmarks"):
         paths += [p for p in (ROOT / folder).rglob("*") if p.suffix in (".py", ".yaml", ".md")]
-    return [
-        p
-        for p in paths
-        if p != Path(__file__).resolve() and not str(p.relative_to(ROOT)).startswith(PENDING)
-    ]
+    return [p for p in paths if p != Path(__file__).resolve()]
 
 
 def _sections() -> set[int]:

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from pmrlhf.lm_experiments import OracleReward, RLConfig, load_model, load_task, train_rl
+from pmrlhf.lm_experiments import OracleReward, RLConfig, load_model, load_task, rl, train_rl
 from pmrlhf.lm_experiments.sequences import (
     completion_mask,
     encode_prompt,
@@ -99,8 +99,16 @@ def test_same_seed_same_run_other_seed_other_samples():
 
 
 def test_learning_rate_decays_linearly_to_its_final_fraction():
-    history, _ = _train("pm", steps=4, lr=1e-3, lr_final=0.2)
+    history, _ = _train("pm", steps=4, lr=1e-3, lr_final=0.2, warmup_steps=0)
     assert [r["lr"] for r in history] == pytest.approx([8e-4, 6e-4, 4e-4, 2e-4])
+
+
+def test_learning_rate_warms_up_then_decays():
+    config = RLConfig(steps=10, lr=1.0, warmup_steps=3, lr_final=0.1)
+    factors = [rl.lr_factor(config, s) for s in range(10)]
+    assert factors[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert factors[-1] == pytest.approx(1 - 0.9 * 6 / 7)
+    assert all(a >= b for a, b in zip(factors[3:], factors[4:], strict=False))  # then decays
 
 
 def test_resume_continues_exactly_and_logs_each_step_once(tmp_path):

@@ -1,4 +1,4 @@
-"""Evaluation on free-form prompts, where the response set cannot be enumerated (THEORY.md §5).
+"""Evaluation on free-form prompts, where the response set cannot be enumerated (docs/theory.md §5).
 
 For each prompt, sample responses from the policy, score them with a reward function, and
 compare the policy's implied pairwise preference ``sigma(log pi(a) - log pi(b))`` with the
@@ -81,8 +81,8 @@ def evaluate_freeform(
     )  # (P*S, Tc)
     c_mask, _ = completion_mask(completion, eos)
     logp = shared_prompt_logprobs(model, p_ids, p_mask, completion, c_mask)  # (P*S, Tc)
-    seq_logp = logp.sum(-1).double().numpy().reshape(len(prompts), samples)  # (P, S)
-    tokens = c_mask.sum(-1).double().numpy().reshape(len(prompts), samples)
+    seq_logp = logp.sum(-1).double().cpu().numpy().reshape(len(prompts), samples)  # (P, S)
+    tokens = c_mask.sum(-1).double().cpu().numpy().reshape(len(prompts), samples)
     texts = tokenizer.batch_decode(
         completion * c_mask + pad * (1 - c_mask), skip_special_tokens=True
     )

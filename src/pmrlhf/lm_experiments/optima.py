@@ -58,9 +58,10 @@ def mass_upper_bound(alpha: float, depth: int) -> float:
 @torch.no_grad()
 def _next_token_logps(model, prompt: list[int], prefixes: list[tuple[int, ...]]) -> np.ndarray:
     """``log pi(. | x, h)`` for prefixes ``h`` of equal length: (n, V) in float64."""
-    ids = torch.tensor([list(prompt) + list(h) for h in prefixes])  # (n, Tp + d)
+    device = next(model.parameters()).device
+    ids = torch.tensor([list(prompt) + list(h) for h in prefixes], device=device)  # (n, Tp + d)
     logits = model(input_ids=ids, logits_to_keep=1).logits[:, -1].double()  # (n, V)
-    return torch.log_softmax(logits, dim=-1).numpy()
+    return torch.log_softmax(logits, dim=-1).cpu().numpy()
 
 
 def reference_tree(

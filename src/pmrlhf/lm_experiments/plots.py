@@ -113,7 +113,7 @@ def _convergence(summary):
         ax.set(
             title=name,
             xlabel="RL step",
-            ylim=(0, None),
+            ylim=(0, 1.02),
             ylabel="TV to the exact optimum" if m == 0 else None,
         )
         ax.legend(fontsize=7, loc="upper right")

@@ -27,12 +27,14 @@ class RewardModel(torch.nn.Module):
         torch.nn.init.zeros_(self.head.bias)
 
     def forward(self, input_ids, attention_mask):
+        device = self.head.weight.device
+        input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
         out = self.backbone(
             input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True
         )
         hidden = out.hidden_states[-1]  # (B, T, H)
         last = attention_mask.sum(-1) - 1  # (B,) right padding: index of the final real token
-        return self.head(hidden[torch.arange(len(last)), last]).squeeze(-1)  # (B,)
+        return self.head(hidden[torch.arange(len(last), device=device), last]).squeeze(-1)  # (B,)
 
     @torch.no_grad()
     def score(
@@ -46,7 +48,7 @@ class RewardModel(torch.nn.Module):
         for start in range(0, len(rows), batch_size):
             ids, mask = right_pad(rows[start : start + batch_size], tokenizer.pad_token_id)
             scores.append(self(ids, mask).float())
-        return torch.cat(scores).numpy().astype(float)
+        return torch.cat(scores).cpu().numpy().astype(float)
 
 
 @dataclass

@@ -10,6 +10,7 @@ in sampling and in the gradient pass alike.
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import re
@@ -41,12 +42,13 @@ class RLConfig:
     regularizer: str = "pm"  # kl | pm | cpm
     beta: float = 1.0
     alpha: float | None = None  # cpm only
-    steps: int = 45
+    steps: int = 50
     prompts_per_step: int | None = None  # None: every prompt of the task, every step
     samples_per_prompt: int = 12  # k of RLOO
     max_new_tokens: int | None = None  # None: the task's longest candidate, end token included
-    lr: float = 2e-5
-    lr_final: float = 0.1  # linear decay to lr * lr_final: late steps average out noise
+    lr: float = 3e-5
+    warmup_steps: int = 10  # linear warmup: Adam's first steps move every weight by ~lr
+    lr_final: float = 0.1  # then linear decay to lr * lr_final: late steps average out noise
     inner_epochs: int = 1
     clip: float | None = None  # PPO-style ratio clip; None: plain RLOO policy gradient
     temperature: float = 1.0  # no top-p / top-k: the theory assumes samples from pi itself
@@ -71,7 +73,7 @@ class RLConfig:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"rl.{name} must be a positive int, got {value!r}")
-        for name in ("eval_every", "checkpoint_every"):
+        for name in ("eval_every", "checkpoint_every", "warmup_steps"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"rl.{name} must be an int >= 0, got {value!r}")
@@ -91,6 +93,17 @@ class RLConfig:
         if self.clip is not None and not 0 < self.clip < 1:
             raise ValueError(f"rl.clip must lie in (0, 1) or be null, got {self.clip!r}")
         return self
+
+
+def lr_factor(config: RLConfig, step: int) -> float:
+    """Learning rate of update ``step + 1`` over ``config.lr``: linear warmup over
+    ``warmup_steps`` updates (the first Adam steps are sign-like, every weight moves by
+    about lr, and a large first move can drop an answer the policy never samples again),
+    then linear decay to ``lr_final`` at the last step."""
+    warmup = min(config.warmup_steps, config.steps - 1)
+    if step < warmup:
+        return (step + 1) / (warmup + 1)
+    return 1 - (1 - config.lr_final) * (step - warmup) / max(config.steps - warmup, 1)
 
 
 def save_checkpoint(folder: Path, model, state: dict, history: list) -> Path:
@@ -185,15 +198,15 @@ def train_rl(
     rank = 0 if accelerator is None else accelerator.process_index
     # Each process draws its own prompts and samples; a single process keeps the plain seed.
     rng = np.random.default_rng(seed if rank == 0 else [seed, rank])
-    sampler = torch.Generator().manual_seed(seed if rank == 0 else hash((seed, rank)) % 2**63)
+    device = next(policy.parameters()).device  # the sampler draws where the logits live
+    sampler = torch.Generator(device=device).manual_seed(seed + 1_000_003 * rank)
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     reward_len = getattr(reward_fn, "max_len", None)
     max_new = config.max_new_tokens or reward_len
     if max_new is None:
         raise ValueError("rl.max_new_tokens is required with a reward that has no max_len")
     optimizer = make_optimizer(policy, config.lr)
-    decay = lambda step: 1 - (1 - config.lr_final) * step / config.steps  # noqa: E731
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, functools.partial(lr_factor, config))
     if accelerator is not None:
         policy, optimizer = accelerator.prepare(policy, optimizer)
     unwrapped = policy if accelerator is None else accelerator.unwrap_model(policy)
@@ -243,7 +256,7 @@ def train_rl(
             temperature=config.temperature,
         )  # (B, Tc), B = P k, grouped by prompt
         c_mask, finished = completion_mask(completion, eos)  # (B, Tc), (B,)
-        reward = reward_fn(np.repeat(chosen, k), completion, c_mask).float()  # (B,)
+        reward = reward_fn(np.repeat(chosen, k), completion, c_mask).float().to(device)  # (B,)
         ref_logp = None
         if config.regularizer != "pm":  # plain PM's penalty needs no reference
             with torch.no_grad():

@@ -99,7 +99,7 @@ def candidate_logprobs(model, tokenizer, prompts) -> list[torch.Tensor]:
     rows = [encode_response(tokenizer, c) for p in prompts for c in p.candidates]
     c_ids, c_mask = right_pad(rows, tokenizer.pad_token_id)  # (B, Tc)
     index = torch.tensor([i for i, p in enumerate(prompts) for _ in p.candidates])  # (B,)
-    flat = shared_prompt_logprobs(model, p_ids, p_mask, c_ids, c_mask, index).sum(-1)  # (B,)
+    flat = shared_prompt_logprobs(model, p_ids, p_mask, c_ids, c_mask, index).sum(-1).cpu()
     return list(torch.split(flat, [len(p.candidates) for p in prompts]))
 
 
@@ -118,6 +118,11 @@ def _forward(model, **kwargs):
         kwargs[name] = kwargs.pop("cache")
     out = model(**kwargs)
     return out.logits, out["cache"] if "cache" in out else out.get("past_key_values")
+
+
+def model_device(model) -> torch.device:
+    """The device of ``model``'s parameters (inputs built on the CPU are moved there)."""
+    return next(model.parameters()).device
 
 
 def _prefill(model, prompt_ids, prompt_mask):
@@ -140,8 +145,8 @@ def _continue(model, cache, prompt_mask, tokens, offset):
     ``offset`` earlier completion tokens. prompt_mask: (B, Tp). Returns logits (B, T, V)."""
     b, t = tokens.shape
     lengths = prompt_mask.sum(-1, keepdim=True)  # (B, 1)
-    positions = lengths + offset + torch.arange(t)[None]  # (B, T)
-    ones = torch.ones(b, offset + t, dtype=prompt_mask.dtype)
+    positions = lengths + offset + torch.arange(t, device=tokens.device)[None]  # (B, T)
+    ones = torch.ones(b, offset + t, dtype=prompt_mask.dtype, device=tokens.device)
     attention = torch.cat([prompt_mask, ones], dim=1)  # (B, Tp + offset + T)
     logits, _ = _forward(
         model,
@@ -165,10 +170,13 @@ def shared_prompt_logprobs(
     completions, gradients included (the cache is indexed, not recomputed). Returns (B, Tc),
     0 where masked out. Equal to :func:`token_logprobs` on the repeated prompts.
     """
+    device = model_device(model)
     if prompt_index is None:
         k = completion_ids.shape[0] // prompt_ids.shape[0]
         prompt_index = torch.arange(prompt_ids.shape[0]).repeat_interleave(k)
-    prompt_index = torch.as_tensor(prompt_index, dtype=torch.long)  # (B,)
+    prompt_index = torch.as_tensor(prompt_index, dtype=torch.long, device=device)  # (B,)
+    prompt_ids, prompt_mask = prompt_ids.to(device), prompt_mask.to(device)
+    completion_ids, completion_mask_ = completion_ids.to(device), completion_mask_.to(device)
     first, cache = _prefill(model, prompt_ids, prompt_mask)  # (P, V)
     cache.batch_select_indices(prompt_index)
     logits = first[prompt_index][:, None]  # (B, 1, V)
@@ -198,15 +206,18 @@ def sample_shared(
     the theory assumes samples from pi, docs/theory.md §4). The prompt runs once; its
     cache is shared. Sampling draws from ``generator`` only: the same seed, the same text.
 
-    Returns completion ids (P * samples, Tc), grouped by prompt, right-padded with
-    ``pad_id`` after the first end token; ``Tc <= max_new_tokens``.
+    Returns completion ids (P * samples, Tc) on the model's device, grouped by prompt,
+    right-padded with ``pad_id`` after the first end token; ``Tc <= max_new_tokens``.
+    ``generator`` must live on the model's device.
     """
-    index = torch.arange(prompt_ids.shape[0]).repeat_interleave(samples)  # (B,)
+    device = model_device(model)
+    prompt_ids, prompt_mask = prompt_ids.to(device), prompt_mask.to(device)
+    index = torch.arange(prompt_ids.shape[0], device=device).repeat_interleave(samples)  # (B,)
     logits, cache = _prefill(model, prompt_ids, prompt_mask)  # (P, V)
     cache.batch_select_indices(index)
     logits, mask = logits[index], prompt_mask[index]  # (B, V), (B, Tp)
     tokens = []
-    done = torch.zeros(logits.shape[0], dtype=torch.bool)  # (B,)
+    done = torch.zeros(logits.shape[0], dtype=torch.bool, device=device)  # (B,)
     for t in range(max_new_tokens):
         probs = torch.softmax(logits / temperature, dim=-1)  # (B, V)
         token = torch.multinomial(probs, 1, generator=generator).squeeze(-1)  # (B,)

@@ -90,7 +90,7 @@ def sft_on_pairs(
         c_ids, c_mask = right_pad([responses[i] for i in rows], tokenizer.pad_token_id)
         where = torch.tensor([used.index(i) for i in index[rows]])  # (B,)
         logp = shared_prompt_logprobs(model, p_ids, p_mask, c_ids, c_mask, where)  # (B, Tc)
-        loss = -(scale.float() * logp.sum(-1)).sum()  # expected -log pi(y|x) under q
+        loss = -(scale.to(logp) * logp.sum(-1)).sum()  # expected -log pi(y|x) under q
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)  # no stale gradients between steps or after

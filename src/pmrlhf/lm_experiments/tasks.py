@@ -254,6 +254,7 @@ class OracleReward:
     def __call__(self, prompt_index, completion, completion_mask_) -> torch.Tensor:
         """prompt_index: (B,) ints; completion, completion_mask_: (B, Tc). Returns (B,)."""
         prompt_index = torch.as_tensor(prompt_index, dtype=torch.long)
+        completion, completion_mask_ = completion.cpu(), completion_mask_.cpu()
         tokens = torch.where(completion_mask_.bool(), completion, torch.full_like(completion, -1))
         tc = tokens.shape[1]
         if tc < self.max_len:  # (B, L): cut to the candidates' width, padded as they are
