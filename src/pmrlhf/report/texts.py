@@ -212,19 +212,30 @@ def lm_paragraphs(summary: dict) -> list[str]:
     paragraphs.append(" ".join(sentences))
     reference = methods.get("reference (SFT)")
     if reference is not None:
-        ref_tv = reference["mean"].get("tv_to_target")
-        beaten_by_ref = [
-            n
-            for n, v in rl.items()
-            if ref_tv is not None
-            and v["mean"].get("tv_to_target") is not None
-            and v["mean"]["tv_to_target"] > ref_tv
-        ]
-        if beaten_by_ref:
-            paragraphs.append(
-                f"The SFT reference itself (TV to the target {_num(ref_tv)}) is closer to the "
-                f"preferences than {', '.join(beaten_by_ref)}."
-            )
+        labels = {
+            "tv_to_target": "TV to the target",
+            "pairwise_abs_gap": "abs pref gap",
+            "pairwise_pmd": "pairwise PMD (ours)",
+        }
+        parts, beaten_on = [], {}
+        for key, label in labels.items():
+            value = reference["mean"].get(key)
+            beaten = [
+                n for n, v in rl.items()
+                if value is not None and v["mean"].get(key) is not None and v["mean"][key] > value
+            ]  # fmt: skip
+            beaten_on[key] = set(beaten)
+            if beaten:
+                parts.append(f"on {label} ({_num(value)}) than {', '.join(beaten)}")
+        if parts:
+            text = "The SFT reference itself is closer to the preferences " + "; ".join(parts)
+            if beaten_on["pairwise_pmd"] != beaten_on["pairwise_abs_gap"]:
+                text += (
+                    ". The unbounded PMD and the bounded gap disagree here: the PMD is driven "
+                    "by answers with little mass, its log-odds growing without bound as a "
+                    "probability goes to zero"
+                )
+            paragraphs.append(text + ".")
     flagged = []
     for name, values in methods.items():
         for j, prompt in enumerate(values.get("prompts", []), start=1):
