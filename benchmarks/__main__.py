@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--rl-settings",
         default="old,default",
         help="rl_step: comma-separated settings to run, of: old (2 prompts x 4 samples, at most "
-        "16 new tokens), default (the LM comparison's default RLConfig: 4 prompts x 16 "
+        "16 new tokens), default (the LM comparison's default RLConfig: 4 prompts x k "
         "samples, the task's new-token cap); default: both",
     )
     parser.add_argument(

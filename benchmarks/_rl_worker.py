@@ -8,8 +8,8 @@ Settings (the same on both sides):
 * ``old``: the earlier benchmark's work: two long-answer chat prompts, 4 samples each, at
   most ``--max-new-tokens`` (16) new tokens, learning rate 2e-5.
 * ``default``: the LM comparison's default ``RLConfig``: every prompt of the task
-  ``three_answers`` (4), 16 samples each, at most the task's longest candidate (end token
-  included) new tokens, learning rate ``RLConfig().lr``.
+  ``three_answers`` (4), ``RLConfig().samples_per_prompt`` samples each, at most the
+  task's longest candidate (end token included) new tokens, learning rate ``RLConfig().lr``.
 
 Both sides: the same model (loaded by ``pmrlhf.lm_experiments.load_model``), the same chat
 prompts with an empty system message (as ``pmrlhf``'s ``encode_prompt`` sends them;

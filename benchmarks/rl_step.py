@@ -28,8 +28,9 @@ SETTINGS = ("old", "default")
 SETTING_TEXT = {
     "old": "the earlier benchmark's work: 2 long-answer prompts × 4 samples, at most 16 new "
     "tokens, lr 2e-5",
-    "default": "the LM comparison's default RLConfig: every prompt of `three_answers` (4) × 16 "
-    "samples, at most the task's longest candidate new tokens, lr = RLConfig().lr",
+    "default": "the LM comparison's default RLConfig: every prompt of `three_answers` (4) × k "
+    "samples (k = RLConfig().samples_per_prompt), at most the task's longest candidate new "
+    "tokens, lr = RLConfig().lr",
 }
 # Passes before the reward call (the clock) in a step; the rest come after it.
 BEFORE_REWARD = {"pmrlhf": 1, "trl": 3}
