@@ -25,7 +25,7 @@ from .._validation import check_alpha, check_beta, check_out_dir
 from ..theory.regularizers import check_regularizer
 from .evaluate import evaluate_candidates
 from .models import SMOLLM2, load_model, resolve_name
-from .optima import method_optima, tv_with_other
+from .optima import method_optima
 from .rl import RLConfig, remove_checkpoint_staging, train_rl
 from .sft import SFTConfig, candidate_pairs, sft_on_pairs
 from .summary import REFERENCE, aggregate, seed_metrics
@@ -370,5 +370,4 @@ __all__ = [
     "grid_methods",
     "quick_config",
     "run_compare",
-    "tv_with_other",
 ]

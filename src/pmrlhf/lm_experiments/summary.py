@@ -26,7 +26,6 @@ from .evaluate import METRICS
 
 REFERENCE = "reference (SFT)"
 COLLAPSE = 0.9  # a prompt where one answer holds more than this share of the candidate mass
-OPTIMUM_METRICS = ("tv_to_optimum", "optimum_pairwise_pmd", "optimum_coverage", "optimum_bound")
 
 
 def t_interval(values) -> tuple[float, float]:
