@@ -29,10 +29,13 @@ from .._io import atomic_write_text
 from ..theory import penalty
 from ..theory.regularizers import check_regularizer
 from .models import flush_denormals, make_optimizer
-from .sequences import completion_mask, encode_prompt, left_pad, sample_shared
-from .sequences import shared_prompt_logprobs as logprobs
+from .sequences import completion_mask, encode_prompt, left_pad, pick, sample_shared
+from .sequences import shared_prompt_logits as logits_of
 
 _clock = time.monotonic  # the time of checkpoint_minutes (a test can replace it)
+
+
+PENALTY_GRADIENTS = ("expected", "sampled")
 
 
 @dataclass
@@ -51,6 +54,9 @@ class RLConfig:
     lr_final: float = 0.1  # then linear decay to lr * lr_final: late steps average out noise
     inner_epochs: int = 1
     clip: float | None = None  # PPO-style ratio clip; None: plain RLOO policy gradient
+    # expected: the penalty's exact expectation over the vocabulary at each sampled history;
+    # sampled: the sampled token's penalty in the return, as TRL does (docs/theory.md §4).
+    penalty_gradient: str = "expected"
     temperature: float = 1.0  # no top-p / top-k: the theory assumes samples from pi itself
     max_grad_norm: float = 1.0
     eval_every: int = 0  # 0: no evaluation during training (see train_rl's on_eval)
@@ -90,9 +96,50 @@ class RLConfig:
                 f"rl.samples_per_prompt must be an int >= 2 (the leave-one-out baseline "
                 f"needs two), got {k!r}"
             )
+        if self.penalty_gradient not in PENALTY_GRADIENTS:
+            raise ValueError(
+                f"rl.penalty_gradient must be one of {PENALTY_GRADIENTS}, "
+                f"got {self.penalty_gradient!r}"
+            )
         if self.clip is not None and not 0 < self.clip < 1:
             raise ValueError(f"rl.clip must lie in (0, 1) or be null, got {self.clip!r}")
         return self
+
+
+def expected_penalty(logits, ref_logits=None, *, regularizer: str, alpha: float | None = None):
+    """``C(h) = sum_v pi(v | h) c(v | h)``: the per-token penalty's expectation over the
+    whole vocabulary at each history (docs/theory.md §4, "Gradients").
+
+    logits, ref_logits: (B, Tc, V) logits of the policy and the reference at the sampled
+    histories (``ref_logits`` unused by plain PM). Returns (B, Tc), differentiable in
+    ``logits``: minus the entropy for PM, ``KL(pi(.|h) || pi_ref(.|h))`` for KL, and the
+    KL to the conditional-PM weights ``w`` for cPM.
+    """
+    dtype = torch.promote_types(logits.dtype, torch.float32)  # half precision: in float32
+    logp = torch.log_softmax(logits.to(dtype), dim=-1)  # (B, Tc, V)
+    ref_logp = None if ref_logits is None else torch.log_softmax(ref_logits.to(dtype), dim=-1)
+    c = penalty(logp, ref_logp, regularizer=regularizer, alpha=alpha)  # (B, Tc, V)
+    return (logp.exp() * c).sum(-1)  # (B, Tc)
+
+
+def penalized_returns(reward, expected, mask, *, beta: float):
+    """Return of each token ``G_t = r - beta * sum_{t' > t} C(h_t')`` (docs/theory.md §4).
+
+    reward (B,); expected (B, Tc): :func:`expected_penalty` at the sampled histories;
+    mask (B, Tc). The penalty at ``h_t`` itself and before it is not in ``G_t``: the
+    score of ``y_t`` only moves what comes after; ``C(h_t)`` has its own exact gradient.
+    """
+    c = expected * mask  # (B, Tc)
+    after = c.flip(-1).cumsum(-1).flip(-1) - c  # (B, Tc): sum over t' > t
+    return reward[:, None] - beta * after  # (B, Tc)
+
+
+def leave_one_out(values, k: int):
+    """``values`` (B,) minus the mean of the other ``k - 1`` values of its group (B / k
+    groups of ``k`` consecutive entries): the RLOO advantage."""
+    grouped = values.view(-1, k)  # (P, k)
+    baseline = (grouped.sum(-1, keepdim=True) - grouped) / (k - 1)  # (P, k)
+    return (grouped - baseline).view(-1)  # (B,)
 
 
 def lr_factor(config: RLConfig, step: int) -> float:
@@ -257,30 +304,44 @@ def train_rl(
         )  # (B, Tc), B = P k, grouped by prompt
         c_mask, finished = completion_mask(completion, eos)  # (B, Tc), (B,)
         reward = reward_fn(np.repeat(chosen, k), completion, c_mask).float().to(device)  # (B,)
-        ref_logp = None
+        ref_logits = ref_logp = None
         if config.regularizer != "pm":  # plain PM's penalty needs no reference
             with torch.no_grad():
-                ref_logp = logprobs(ref, p_ids, p_mask, completion, c_mask)  # (B, Tc)
+                ref_logits = logits_of(ref, p_ids, p_mask, completion, c_mask)  # (B, Tc, V)
+                ref_logp = pick(ref_logits, completion, c_mask)  # (B, Tc)
+        expected = config.penalty_gradient == "expected"
         for epoch in range(config.inner_epochs):
-            logp = logprobs(policy, p_ids, p_mask, completion, c_mask)  # (B, Tc)
+            logits = logits_of(policy, p_ids, p_mask, completion, c_mask)  # (B, Tc, V)
+            logp = pick(logits, completion, c_mask)  # (B, Tc)
+            if expected:  # (B, Tc), differentiable: its gradient is exact, not sampled
+                c_exp = c_mask * expected_penalty(
+                    logits, ref_logits, regularizer=config.regularizer, alpha=config.alpha
+                )
             if epoch == 0:
-                # 2. Score: reward minus beta times the summed per-token penalty, with log pi
-                # of the policy that sampled (this first pass: no dropout, same weights).
+                # 2. Score: reward minus beta times the penalty, with log pi of the policy
+                # that sampled (this first pass: no dropout, same weights).
                 old_logp = logp.detach()
                 c = penalty(old_logp, ref_logp, regularizer=config.regularizer, alpha=config.alpha)
-                total = reward - config.beta * (c * c_mask).sum(-1)  # (B,)
-                # 3. Leave-one-out baseline within each prompt's k samples.
-                grouped = total.view(-1, k)  # (P, k)
-                baseline = (grouped.sum(-1, keepdim=True) - grouped) / (k - 1)  # (P, k)
-                advantage = (grouped - baseline).view(-1)  # (B,)
-            # 4. Policy update: REINFORCE with the RLOO advantage, or PPO's clipped ratio.
+                if expected:  # token t's return: the expected penalties after it
+                    returns = penalized_returns(reward, c_exp.detach(), c_mask, beta=config.beta)
+                else:  # every token's return: reward minus the whole sampled penalty
+                    returns = (reward - config.beta * (c * c_mask).sum(-1))[:, None]
+                # 3. Leave-one-out baseline within each prompt's k samples (of the
+                # first token's return: a baseline from other samples keeps it unbiased).
+                first = returns[:, 0]  # (B,)
+                advantage = (returns - (first - leave_one_out(first, k))[:, None]) * c_mask
+            # 4. Policy update: REINFORCE with the RLOO advantage, or PPO's clipped ratio;
+            # per sample (REINFORCE) or per token (PPO), as TRL normalises each.
+            scale = c_mask.shape[0] if config.clip is None else c_mask.sum()
             if config.clip is None:
-                loss = -(advantage * logp.sum(-1)).mean()
+                surrogate = advantage * logp  # (B, Tc)
             else:
                 ratio = torch.exp(logp - old_logp)  # (B, Tc)
                 clipped = torch.clamp(ratio, 1 - config.clip, 1 + config.clip)
-                per_token = torch.minimum(ratio * advantage[:, None], clipped * advantage[:, None])
-                loss = -(per_token * c_mask).sum() / c_mask.sum()
+                surrogate = torch.minimum(ratio * advantage, clipped * advantage)
+            loss = -(surrogate * c_mask).sum() / scale
+            if expected:
+                loss = loss + config.beta * c_exp.sum() / scale
             if accelerator is None:
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
@@ -301,6 +362,8 @@ def train_rl(
             "lr": float(optimizer.param_groups[0]["lr"]),
             "loss": float(loss.detach()),
         }
+        if expected:
+            record["expected_penalty"] = float(c_exp.detach().sum(-1).mean())
         if ref_logp is not None:
             record["kl_to_ref"] = float((old_logp - ref_logp).sum(-1).mean())
         if on_eval and config.eval_every and (step + 1) % config.eval_every == 0:
