@@ -58,9 +58,11 @@ def _brute_force(model, regularizer, beta, alpha):
         ids = torch.tensor([PROMPT + list(y)])
         logp = torch.log_softmax(model(input_ids=ids).logits[0].double(), -1)
         token = np.array([logp[len(PROMPT) - 1 + i, t].item() for i, t in enumerate(y)])
-        w = 0.0 if regularizer == "pm" else reference_log_weight(
-            token, regularizer=regularizer, alpha=alpha
-        ).sum()
+        w = (
+            0.0
+            if regularizer == "pm"
+            else reference_log_weight(token, regularizer=regularizer, alpha=alpha).sum()
+        )
         log_w.append(w)
         reward.append(REWARDS[CANDIDATES.index(list(y))] if list(y) in CANDIDATES else OFF)
     a = np.array(log_w) + np.array(reward) / beta
@@ -74,16 +76,15 @@ def _brute_force(model, regularizer, beta, alpha):
     [("kl", 0.5, None), ("kl", 0.1, None), ("pm", 1.0, None), ("pm", 0.3, None),
      ("cpm", 1.0, 0.1), ("cpm", 0.3, 0.25)],
 )  # fmt: skip
-def test_optimum_given_the_reference_equals_brute_force(tiny_vocab_model, regularizer, beta,
-                                                        alpha):
+def test_optimum_given_the_reference_equals_brute_force(tiny_vocab_model, regularizer, beta, alpha):
     exact, _ = _brute_force(tiny_vocab_model, regularizer, beta, alpha)
     options = dict(regularizer=regularizer, beta=beta, vocab_size=V, max_len=L)
-    full = reference_tree(tiny_vocab_model, PROMPT, CANDIDATES, eos_id=EOS, max_len=L,
-                          alpha=alpha, expand_all=True)
+    full = reference_tree(
+        tiny_vocab_model, PROMPT, CANDIDATES, eos_id=EOS, max_len=L, alpha=alpha, expand_all=True
+    )
     np.testing.assert_allclose(optimum(REWARDS, OFF, full, **options), exact, atol=1e-7)
     # The plausible tree alone: KL and PM stay exact, cPM is bracketed by its two bounds.
-    tree = reference_tree(tiny_vocab_model, PROMPT, CANDIDATES, eos_id=EOS, max_len=L,
-                          alpha=alpha)
+    tree = reference_tree(tiny_vocab_model, PROMPT, CANDIDATES, eos_id=EOS, max_len=L, alpha=alpha)
     low = optimum(REWARDS, OFF, tree, **options)
     high = optimum(REWARDS, OFF, tree, **options, upper=True)
     if regularizer != "cpm":
@@ -108,11 +109,17 @@ def test_mass_bound_holds_at_the_worst_node():
 
 
 def test_optima_stay_finite_for_extreme_rewards_and_small_beta(tiny_vocab_model):
-    tree = reference_tree(tiny_vocab_model, PROMPT, CANDIDATES, eos_id=EOS, max_len=L,
-                          alpha=0.1)
+    tree = reference_tree(tiny_vocab_model, PROMPT, CANDIDATES, eos_id=EOS, max_len=L, alpha=0.1)
     for regularizer in ("kl", "pm", "cpm"):
-        best = optimum(np.array([1e4, 0.0, -1e4]), -2e4, tree, regularizer=regularizer,
-                       beta=1e-6, vocab_size=V, max_len=L)
+        best = optimum(
+            np.array([1e4, 0.0, -1e4]),
+            -2e4,
+            tree,
+            regularizer=regularizer,
+            beta=1e-6,
+            vocab_size=V,
+            max_len=L,
+        )
         assert np.all(np.isfinite(best)) and best.sum() == pytest.approx(1.0)
         assert best[0] == pytest.approx(1.0)
 

@@ -30,8 +30,14 @@ def test_lm_prose_reads_null_numbers_as_not_available():
 
     summary = {
         "methods": {
-            "KL b=0.1": method("kl", 0.1, minority_mass=None, target_minority_mass=0.4,
-                               pairwise_pmd=None, tv_to_optimum=0.05),  # fmt: skip
+            "KL b=0.1": method(
+                "kl",
+                0.1,
+                minority_mass=None,
+                target_minority_mass=0.4,
+                pairwise_pmd=None,
+                tv_to_optimum=0.05,
+            ),  # fmt: skip
             "PM b=1": method("pm", 1.0, pairwise_pmd=0.1, coverage=None, tv_to_optimum=None),
         },
     }

@@ -58,8 +58,14 @@ def gradients(regularizer, alpha, beta, baseline):
 
 @pytest.mark.parametrize(
     "regularizer, alpha, beta",
-    [("kl", None, 0.1), ("kl", None, 1.0), ("pm", None, 1.0), ("pm", None, 0.3),
-     ("cpm", 0.1, 1.0), ("cpm", 0.4, 0.5)],
+    [
+        ("kl", None, 0.1),
+        ("kl", None, 1.0),
+        ("pm", None, 1.0),
+        ("pm", None, 0.3),
+        ("cpm", 0.1, 1.0),
+        ("cpm", 0.4, 0.5),
+    ],
 )
 @pytest.mark.parametrize("baseline", [0.0, 0.7])
 def test_both_estimators_are_unbiased(regularizer, alpha, beta, baseline):
@@ -91,8 +97,9 @@ def test_returns_count_the_penalties_after_each_token_and_leave_one_out_centres(
     c = torch.tensor([[0.5, 0.25, 0.125], [1.0, 2.0, 4.0]])
     mask = torch.tensor([[1, 1, 1], [1, 1, 0]])
     g = penalized_returns(reward, c, mask, beta=2.0)
-    torch.testing.assert_close(g, torch.tensor([[1 - 2 * 0.375, 1 - 2 * 0.125, 1.0],
-                                                [2 - 2 * 2.0, 2.0, 2.0]]))
+    torch.testing.assert_close(
+        g, torch.tensor([[1 - 2 * 0.375, 1 - 2 * 0.125, 1.0], [2 - 2 * 2.0, 2.0, 2.0]])
+    )
     adv = leave_one_out(torch.tensor([1.0, 2.0, 6.0, 0.0, 4.0, 2.0]), 3)
     torch.testing.assert_close(adv, torch.tensor([-3.0, -1.5, 4.5, -3.0, 3.0, 0.0]))
 
