@@ -1,12 +1,16 @@
 """One side of the RL-step benchmark, in its own process (so peak memory is its own).
 
-    python -m benchmarks._rl_worker --side {pmrlhf,trl} --setting {old,default} \
+    python -m benchmarks._rl_worker --side {pmrlhf,trl} --setting {old,task8,default} \
         --model NAME --steps N --warmup W --seed S --json OUT
 
 Settings (the same on both sides):
 
 * ``old``: the earlier benchmark's work: two long-answer chat prompts, 4 samples each, at
   most ``--max-new-tokens`` (16) new tokens, learning rate 2e-5.
+* ``task8``: the same 8 samples per step (2 prompts x 4), on the first two prompts of
+  ``three_answers``, at most the task's longest candidate (end token included) new tokens,
+  learning rate ``RLConfig().lr``: what the step costs once the work the task does not need
+  (long answers) is cut.
 * ``default``: the LM comparison's default ``RLConfig``: every prompt of the task
   ``three_answers`` (4), ``RLConfig().samples_per_prompt`` samples each, at most the
   task's longest candidate (end token included) new tokens, learning rate ``RLConfig().lr``.
@@ -39,7 +43,7 @@ OLD_PROMPTS = (
     "Write a long story about a dragon who learns to bake bread.",
     "Explain in detail how a bicycle works, part by part.",
 )
-SETTINGS = ("old", "default")
+SETTINGS = ("old", "task8", "default")
 BETA = 0.05
 OLD_LEARNING_RATE = 2e-5
 OLD_SAMPLES_PER_PROMPT = 4
@@ -47,6 +51,7 @@ OLD_SAMPLES_PER_PROMPT = 4
 
 def setting_work(setting: str, tokenizer, max_new_tokens: int | None = None) -> dict:
     """The work of a setting: the task, samples per prompt, new-token cap, learning rate."""
+    from dataclasses import replace
     from pmrlhf.lm_experiments import RLConfig
     from pmrlhf.lm_experiments.tasks import OracleReward, SyntheticTask, TaskPrompt, load_task
     from pmrlhf.simulate import Population
@@ -68,6 +73,16 @@ def setting_work(setting: str, tokenizer, max_new_tokens: int | None = None) -> 
             "samples_per_prompt": OLD_SAMPLES_PER_PROMPT,
             "max_new_tokens": max_new_tokens or 16,
             "lr": OLD_LEARNING_RATE,
+        }
+    if setting == "task8":
+        # The earlier benchmark's 8 samples per step (2 prompts x 4), on the default task.
+        task = load_task("three_answers")
+        task = replace(task, prompts=task.prompts[:2])
+        return {
+            "task": task,
+            "samples_per_prompt": OLD_SAMPLES_PER_PROMPT,
+            "max_new_tokens": max_new_tokens or OracleReward(task, tokenizer).max_len,
+            "lr": RLConfig().lr,
         }
     if setting == "default":
         task = load_task("three_answers")

@@ -43,3 +43,27 @@ def test_lm_prose_reads_null_numbers_as_not_available():
     }
     text = " ".join(lm_paragraphs(summary))
     assert "n/a" in text and "nan" not in text
+
+
+def test_lm_prose_compares_tv_to_target_at_matched_beta_and_names_the_estimator():
+    from pmrlhf.report.texts import lm_paragraphs
+
+    def method(regularizer, beta, alpha=None, **ci):
+        return {"regularizer": regularizer, "beta": beta, "alpha": alpha, "prompts": [],
+                "mean": {k: (lo + hi) / 2 for k, (lo, hi) in ci.items()},
+                "ci95": {k: [lo, hi] for k, (lo, hi) in ci.items()}}  # fmt: skip
+
+    def summary(cpm_tv, estimator):
+        return {
+            "config": {"rl": {"penalty_gradient": estimator}},
+            "methods": {
+                "KL b=1": method("kl", 1.0, tv_to_target=(0.2, 0.3)),
+                "cPM b=1 a=0.1": method("cpm", 1.0, 0.1, tv_to_target=cpm_tv),
+            },
+        }
+
+    below = " ".join(lm_paragraphs(summary((0.01, 0.05), "expected")))
+    assert "lies entirely below" in below and "exact expectation over the vocabulary" in below
+    overlap = " ".join(lm_paragraphs(summary((0.1, 0.25), "sampled")))
+    assert "intervals overlap" in overlap and "lies entirely below" not in overlap
+    assert "as TRL does" in overlap

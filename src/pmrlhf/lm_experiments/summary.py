@@ -13,8 +13,8 @@
         prompts: [{...}, ...]                  # per prompt: mean distributions and verdicts
 
 Metrics: :data:`~pmrlhf.lm_experiments.evaluate.METRICS`, plus for RL methods
-``tv_to_optimum`` and the optimum's own ``optimum_pairwise_pmd``, ``optimum_coverage`` and
-``optimum_bound`` (docs/theory.md §5, §7, §8).
+``tv_to_optimum`` and the optimum's own ``optimum_pairwise_pmd``, ``optimum_coverage``,
+``optimum_tv_to_target`` and ``optimum_bound`` (docs/theory.md §5, §7, §8).
 """
 
 from __future__ import annotations
@@ -52,18 +52,22 @@ def t_interval(values) -> tuple[float, float]:
 def seed_metrics(evaluation: dict, optimum: dict | None) -> dict:
     """One seed's metrics of one method: the evaluation's means, and for an RL method the
     distance to its optimum (candidates plus everything else, not renormalised)."""
-    from ..simulate.metrics import pairwise_pmd_matrix
+    from ..simulate.metrics import pairwise_pmd_matrix, total_variation
     from .optima import tv_with_other
 
     row = {key: evaluation[key] for key in METRICS}
     if optimum is None:
         return row
-    tv, pmd, coverage = [], [], []
+    tv, pmd, coverage, to_target = [], [], [], []
     for prompt, best in zip(evaluation["prompts"], optimum["optimum"], strict=True):
         mass = np.asarray(prompt["mass"])
         tv.append(tv_with_other(np.append(mass, max(1 - mass.sum(), 0.0)), best))
         best = np.asarray(best[:-1])
         coverage.append(best.sum())
+        # The optimum's TV to softmax(r) on the candidates, renormalised as tv_to_target is.
+        reward = np.asarray(prompt["reward"])
+        target = np.exp(reward - reward.max())
+        to_target.append(total_variation(target / target.sum(), best / best.sum()))
         # The optimum's own pairwise PMD against the same reward (docs/theory.md §5).
         log_best = np.log(np.maximum(best, np.finfo(float).tiny))
         pmd.append(pairwise_pmd_matrix(log_best, prompt["reward"])["kl_bernoulli"])
@@ -71,6 +75,7 @@ def seed_metrics(evaluation: dict, optimum: dict | None) -> dict:
         "tv_to_optimum": float(np.mean(tv)),
         "optimum_pairwise_pmd": float(np.mean(pmd)),
         "optimum_coverage": float(np.mean(coverage)),
+        "optimum_tv_to_target": float(np.mean(to_target)),
         "optimum_bound": float(np.mean(optimum["bound"])),
     }
     return row

@@ -32,6 +32,7 @@ LM_COLUMNS = {
 OPTIMUM_COLUMNS = {
     "optimum_pairwise_pmd": "optimum's PMD",
     "optimum_coverage": "optimum's coverage",
+    "optimum_tv_to_target": "optimum's TV to target",
 }
 
 
@@ -73,7 +74,8 @@ def _lm_part(folder: Path) -> list[str]:
         f"seed, SFT on the candidates ({sft['steps']} full-batch steps), then "
         f"{rl['steps']} RLOO steps per method (every prompt x {rl['samples_per_prompt']} "
         f"samples per step, completions of at most {summary['max_new_tokens']} tokens, lr "
-        f"{rl['lr']:g} decaying to {rl['lr_final']:g} of it, oracle reward on token ids). "
+        f"{rl['lr']:g} decaying to {rl['lr_final']:g} of it, oracle reward on token ids"
+        f"{_estimator(rl)}). "
         f"{summary['compute_seconds'] / 60:.1f} minutes of compute on "
         f"{summary['torch_threads']} torch thread(s). Mean [95% t-interval] over seeds; "
         "'optimum' columns: each method's exact optimum given the trained reference:"
@@ -89,6 +91,14 @@ def _lm_part(folder: Path) -> list[str]:
         "![Distance to each method's optimum over RL steps](figures/lm_convergence.png)",
         "",
     ]
+
+
+def _estimator(rl: dict) -> str:
+    if rl.get("penalty_gradient") == "expected":
+        return ", the penalty's exact expectation over the vocabulary at each sampled history"
+    if rl.get("penalty_gradient") == "sampled":
+        return ", the sampled tokens' penalty in the return"
+    return ""
 
 
 def _grid_part(folder: Path) -> list[str]:

@@ -104,6 +104,15 @@ LM_INTRO = (
 )
 
 
+ESTIMATOR_TEXT = {
+    "expected": "The penalty's gradient is the exact expectation over the vocabulary at every "
+    "sampled history, its score-function part counting only the penalties after each token "
+    "(docs/theory.md §4, \"Gradients\").",
+    "sampled": "The sampled tokens' summed penalty is subtracted from the reward, as TRL does "
+    "(docs/theory.md §4, \"Gradients\").",
+}
+
+
 def _num(value, spec: str = ".3g") -> str:
     """``value`` formatted by ``spec``; ``n/a`` for ``null`` (a value that was not finite)."""
     return "n/a" if value is None else format(value, spec)
@@ -140,6 +149,9 @@ def lm_paragraphs(summary: dict) -> list[str]:
     """The LM section's prose, every statement decided by the numbers of ``summary.json``."""
     methods = summary.get("methods", {})
     paragraphs = [LM_INTRO]
+    estimator = summary.get("config", {}).get("rl", {}).get("penalty_gradient")
+    if estimator in ESTIMATOR_TEXT:
+        paragraphs[0] += " " + ESTIMATOR_TEXT[estimator]
     rl = {n: v for n, v in methods.items() if v.get("regularizer")}
     if not rl:
         return paragraphs
@@ -198,6 +210,25 @@ def lm_paragraphs(summary: dict) -> list[str]:
             text += "one seed, no interval"
         optimum_a = cpm["mean"].get("optimum_pairwise_pmd")
         optimum_b = other["mean"].get("optimum_pairwise_pmd")
+        if optimum_a is not None and optimum_b is not None:
+            text += f" (their exact optima: {_num(optimum_a)} vs {_num(optimum_b)})"
+        sentences.append(text + ".")
+    kl_name, kl = _find(summary, "kl", 1.0)
+    if cpm is not None and kl is not None:
+        text = (
+            f"At matched beta 1, TV to the preference distribution: {cpm_name} "
+            f"{_interval(cpm, 'tv_to_target')} against {kl_name} {_interval(kl, 'tv_to_target')}"
+        )
+        verdict = _below(cpm, kl, "tv_to_target")
+        if verdict is True:
+            text += (
+                ": conditional PM lies entirely below; KL's optimum keeps the reference's odds "
+                "(pi_ref e^{r/beta}), conditional PM's replaces them on plausible answers"
+            )
+        elif verdict is False:
+            text += ": the intervals overlap"
+        optimum_a = cpm["mean"].get("optimum_tv_to_target")
+        optimum_b = kl["mean"].get("optimum_tv_to_target")
         if optimum_a is not None and optimum_b is not None:
             text += f" (their exact optima: {_num(optimum_a)} vs {_num(optimum_b)})"
         sentences.append(text + ".")
