@@ -46,8 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--rl-settings",
         default="old,task8,default",
         help="rl_step: comma-separated settings to run, of: old (2 prompts x 4 samples, at most "
-        "16 new tokens), task8 (2 prompts of the default task x 4 samples), default (the LM comparison's default RLConfig: 4 prompts x k "
-        "samples, the task's new-token cap); default: all three",
+        "16 new tokens), task8 (2 prompts of the default task x 4 samples), default (the LM "
+        "comparison's default RLConfig: 4 prompts x k samples, the task's new-token cap); "
+        "default: all three",
     )
     parser.add_argument(
         "--out", type=Path, default=Path("BENCHMARKS.md"), help="the Markdown report to write"

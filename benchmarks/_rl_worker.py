@@ -52,6 +52,7 @@ OLD_SAMPLES_PER_PROMPT = 4
 def setting_work(setting: str, tokenizer, max_new_tokens: int | None = None) -> dict:
     """The work of a setting: the task, samples per prompt, new-token cap, learning rate."""
     from dataclasses import replace
+
     from pmrlhf.lm_experiments import RLConfig
     from pmrlhf.lm_experiments.tasks import OracleReward, SyntheticTask, TaskPrompt, load_task
     from pmrlhf.simulate import Population

@@ -80,9 +80,7 @@ def _meta_line(meta: dict) -> str:
 
 def _host(meta: dict) -> dict:
     """The machine and versions a part ran on, without what changes from run to run."""
-    return {
-        k: v for k, v in meta["machine"].items() if k != "load_average_1_5_15_min_at_start"
-    }
+    return {k: v for k, v in meta["machine"].items() if k != "load_average_1_5_15_min_at_start"}
 
 
 def _machine(meta: dict) -> list[str]:

@@ -107,9 +107,9 @@ LM_INTRO = (
 ESTIMATOR_TEXT = {
     "expected": "The penalty's gradient is the exact expectation over the vocabulary at every "
     "sampled history, its score-function part counting only the penalties after each token "
-    "(docs/theory.md §4, \"Gradients\").",
+    '(docs/theory.md §4, "Gradients").',
     "sampled": "The sampled tokens' summed penalty is subtracted from the reward, as TRL does "
-    "(docs/theory.md §4, \"Gradients\").",
+    '(docs/theory.md §4, "Gradients").',
 }
 
 
