@@ -328,7 +328,7 @@ def test_cli_run_flags_reach_the_run(tmp_path):
     result = cli(
         "run", "--model", "tiny-llama", "--task", "two_answers", "--regularizer", "kl",
         "--beta", "0.5", "--steps", "1", "--sft-steps", "1", "--seed", "3", "--reward", "rm",
-        "--out", str(out),
+        "--penalty-gradient", "sampled", "--out", str(out),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     import yaml
@@ -338,6 +338,7 @@ def test_cli_run_flags_reach_the_run(tmp_path):
     assert (config["rl"]["regularizer"], config["rl"]["beta"], config["rl"]["steps"]) == (
         "kl", 0.5, 1,
     )  # fmt: skip
+    assert config["rl"]["penalty_gradient"] == "sampled"
     assert (out / "reward_model.json").exists()
 
 

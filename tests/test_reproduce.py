@@ -82,6 +82,14 @@ def test_quick_main_job_runs_every_stage_and_reports_them(tmp_path):
     grid = pd.read_csv(out / "simulate" / "beta_alpha_grid.csv")
     for value in grid.pairwise_pmd:
         assert f"{value:.3g}" in block
+    assert "Further tasks" not in block
+    # A further comparison stored beside it (lm compare --out results/lm_NAME) gets its table.
+    (out / "lm_other").mkdir()
+    summary = json.loads((out / "lm" / "summary.json").read_text())
+    summary["task"] = "other_task"
+    (out / "lm_other" / "summary.json").write_text(json.dumps(summary))
+    block = results_block(out, command="c", date="2026-01-01")
+    assert "Further tasks" in block and "**`lm_other`.**" in block and "`other_task`" in block
     readme = tmp_path / "README.md"
     readme.write_text(f"head\n{START}\nstale numbers\n{END}\ntail\n")
     update_readme(readme, out, command="c")

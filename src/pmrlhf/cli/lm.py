@@ -20,6 +20,11 @@ def register(subparsers) -> None:
     run.add_argument("--beta", type=float)
     run.add_argument("--alpha", type=float)
     run.add_argument("--steps", type=int)
+    run.add_argument(
+        "--penalty-gradient",
+        choices=("expected", "sampled"),
+        help="rl.penalty_gradient (docs/theory.md §4; default expected)",
+    )
     run.add_argument("--sft-steps", type=int)
     run.add_argument(
         "--reward",
@@ -60,6 +65,13 @@ def register(subparsers) -> None:
         "--quick: 0 1); means with 95%% t-intervals",
     )
     compare.add_argument("--steps", type=int, default=None, help="RL steps per method")
+    compare.add_argument(
+        "--penalty-gradient",
+        choices=("expected", "sampled"),
+        help="the penalty's gradient (docs/theory.md §4): its exact expectation over the "
+        "vocabulary at each sampled history (default), or the sampled tokens' penalty in the "
+        "return (as TRL)",
+    )
     compare.add_argument("--quick", action="store_true", help="a few steps (tests, CI)")
     compare.add_argument(
         "--betas",
@@ -96,6 +108,7 @@ def _run(args) -> int:
         "beta": args.beta,
         "alpha": args.alpha,
         "steps": args.steps,
+        "penalty_gradient": args.penalty_gradient,
     }
     config = config.with_overrides(top, rl, {"steps": args.sft_steps})
     config.validate()  # before anything is written or loaded
@@ -130,6 +143,8 @@ def _compare(args) -> int:
         config.methods = grid_methods(args.betas, args.alphas)
     if args.steps is not None:
         config.rl = replace(config.rl, steps=args.steps)
+    if args.penalty_gradient is not None:
+        config.rl = replace(config.rl, penalty_gradient=args.penalty_gradient)
     config.validate()  # before anything is written or loaded
     out = check_out_dir(args.out, "--out")
     summary = run_compare(config, out, resume=not args.restart)

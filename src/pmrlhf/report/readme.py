@@ -65,11 +65,10 @@ def _with_interval(values: dict, key: str) -> str:
     return f"{mean:.3g} [{lo:.3g}, {hi:.3g}]"
 
 
-def _lm_part(folder: Path) -> list[str]:
-    summary = json.loads((folder / "summary.json").read_text())
+def _lm_setup(summary: dict) -> str:
     config = summary["config"]
     rl, sft = config["rl"], config["sft"]
-    setup = (
+    return (
         f"Model `{summary['model']}`, task `{summary['task']}`, seeds {summary['seeds']}: per "
         f"seed, SFT on the candidates ({sft['steps']} full-batch steps), then "
         f"{rl['steps']} RLOO steps per method (every prompt x {rl['samples_per_prompt']} "
@@ -80,10 +79,14 @@ def _lm_part(folder: Path) -> list[str]:
         f"{summary['torch_threads']} torch thread(s). Mean [95% t-interval] over seeds; "
         "'optimum' columns: each method's exact optimum given the trained reference:"
     )
+
+
+def _lm_part(folder: Path) -> list[str]:
+    summary = json.loads((folder / "summary.json").read_text())
     return [
         "![KL vs PM vs conditional PM on a real language model](figures/lm_compare.png)",
         "",
-        setup,
+        _lm_setup(summary),
         "",
         markdown_table(lm_table(summary)),
         "",
@@ -91,6 +94,29 @@ def _lm_part(folder: Path) -> list[str]:
         "![Distance to each method's optimum over RL steps](figures/lm_convergence.png)",
         "",
     ]
+
+
+def _other_tasks_part(results: Path) -> list[str]:
+    """Every further comparison in ``results/lm_<name>/`` (``pmrlhf lm compare --out``
+    there), each with its own table and generated prose; nothing when there is none."""
+    folders = sorted(p.parent for p in results.glob("lm_*/summary.json"))
+    if not folders:
+        return []
+    lines = [
+        "Further tasks, each from `pmrlhf lm compare --task TASK --out "
+        f"{results.name}/lm_NAME`:",
+        "",
+    ]
+    for folder in folders:
+        summary = json.loads((folder / "summary.json").read_text())
+        lines += [
+            f"**`{folder.name}`.** " + _lm_setup(summary),
+            "",
+            markdown_table(lm_table(summary)),
+            "",
+            *[p + "\n" for p in lm_paragraphs(summary)[1:]],
+        ]
+    return lines
 
 
 def _estimator(rl: dict) -> str:
@@ -125,7 +151,8 @@ def _grid_part(folder: Path) -> list[str]:
 
 
 def results_block(results: Path, *, command: str, date: str | None = None) -> str:
-    """The Markdown between the markers: LM results, then the simulated beta x alpha table.
+    """The Markdown between the markers: LM results (the default task, then any further
+    comparison stored in ``results/lm_<name>/``), then the simulated beta x alpha table.
 
     Raises
     ------
@@ -136,6 +163,7 @@ def results_block(results: Path, *, command: str, date: str | None = None) -> st
     date = date or dt.date.today().isoformat()
     lines = [START, "", f"*Produced by `{command}` on {date}.*", ""]
     lines += _lm_part(results / "lm")
+    lines += _other_tasks_part(results)
     lines += _grid_part(results / "simulate")
     lines.append(END)
     return "\n".join(lines)
