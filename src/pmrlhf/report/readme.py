@@ -103,8 +103,7 @@ def _other_tasks_part(results: Path) -> list[str]:
     if not folders:
         return []
     lines = [
-        "Further tasks, each from `pmrlhf lm compare --task TASK --out "
-        f"{results.name}/lm_NAME`:",
+        f"Further tasks, each from `pmrlhf lm compare --task TASK --out {results.name}/lm_NAME`:",
         "",
     ]
     for folder in folders:
