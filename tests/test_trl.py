@@ -7,6 +7,7 @@ KL on them).
 """
 
 import importlib
+import json
 import math
 import subprocess
 import sys
@@ -20,6 +21,7 @@ pytest.importorskip("datasets")
 import torch  # noqa: E402
 
 from pmrlhf.lm_experiments import evaluate_candidates, load_model, load_task  # noqa: E402
+from pmrlhf.lm_experiments.evaluate import METRICS  # noqa: E402
 from pmrlhf.lm_experiments.rl import leave_one_out  # noqa: E402
 from pmrlhf.lm_experiments.sequences import (  # noqa: E402
     completion_mask,
@@ -398,6 +400,27 @@ def test_task_dataset_and_token_id_reward(peaked, tmp_path):
         reward(completion_ids=candidates)
     with pytest.raises(ValueError, match="prompt_index"):
         reward(completion_ids=candidates, prompt_index=[7, 0, 0])
+
+
+def test_lm_trl_writes_lm_runs_eval_json_and_refuses_a_second_run(tmp_path, capsys):
+    from pmrlhf.cli import main
+
+    out = tmp_path / "run"
+    argv = ["lm", "trl", "--model", "tiny-llama", "--task", "two_answers", "--sft-steps", "1"]
+    argv += ["--steps", "2", "--regularizer", "cpm", "--alpha", "0.1", "--eval-every", "1"]
+    assert main([*argv, "--out", str(out)]) == 0
+    result = json.loads((out / "eval.json").read_text())
+    assert set(result) == {*METRICS, "prompts", "reference"}
+    assert set(result["reference"]) == {*METRICS, "prompts"}
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert sum("pairwise_pmd" in r and "penalty" in r for r in records) == 2
+    assert not list(out.glob(".trl-*"))  # the scratch folder (SFT reference) is gone
+    capsys.readouterr()
+    assert main([*argv, "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert "already holds a run" in error and len(error.strip().splitlines()) == 1
+    bad = ["lm", "trl", "--regularizer", "pm", "--alpha", "0.1", "--out", str(tmp_path / "b")]
+    assert main(bad) == 2 and "alpha" in capsys.readouterr().err
 
 
 def test_trl_version_guard_and_missing_trl(monkeypatch):
