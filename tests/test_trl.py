@@ -6,11 +6,16 @@ near 0, and a threshold ``alpha = 0.1`` splits them (conditional PM is then neit
 KL on them).
 """
 
+import functools
 import importlib
 import json
 import math
+import re
+import runpy
+import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -444,3 +449,58 @@ def test_pmrlhf_imports_without_trl():
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "False"
+
+
+def _readme_section() -> str:
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    return text.split("## PM inside TRL", 1)[1].split("\n## ", 1)[0]
+
+
+def test_readme_two_line_switch(tmp_path, monkeypatch):
+    from trl import RLOOConfig, RLOOTrainer
+
+    from pmrlhf.trl import PMRLOOConfig, PMRLOOTrainer
+
+    (diff,) = re.findall(r"```diff\n(.*?)```", _readme_section(), flags=re.S)
+    lines = diff.strip().splitlines()
+    removed = [line[1:] for line in lines if line.startswith("-")]
+    added = [line[1:] for line in lines if line.startswith("+")]
+    assert len(removed) == len(added) == 2 == len(lines) / 2  # two lines change, nothing else
+    monkeypatch.chdir(tmp_path)
+    configs = []
+    for script, config_cls, trainer_cls in (
+        (removed, RLOOConfig, RLOOTrainer),
+        (added, PMRLOOConfig, PMRLOOTrainer),
+    ):
+        namespace = {}
+        exec(script[0], namespace)  # the import line
+        assert namespace["RLOOConfig"] is config_cls and namespace["RLOOTrainer"] is trainer_cls
+        cpu = {"bf16": False, "use_cpu": True}  # this machine has no GPU
+        namespace["RLOOConfig"] = functools.partial(namespace["RLOOConfig"], **cpu)
+        exec(script[1], namespace)  # the config line
+        configs.append(namespace["config"])
+    assert getattr(configs[0], "regularizer", "kl") == "kl"
+    assert (configs[1].regularizer, configs[1].cpm_alpha, configs[1].beta) == ("cpm", 0.1, 1.0)
+
+
+def test_readme_trl_parser_script_runs(peaked, tmp_path, monkeypatch):
+    from trl import ModelConfig, TrlParser
+
+    from pmrlhf.trl import PMRLOOConfig
+
+    section = _readme_section()
+    (script,) = [b for b in re.findall(r"```python\n(.*?)```", section, re.S) if "TrlParser" in b]
+    (command,) = re.findall(r"```bash\n#[^\n]*\n(python train_pm.py .*?)```", section, re.S)
+    cpu = ["--use_cpu", "True", "--bf16", "False", "--gradient_checkpointing", "False"]
+    argv = shlex.split(command.replace("\\\n", " "))[2:] + cpu
+    config, model_args = TrlParser((PMRLOOConfig, ModelConfig)).parse_args_and_config(argv)
+    assert (config.regularizer, config.cpm_alpha, config.num_generations) == ("cpm", 0.1, 12)
+    path = tmp_path / "train_pm.py"
+    path.write_text(script)
+    small = ["--per_device_train_batch_size", "8", "--num_generations", "4"]
+    small += ["--max_completion_length", "3", "--max_steps", "1", "--report_to", "none"]
+    argv = [str(path), "--model_name_or_path", peaked[0], "--output_dir", str(tmp_path / "o")]
+    argv += ["--regularizer", "cpm", "--cpm_alpha", "0.1", "--beta", "1.0", *small, *cpu]
+    monkeypatch.setattr(sys, "argv", argv)
+    trainer = runpy.run_path(str(path))["trainer"]
+    assert trainer.state.global_step == 1 and "penalty" in trainer.state.log_history[0]
