@@ -289,6 +289,11 @@ def test_plain_pm_runs_no_reference_pass(peaked, fixed, tmp_path):
     assert len(calls) == 2 and calls[1] is trainer.ref_model  # policy, then log w = 0
     with pytest.raises(RuntimeError, match="no reference model"):
         trainer.ref_model(torch.zeros(1))
+    from pmrlhf.trl import PreferenceMatchingCallback
+
+    callback = PreferenceMatchingCallback(peaked[2])
+    trainer.add_callback(callback)  # added after construction: bound all the same
+    assert callback.trainer is trainer
 
 
 def test_cpm_tends_to_pm_and_to_kl_at_the_ends_of_alpha(peaked, fixed, tmp_path):
@@ -324,6 +329,7 @@ def test_two_step_train_logs_penalty_and_exact_evaluation(peaked, tmp_path, regu
 
 def test_callback_numbers_equal_evaluate_candidates(peaked, tmp_path):
     from pmrlhf.trl import PreferenceMatchingCallback
+    from pmrlhf.trl.callback import LOGGED
 
     folder, tok, task = peaked
     model, _ = load_model("tiny-llama", seed=2)
@@ -338,6 +344,21 @@ def test_callback_numbers_equal_evaluate_candidates(peaked, tmp_path):
     callback = PreferenceMatchingCallback(task)
     with pytest.raises(RuntimeError, match="no trainer"):
         callback.on_train_begin(None, None, None)
+    # A trainer without TRL's metric pool: the metrics go through its log() at once.
+    from transformers import TrainerControl, TrainerState
+
+    logged = []
+
+    class Plain:
+        def log(self, logs):
+            logged.append(logs)
+
+    callback = PreferenceMatchingCallback(task, every=3, trainer=Plain())
+    for step in (2, 3):
+        state = TrainerState(global_step=step)
+        callback.on_step_end(None, state, TrainerControl(), model=model, processing_class=tok)
+    assert logged == [{key: result[key] for key in LOGGED}]
+    assert [h["step"] for h in callback.history] == [3]
 
 
 def test_grpo_penalty_enters_the_reward_before_group_normalisation(peaked, fixed, tmp_path):

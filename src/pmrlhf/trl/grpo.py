@@ -130,6 +130,12 @@ class PMGRPOTrainer(GRPOTrainer):
         self.beta = 0.0  # GRPO's k3 loss term and its own reference pass: off
         bind_callbacks(self)
 
+    def add_callback(self, callback):
+        """``Trainer.add_callback``; a :class:`~pmrlhf.trl.PreferenceMatchingCallback` is
+        bound to this trainer."""
+        super().add_callback(callback)
+        bind_callbacks(self)
+
     def _generate(self, prompts):
         """TRL's; keeps the prompt token ids for the penalty of these completions."""
         output = super()._generate(prompts)

@@ -61,6 +61,12 @@ class PMRLOOTrainer(RLOOTrainer):
             self.ref_model = NoReference()
         bind_callbacks(self)
 
+    def add_callback(self, callback):
+        """``Trainer.add_callback``; a :class:`~pmrlhf.trl.PreferenceMatchingCallback` is
+        bound to this trainer."""
+        super().add_callback(callback)
+        bind_callbacks(self)
+
     def _get_per_token_logps_and_entropies(
         self, model, input_ids, attention_mask, logits_to_keep, *args, **kwargs
     ):
