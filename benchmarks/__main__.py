@@ -1,9 +1,10 @@
 """``python -m benchmarks``: run the benchmarks, write raw results and BENCHMARKS.md.
 
-    python -m benchmarks                       # full (about 35 minutes on 2 quiet cores)
+    python -m benchmarks                       # full (about 45 minutes on 2 quiet cores)
     python -m benchmarks --quick               # small sizes, a few minutes at most
     python -m benchmarks --parts closed_forms,reward_fitting --quick
     python -m benchmarks --parts rl_step --rl-settings old   # one RL setting only
+    python -m benchmarks --parts trl_penalty   # PMRLOOTrainer beside TRL's RLOOTrainer
     python -m benchmarks --report-only         # rebuild BENCHMARKS.md from stored results
 
 Raw results go to ``benchmarks/results/<part>.json`` (and ``.csv`` tables); BENCHMARKS.md
@@ -16,7 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-PARTS = ("closed_forms", "reward_fitting", "rl_step", "simulate")
+PARTS = ("closed_forms", "reward_fitting", "rl_step", "simulate", "trl_penalty")
 ROOT = Path(__file__).resolve().parent
 
 

@@ -1,7 +1,11 @@
-"""One side of the RL-step benchmark, in its own process (so peak memory is its own).
+"""One side of the RL-step benchmarks, in its own process (so peak memory is its own).
 
-    python -m benchmarks._rl_worker --side {pmrlhf,trl} --setting {old,task8,default} \
-        --model NAME --steps N --warmup W --seed S --json OUT
+    python -m benchmarks._rl_worker --side {pmrlhf,trl,pmtrl-kl,pmtrl-cpm,pmtrl-pm} \
+        --setting {old,task8,default} --model NAME --steps N --warmup W --seed S --json OUT
+
+Sides: ``pmrlhf`` (``train_rl``), ``trl`` (TRL's ``RLOOTrainer``) and ``pmtrl-<regularizer>``
+(``pmrlhf.trl.PMRLOOTrainer`` with that regularizer, everything else as the ``trl`` side;
+conditional PM with ``alpha`` = :data:`CPM_ALPHA`).
 
 Settings (the same on both sides):
 
@@ -44,7 +48,9 @@ OLD_PROMPTS = (
     "Explain in detail how a bicycle works, part by part.",
 )
 SETTINGS = ("old", "task8", "default")
+SIDES = ("pmrlhf", "trl", "pmtrl-kl", "pmtrl-cpm", "pmtrl-pm")
 BETA = 0.05
+CPM_ALPHA = 0.1
 OLD_LEARNING_RATE = 2e-5
 OLD_SAMPLES_PER_PROMPT = 4
 
@@ -167,7 +173,19 @@ def trl_prompt_ids(tokenizer, messages) -> list[int]:
 
 def run_trl(model, tokenizer, args, work: dict, clock: StepClock) -> None:
     from datasets import Dataset
-    from trl import RLOOConfig, RLOOTrainer
+
+    if args.side == "trl":
+        from trl import RLOOConfig, RLOOTrainer
+
+        extra = {}
+    else:  # pmtrl-<regularizer>: PMRLOOTrainer, otherwise the same run
+        from pmrlhf.trl import PMRLOOConfig as RLOOConfig
+        from pmrlhf.trl import PMRLOOTrainer as RLOOTrainer
+
+        regularizer = args.side.removeprefix("pmtrl-")
+        extra = {"regularizer": regularizer}
+        if regularizer == "cpm":
+            extra["cpm_alpha"] = CPM_ALPHA
 
     task = work["task"]
     k = work["samples_per_prompt"]
@@ -211,6 +229,7 @@ def run_trl(model, tokenizer, args, work: dict, clock: StepClock) -> None:
         disable_tqdm=True,
         dataloader_num_workers=0,
         seed=args.seed,
+        **extra,
     )
     trainer = RLOOTrainer(
         model=model,
@@ -235,7 +254,7 @@ def trl_head_all_positions(device: str = "cpu") -> bool | None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks._rl_worker")
-    parser.add_argument("--side", choices=("pmrlhf", "trl"), required=True)
+    parser.add_argument("--side", choices=SIDES, required=True)
     parser.add_argument("--setting", choices=SETTINGS, default="old")
     parser.add_argument("--model", default="tiny-llama")
     parser.add_argument("--steps", type=int, default=3)
@@ -282,8 +301,9 @@ def main(argv=None) -> int:
             "max_new_tokens": work["max_new_tokens"],
             "lr": work["lr"],
             "beta": BETA,
+            "cpm_alpha": CPM_ALPHA if args.side == "pmtrl-cpm" else None,
             "dims": dims,
-            "trl_head_all_positions": trl_head_all_positions() if args.side == "trl" else None,
+            "trl_head_all_positions": (trl_head_all_positions() if args.side != "pmrlhf" else None),
             "warmup": args.warmup,
             "steps_recorded": len(step_seconds),
             "step_seconds": step_seconds,

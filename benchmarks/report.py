@@ -13,6 +13,7 @@ PART_TITLES = {
     "reward_fitting": "2. Reward fitting (BTL / Plackett–Luce MLE) vs choix",
     "rl_step": "3. One RLOO step: pmrlhf vs TRL",
     "simulate": "4. Simulation suite (`pmrlhf simulate`)",
+    "trl_penalty": "5. The penalty inside TRL: `PMRLOOTrainer` vs `RLOOTrainer`",
 }
 
 
@@ -492,6 +493,60 @@ def _simulate(data: dict) -> list[str]:
     return _table(header, rows)
 
 
+def _trl_penalty(data: dict) -> list[str]:
+    config, sides = data["config"], data["summary"]
+    lines = [
+        f"Model `{config['model']}` ({config['dtype']}, {config['device']}); part 3's TRL side, "
+        f"setting `{config['setting']}`, beta = {config['beta']}, run by each trainer below; "
+        f"{config['rounds']} round(s), sides interleaved, each in its own process; per round "
+        f"{config['warmup_steps']} warm-up step then {config['steps_per_round']} timed step(s) "
+        "(a step: one reward call to the next). Ratios are of per-round medians against the "
+        "stock trainer of the same round. `regularizer='kl'` is TRL's own penalty through the "
+        "subclass; `'cpm'` adds a `torch.where` to the reference pass; `'pm'` loads no "
+        "reference model and skips its pass.",
+        "",
+    ]
+    header = [
+        "trainer",
+        "seconds per step",
+        "/ stock (seconds)",
+        "peak RSS (MiB)",
+        "/ stock (peak RSS)",
+        "steps timed",
+    ]
+    rows = []
+    for side, summary in sides.items():
+        if not summary["available"]:
+            rows.append([side, "not available", "–", "–", "–", "–"])
+            continue
+        rows.append(
+            [
+                summary["trainer"],
+                fmt_range(summary["seconds_per_step"]),
+                fmt_ratio_range(summary.get("seconds_ratio_to_stock")),
+                fmt_range(summary["peak_rss_mib"], lambda v: f"{v:.0f}"),
+                fmt_ratio_range(summary.get("peak_rss_ratio_to_stock")),
+                summary["steps_recorded"],
+            ]
+        )
+    lines += _table(header, rows)
+    goal = config["goal"]
+    for side in ("pmtrl-kl", "pmtrl-cpm", "pmtrl-pm"):
+        summary = sides.get(side, {})
+        if "overhead" in summary:
+            verdict = "met" if summary["goal_met"] else "**not met**"
+            lines += [
+                "",
+                f"* {summary['trainer']}: step time {summary['overhead']:+.1%} against the "
+                f"stock trainer; goal (penalty under {goal:.0%} of a step): {verdict}.",
+            ]
+    for side, summary in sides.items():
+        if not summary["available"]:
+            lines += ["", f"{side} failed; last lines of its log:", "", "```"]
+            lines += [summary["error"][-800:], "```"]
+    return lines + [""]
+
+
 def _figure(loaded: dict):
     import matplotlib
 
@@ -584,6 +639,7 @@ def write_report(results_dir, *, out, figure) -> str:
         "reward_fitting": _reward_fitting,
         "rl_step": _rl_step,
         "simulate": _simulate,
+        "trl_penalty": _trl_penalty,
     }
     for part, title in PART_TITLES.items():
         lines += [f"## {title}", ""]

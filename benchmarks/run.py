@@ -18,6 +18,7 @@ MODULES = {
     "reward_fitting": "reward_fitting",
     "rl_step": "rl_step",
     "simulate": "simulate_suite",
+    "trl_penalty": "trl_penalty",
 }
 
 

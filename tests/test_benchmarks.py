@@ -299,3 +299,39 @@ def test_rl_step_summary_counts_cycles_and_reports_mfu(tmp_path):
     assert "fp32 matmul rate of this machine: 0.001 GFLOP/s" in text
     assert "### Setting `old`" in text and "MFU" in text and "Same work on both sides" in text
     assert "pmrlhf MFU / TRL MFU" in text and "N = 1,000" in text
+
+
+def test_trl_penalty_summary_reports_overhead_against_the_stock_trainer():
+    from benchmarks import trl_penalty
+    from benchmarks.report import _trl_penalty
+
+    runs = [
+        _fake_worker_result("trl", 0, [2.0, 2.0]),
+        _fake_worker_result("pmtrl-kl", 0, [2.0, 2.04]),  # median 2.02: +1%
+        _fake_worker_result("pmtrl-cpm", 0, [2.2, 2.2]),  # +10%
+        _fake_worker_result("pmtrl-pm", 0, [1.5, 1.5]),  # -25%: no reference pass
+    ]
+    summary = trl_penalty.summarize_runs(runs)
+    assert summary["pmtrl-kl"]["seconds_ratio_to_stock"]["median"] == pytest.approx(1.01)
+    assert summary["pmtrl-kl"]["goal_met"] and summary["pmtrl-pm"]["goal_met"]
+    assert not summary["pmtrl-cpm"]["goal_met"]
+    assert summary["pmtrl-cpm"]["peak_rss_ratio_to_stock"]["median"] == pytest.approx(1.0)
+    config = {
+        "model": "tiny-llama",
+        "dtype": "float32",
+        "device": "cpu",
+        "setting": "default",
+        "beta": 0.05,
+        "rounds": 1,
+        "warmup_steps": 1,
+        "steps_per_round": 2,
+        "goal": trl_penalty.GOAL,
+    }
+    text = "\n".join(_trl_penalty({"config": config, "summary": summary}))
+    assert "regularizer='cpm', cpm_alpha=0.1: step time +10.0%" in text
+    assert text.count("**not met**") == 1 and "1.1× (1.1–1.1)" in text
+    failed = trl_penalty.summarize_runs(
+        [*runs[:3], {"side": "pmtrl-pm", "ok": False, "log_tail": "boom"}]
+    )
+    assert not failed["pmtrl-pm"]["available"]
+    assert "pmtrl-pm failed" in "\n".join(_trl_penalty({"config": config, "summary": failed}))

@@ -1,4 +1,4 @@
-"""``pmrlhf lm run`` and ``pmrlhf lm compare``."""
+"""``pmrlhf lm run``, ``pmrlhf lm trl`` and ``pmrlhf lm compare``."""
 
 from __future__ import annotations
 
@@ -49,6 +49,42 @@ def register(subparsers) -> None:
         "and start again",
     )
     run.set_defaults(handler=_run)
+
+    trl = commands.add_parser(
+        "trl",
+        help="one RL run with TRL's trainer (pmrlhf.trl), scored like lm run (same eval.json)",
+    )
+    trl.add_argument(
+        "--config", type=Path, help="optional YAML/JSON with keys of RunConfig (see README)"
+    )
+    trl.add_argument("--model", help="smollm2-135m, tiny-llama, tiny-opt, a folder or a hub id")
+    trl.add_argument("--task", help="built-in task name or task file")
+    trl.add_argument(
+        "--trainer",
+        choices=("rloo", "grpo"),
+        default="rloo",
+        help="PMRLOOTrainer (default) or PMGRPOTrainer",
+    )
+    trl.add_argument("--regularizer", choices=("kl", "pm", "cpm"))
+    trl.add_argument("--beta", type=float)
+    trl.add_argument("--alpha", type=float, help="conditional PM's threshold (TRL: cpm_alpha)")
+    trl.add_argument("--steps", type=int)
+    trl.add_argument("--sft-steps", type=int)
+    trl.add_argument("--seed", type=int)
+    trl.add_argument(
+        "--eval-every",
+        type=int,
+        default=10,
+        help="exact candidate evaluation every N steps, logged to metrics.jsonl (0: only at "
+        "the end; default 10)",
+    )
+    trl.add_argument(
+        "--out",
+        default=None,
+        help="run folder (default runs/<name>-trl-<trainer>); one process at a time per folder",
+    )
+    trl.add_argument("--restart", action="store_true", help="discard the run folder's previous run")
+    trl.set_defaults(handler=_trl)
 
     compare = commands.add_parser("compare", help="KL vs PM vs conditional PM from one start")
     compare.add_argument("--task", default="three_answers")
@@ -116,6 +152,36 @@ def _run(args) -> int:
     result = run_one(config, out, resume=args.resume, restart=args.restart)
     if not result:  # a non-main process of a multi-process launch: the main one reports
         return 0
+    keys = ("kl_to_target", "tv_to_target", "coverage", "pairwise_pmd", "minority_mass")
+    print(json.dumps({k: result[k] for k in keys}, indent=2))
+    print(f"run folder: {out}")
+    return 0
+
+
+def _trl(args) -> int:
+    from .._validation import check_out_dir
+    from ..errors import PmrlhfUserError
+    from ..lm_experiments.runs import RunConfig
+
+    config = RunConfig.from_file(args.config) if args.config else RunConfig()
+    top = {"model": args.model, "task": args.task, "seed": args.seed}
+    rl = {
+        "regularizer": args.regularizer,
+        "beta": args.beta,
+        "alpha": args.alpha,
+        "steps": args.steps,
+    }
+    config = config.with_overrides(top, rl, {"steps": args.sft_steps})
+    config.validate()  # before anything is written or loaded
+    default = Path("runs") / f"{config.name()}-trl-{args.trainer}"
+    out = check_out_dir(args.out if args.out is not None else default, "--out")
+    try:
+        from ..trl.run import run_trl
+    except ImportError as err:  # TRL missing or at an untested version: the message says so
+        raise PmrlhfUserError(str(err).splitlines()[0]) from None
+    result = run_trl(
+        config, out, trainer=args.trainer, eval_every=args.eval_every, restart=args.restart
+    )
     keys = ("kl_to_target", "tv_to_target", "coverage", "pairwise_pmd", "minority_mass")
     print(json.dumps({k: result[k] for k in keys}, indent=2))
     print(f"run folder: {out}")

@@ -12,15 +12,22 @@ import inspect
 import torch
 
 
-def encode_prompt(tokenizer, messages) -> list[int]:
-    """Chat-template a conversation and return its token ids (generation prompt added).
-
-    A conversation without a system message gets an empty one: some templates (SmolLM2's)
-    otherwise insert a default system prompt of their own, tokens the task never asked for.
-    """
+def with_system_message(messages) -> list[dict]:
+    """``messages`` as a list, with an empty system message in front if it has none: some
+    templates (SmolLM2's) otherwise insert a default system prompt of their own, tokens the
+    task never asked for."""
     messages = list(messages)
     if messages and messages[0].get("role") != "system":
         messages = [{"role": "system", "content": ""}, *messages]
+    return messages
+
+
+def encode_prompt(tokenizer, messages) -> list[int]:
+    """Chat-template a conversation and return its token ids (generation prompt added).
+
+    A conversation without a system message gets an empty one (:func:`with_system_message`).
+    """
+    messages = with_system_message(messages)
     text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     return tokenizer(text, add_special_tokens=False).input_ids
 

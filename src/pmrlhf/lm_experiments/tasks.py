@@ -88,6 +88,33 @@ class SyntheticTask:
             for i, p in enumerate(self.prompts)
         ]
 
+    def to_dataset(self):
+        """The prompts as a ``datasets.Dataset`` in TRL's conversational prompt format.
+
+        Columns: ``prompt`` (the chat messages, with the empty system message that
+        :func:`~pmrlhf.lm_experiments.sequences.encode_prompt` adds, so that TRL's chat
+        template gives the very tokens ``pmrlhf`` feeds) and ``prompt_index`` (the prompt's
+        position in :attr:`prompts`, which TRL passes to reward functions as a keyword).
+        """
+        from datasets import Dataset
+
+        from .sequences import with_system_message
+
+        return Dataset.from_dict(
+            {
+                "prompt": [with_system_message(p.messages) for p in self.prompts],
+                "prompt_index": list(range(len(self.prompts))),
+            }
+        )
+
+    def reward_function(self, tokenizer, *, rewards=None) -> TokenIdReward:
+        """This task's reward with TRL's reward-function signature (:class:`TokenIdReward`).
+
+        ``rewards``: one vector of candidate rewards per prompt (default: the oracle's,
+        :meth:`oracle_rewards`), e.g. a fitted reward model's scores.
+        """
+        return TokenIdReward(self, tokenizer, rewards=rewards)
+
     def to_dict(self) -> dict:
         return {
             "name": self.name,
@@ -266,3 +293,46 @@ class OracleReward:
         hit = match.any(-1)  # (B,)
         value = self.values[prompt_index].gather(1, match.long().argmax(-1, keepdim=True))[:, 0]
         return torch.where(hit, value, self.off[prompt_index])  # (B,)
+
+
+class TokenIdReward:
+    """:class:`OracleReward` with TRL's reward-function signature.
+
+    ``reward(prompts, completions, completion_ids, prompt_index, **kwargs) -> list[float]``:
+    ``completion_ids`` are the sampled token ids (lists, as TRL passes them),
+    ``prompt_index`` the dataset column of :meth:`SyntheticTask.to_dataset`. A completion
+    earns candidate ``c``'s reward iff its ids up to and including the first end token are
+    ``c``'s canonical encoding plus the end token; anything else, a completion cut off
+    before its end token included, earns the off-candidate reward (docs/theory.md §7).
+    """
+
+    __name__ = "oracle"  # TRL names a reward function's metrics after its __name__
+
+    def __init__(self, task: SyntheticTask, tokenizer, *, rewards=None):
+        if not isinstance(task, SyntheticTask):
+            raise TypeError(f"task must be a SyntheticTask, got {type(task).__name__}")
+        self.oracle = OracleReward(task, tokenizer, rewards=rewards)
+        self.eos = tokenizer.eos_token_id
+        self.n_prompts = len(task.prompts)
+
+    def __call__(self, prompts=None, completions=None, completion_ids=None, **kwargs):
+        from .sequences import completion_mask, right_pad
+
+        index = kwargs.get("prompt_index")
+        if completion_ids is None or index is None:
+            raise ValueError(
+                "completion_ids and prompt_index are required: train on task.to_dataset(), "
+                "whose prompt_index column TRL passes to reward functions"
+            )
+        if len(index) != len(completion_ids):
+            raise ValueError(
+                f"prompt_index has {len(index)} entries but completion_ids has "
+                f"{len(completion_ids)}"
+            )
+        bad = [i for i in index if not 0 <= int(i) < self.n_prompts]
+        if bad:
+            raise ValueError(f"prompt_index {bad[0]} is out of range for {self.n_prompts} prompts")
+        # Padded with -1, never a token: a completion cut off before its end token stays so.
+        ids, real = right_pad([list(c) for c in completion_ids], -1)  # (B, Tc)
+        ended, _ = completion_mask(ids, self.eos)  # (B, Tc): up to the first end token
+        return self.oracle([int(i) for i in index], ids, real * ended).tolist()
