@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..errors import PmrlhfUserError
+
 
 def register(subparsers) -> None:
     lm = subparsers.add_parser("lm", help="RL fine-tuning of causal language models")
@@ -125,7 +127,7 @@ def _compare(args) -> int:
     if args.seeds is not None:
         config.seeds = tuple(args.seeds)
     if (args.betas is None) != (args.alphas is None):
-        raise ValueError("--betas and --alphas go together (grid mode)")
+        raise PmrlhfUserError("--betas and --alphas go together (grid mode)")
     if args.betas is not None:
         config.methods = grid_methods(args.betas, args.alphas)
     if args.steps is not None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from .._io import atomic_write_text
+from ..errors import PmrlhfUserError
 from .document import markdown_table
 from .texts import lm_paragraphs
 
@@ -143,6 +144,6 @@ def update_readme(readme: Path, results: Path, *, command: str) -> Path:
     text = readme.read_text()
     start, end = text.find(START), text.find(END)
     if start < 0 or end < start:
-        raise ValueError(f"readme {readme} has no results block ({START!r} ... {END!r})")
+        raise PmrlhfUserError(f"readme {readme} has no results block ({START!r} ... {END!r})")
     block = results_block(results, command=command)
     return atomic_write_text(readme, text[:start] + block + text[end + len(END) :])

@@ -111,7 +111,7 @@ def optimize_policy(
     """
     reward = as_float_array(reward, "reward")
     if reward.ndim > 2:
-        raise ValueError(f"reward must be (n,) or (P, n), got shape {reward.shape}")
+        raise PmrlhfUserError(f"reward must be (n,) or (P, n), got shape {reward.shape}")
     single = reward.ndim == 1
     if ref is not None:
         ref = as_array(ref, "ref", dtype=float)
@@ -126,7 +126,7 @@ def optimize_policy(
     seed = check_seed(seed)
     lr = check_real(lr, "lr")
     if lr <= 0:
-        raise ValueError(f"lr must be > 0, got {lr}")
+        raise PmrlhfUserError(f"lr must be > 0, got {lr}")
     if lr_decay_steps is not None:
         lr_decay_steps = check_real(lr_decay_steps, "lr_decay_steps")
         if lr_decay_steps <= 0:

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import logit
 
+from ...errors import PmrlhfUserError
 from ...theory import optimal_policy
 from ..optimize import optimize_policy
 from ._plot import COLORS, finish, subplots
@@ -48,7 +49,7 @@ def run_biased_reference(config: BiasedReferenceConfig):
     """
     p = float(config.p)
     if not 0.5 < p < 1:
-        raise ValueError(f"p must be in (0.5, 1), got {p}")
+        raise PmrlhfUserError(f"p must be in (0.5, 1), got {p}")
     reward = np.array([np.log(p), np.log(1 - p)])  # P_r = softmax(r) = (p, 1 - p)
     methods = [("kl", beta, None) for beta in config.kl_betas]
     methods += [("pm", 1.0, None), ("cpm", 1.0, config.alpha)]
