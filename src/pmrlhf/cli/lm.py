@@ -12,9 +12,17 @@ def register(subparsers) -> None:
     lm = subparsers.add_parser("lm", help="RL fine-tuning of causal language models")
     commands = lm.add_subparsers(dest="lm_command", metavar="LM_COMMAND")
 
-    run = commands.add_parser("run", help="one RL run (optionally after SFT) with a config file")
+    run = commands.add_parser(
+        "run",
+        help="one RL run (optionally after SFT) from options, an optional config file, or both",
+        description="One RL run (optionally after SFT). Settings come from RunConfig's "
+        "defaults, then --config FILE if given, then the options below.",
+    )
     run.add_argument(
-        "--config", type=Path, help="optional YAML/JSON with keys of RunConfig (see README)"
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="optional YAML/JSON with keys of RunConfig (see README); options override it",
     )
     run.add_argument("--model", help="smollm2-135m, tiny-llama, tiny-opt, a folder or a hub id")
     run.add_argument("--task", help="built-in task name or task file")
