@@ -29,6 +29,7 @@ def test_theory_stage_and_report_then_skip_then_force(tmp_path):
     out = tmp_path / "results"
     first = run("--out", str(out), "--stages", "theory", "report", "--quick")
     assert first.returncode == 0, first.stderr
+    assert "PM-property check (20 rewards each)" in first.stderr  # the theory stage's progress
     for name in ("derivation.md", "derivation.tex", "derivation.json", "pm_check.csv"):
         assert (out / "theory" / name).stat().st_size > 0
     report = (out / "REPORT.md").read_text()

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import sympy as sp
 
@@ -101,6 +102,19 @@ def test_kl_to_non_uniform_reference_fails_and_uniform_passes():
 def test_table_matches_expectations():
     table = pm_property_table(trials=5)
     assert (table["passed"] == table["should_pass"]).all()
+
+
+def test_table_shows_progress_only_when_asked(capsys):
+    quiet = pm_property_table(trials=2)
+    assert capsys.readouterr().err == ""
+    loud = pm_property_table(trials=2, progress=True)
+    err = capsys.readouterr().err
+    steps = 1 + len(loud)  # the derivation, then one per regularizer
+    assert "PM-property check" in err and f"{steps}/{steps}" in err
+    assert all(label in err for label in loud.regularizer)
+    pd.testing.assert_frame_equal(quiet, loud)
+    with pytest.raises(TypeError, match="progress"):
+        pm_property_table(trials=2, progress="yes")
 
 
 @pytest.mark.parametrize(

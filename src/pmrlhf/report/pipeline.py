@@ -74,7 +74,9 @@ def _stage_theory(out: Path, config: ReproduceConfig) -> dict:
         atomic_write_text(folder / "derivation.tex", derivation.to_latex()),
         atomic_write_text(folder / "derivation.json", derivation.to_json()),
     ]
-    table = pm_property_table(trials=20 if config.quick else 100, seed=config.seed)
+    table = pm_property_table(
+        trials=20 if config.quick else 100, seed=config.seed, progress=config.progress
+    )
     outputs.append(atomic_write_csv(folder / "pm_check.csv", table))
     ok = bool((table["passed"] == table["should_pass"]).all())
     if not ok:
