@@ -111,6 +111,21 @@ def headline(frame) -> dict:
     }
 
 
+def summary_table(frame) -> pd.DataFrame:
+    """Implied preference for ``y1`` at every power-of-ten reference odds, one column per
+    method (closed forms; the REINFORCE runs' largest gap to them is in the headline)."""
+    closed = frame[frame.solved_by == "closed form"]
+    closed = closed[np.isclose(np.log10(closed.ref_odds), np.round(np.log10(closed.ref_odds)))]
+    columns = {}
+    for (method, beta, alpha), part in closed.groupby(["method", "beta", "alpha"], dropna=False):
+        label = {"kl": "KL", "pm": "PM", "cpm": "cPM"}[method] + f" b={beta:g}"
+        label += "" if alpha != alpha else f" a={alpha:g}"  # NaN: no threshold
+        columns[label] = part.set_index("ref_odds").implied_preference
+    order = sorted(columns, key=lambda k: ("KL PM cPM".split().index(k.split()[0]), k))
+    table = pd.DataFrame({k: columns[k] for k in order}).sort_index()
+    return table.rename_axis("reference odds y1:y2").reset_index()
+
+
 def _trained_error(frame, trained) -> float:
     closed = frame[frame.solved_by == "closed form"]
     keys = ["method", "beta", "ref_odds"]
