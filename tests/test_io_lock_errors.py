@@ -1,6 +1,7 @@
 """Atomic writes, strict JSON, the run-folder lock, output-folder checks and the CLI's errors."""
 
 import json
+import linecache
 import os
 import subprocess
 import sys
@@ -206,26 +207,67 @@ def _handler_raising(error):
 
 
 @pytest.mark.parametrize(
-    "error,code",
+    "error",
     [
-        (ValueError("bad value\nsecond line"), 2),
-        (PmrlhfTypeError("x must be an int"), 2),
-        (FileNotFoundError("no such file"), 2),
+        PmrlhfUserError("bad value\nsecond line"),
+        PmrlhfTypeError("x must be an int"),
+        FolderBusyError("another pmrlhf process is using out"),
+        FileNotFoundError("no such file"),
     ],
 )
-def test_cli_prints_user_errors_in_one_line(monkeypatch, capsys, error, code):
+def test_cli_prints_user_errors_in_one_line(monkeypatch, capsys, error):
     import pmrlhf.cli.theory as theory
 
     monkeypatch.setattr(theory, "_derive", _handler_raising(error))
-    assert main(["derive"]) == code
+    assert main(["derive"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("pmrlhf derive: error: ") and err.count("\n") == 1
 
 
-@pytest.mark.parametrize("error", [KeyError("k"), TypeError("a bug"), OSError("disk")])
+@pytest.mark.parametrize(
+    "error",
+    [ValueError("a bug"), KeyError("k"), TypeError("a bug"), OSError("disk"), RuntimeError()],
+)
 def test_cli_keeps_the_traceback_of_bugs(monkeypatch, error):
     import pmrlhf.cli.theory as theory
 
     monkeypatch.setattr(theory, "_derive", _handler_raising(error))
     with pytest.raises(type(error)):
         main(["derive"])
+
+
+def test_a_value_error_of_the_library_itself_is_a_traceback(monkeypatch):
+    import pmrlhf.cli.theory as theory
+
+    def handler(args):
+        np.log(np.ones(2)).reshape(3)  # numpy's ValueError: a bug, not a user's mistake
+
+    monkeypatch.setattr(theory, "_derive", handler)
+    with pytest.raises(ValueError, match="reshape"):
+        main(["derive"])
+
+
+def _raised_in(module: str, code: str) -> BaseException:
+    """The exception that ``code`` raises when run as the body of a function of ``module``."""
+    namespace = {"__name__": module, "np": np}
+    source = f"def f():\n    {code}\n"
+    filename = f"<test {module}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    exec(compile(source, filename, "exec"), namespace)
+    with pytest.raises(Exception) as info:
+        namespace["f"]()
+    return info.value
+
+
+def test_lm_experiments_value_errors_are_still_one_line():
+    """That package reports bad settings as plain ValueError (until it raises
+    PmrlhfUserError): raised by its own code, one line; raised by numpy under it, a bug."""
+    from pmrlhf.cli import is_user_error
+
+    lm = "pmrlhf.lm_experiments.runs"
+    assert is_user_error(_raised_in(lm, "raise ValueError('rl.beta must be > 0')"))
+    assert not is_user_error(_raised_in(lm, "np.ones(2).reshape(3)"))
+    assert not is_user_error(_raised_in(lm, "raise TypeError('a bug')"))
+    assert not is_user_error(_raised_in("pmrlhf.simulate.runner", "raise ValueError('a bug')"))
+    assert not is_user_error(_raised_in("pmrlhf.lm_experiments_other", "raise ValueError('x')"))
+    assert not is_user_error(ValueError("never raised"))

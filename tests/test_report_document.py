@@ -1,9 +1,18 @@
 """Report rendering: tables format numbers once, for Markdown and HTML alike."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
-from pmrlhf.report.document import Section, markdown_table, render_html, render_markdown
+from pmrlhf.report.document import (
+    MathStep,
+    Section,
+    inline_html,
+    markdown_table,
+    render_html,
+    render_markdown,
+)
 
 
 def test_tables_show_four_digits_and_a_dash_for_not_applicable():
@@ -67,3 +76,26 @@ def test_lm_prose_compares_tv_to_target_at_matched_beta_and_names_the_estimator(
     overlap = " ".join(lm_paragraphs(summary((0.1, 0.25), "sampled")))
     assert "intervals overlap" in overlap and "lies entirely below" not in overlap
     assert "as TRL does" in overlap
+
+
+def test_code_spans_become_code_and_the_rest_is_escaped():
+    assert inline_html("run `make test` & <wait>") == (
+        "run <code>make test</code> &amp; <wait>".replace("<wait>", "&lt;wait&gt;")
+    )
+    assert inline_html("`a<b`") == "<code>a&lt;b</code>"
+    assert inline_html("no code") == "no code"
+
+
+def test_math_steps_are_latex_in_markdown_and_mathml_in_html():
+    mathml = '<math xmlns="http://www.w3.org/1998/Math/MathML" display="block"><mi>x</mi></math>'
+    section = Section(
+        "Derivation",
+        paragraphs=["See `derive`."],
+        math=[MathStep("First", r"\frac{1}{x}", mathml), MathStep("Second", r"x^{2}")],
+    )
+    md = render_markdown("T", [section], base=Path("."))
+    assert "1. First" in md and r"$$ \frac{1}{x} $$" in md and "2. Second" in md
+    page = render_html("T", [section])
+    assert mathml in page and "<code>derive</code>" in page
+    assert r"\frac" not in page  # the step with MathML shows no LaTeX
+    assert "<pre><code>x^{2}</code></pre>" in page  # without MathML: its LaTeX, as code

@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pmrlhf.report import ReproduceConfig
+from pmrlhf.report import ReproduceConfig, reproduce
+from pmrlhf.report.pipeline import PUBLISH
 from pmrlhf.report.readme import END, START, results_block, update_readme
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,6 +29,7 @@ def test_theory_stage_and_report_then_skip_then_force(tmp_path):
     out = tmp_path / "results"
     first = run("--out", str(out), "--stages", "theory", "report", "--quick")
     assert first.returncode == 0, first.stderr
+    assert "PM-property check (20 rewards each)" in first.stderr  # the theory stage's progress
     for name in ("derivation.md", "derivation.tex", "derivation.json", "pm_check.csv"):
         assert (out / "theory" / name).stat().st_size > 0
     report = (out / "REPORT.md").read_text()
@@ -54,7 +56,7 @@ def test_unknown_stage_is_a_one_line_error(tmp_path):
     assert result.returncode != 0 and "Traceback" not in result.stderr
 
 
-def test_quick_main_job_runs_every_stage_and_reports_them(tmp_path):
+def test_quick_main_job_runs_every_stage_and_reports_them(tmp_path, monkeypatch):
     out = tmp_path / "results"
     result = run("--out", str(out), "--quick")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -100,6 +102,27 @@ def test_quick_main_job_runs_every_stage_and_reports_them(tmp_path):
     with pytest.raises(ValueError, match="results block"):
         update_readme(readme, out, command="c")
 
+    # Publishing is explicit: a (non-quick) report stage run from a checkout's root leaves
+    # its README and figures/ alone by default, and refreshes them when asked to.
+    checkout = tmp_path / "checkout"
+    (checkout / "figures").mkdir(parents=True)
+    (checkout / "README.md").write_text(f"head\n{START}\nold\n{END}\n")
+    (checkout / "figures" / "collapse.png").write_bytes(b"old")
+    monkeypatch.chdir(checkout)
+    reproduce(ReproduceConfig(out=out, stages=("report",), progress=False), log=lambda _: None)
+    assert (checkout / "README.md").read_text() == f"head\n{START}\nold\n{END}\n"
+    assert sorted(p.name for p in (checkout / "figures").iterdir()) == ["collapse.png"]
+    assert (checkout / "figures" / "collapse.png").read_bytes() == b"old"
+    manifest = reproduce(
+        ReproduceConfig(out=out, stages=("report",), progress=False, **PUBLISH),
+        log=lambda _: None,
+    )
+    assert manifest["stages"]["report"]["readme_updated"] == "README.md"
+    assert "old" not in (checkout / "README.md").read_text()
+    published = (checkout / "figures" / "collapse.png").read_bytes()
+    assert published == (out / "simulate" / "collapse.png").read_bytes()
+    assert (checkout / "figures" / "lm_compare.png").exists()
+
 
 def test_readme_has_a_results_block_written_by_a_full_run():
     text = (ROOT / "README.md").read_text()
@@ -130,6 +153,7 @@ def test_damaged_manifest_names_the_file_and_force_replaces_it(tmp_path, damage)
         (("--seed", "-1"), "seed"),
         (("--lm-model", "nonsense"), "unknown model"),
         (("--stages", "theory", "--lm-model", "nonsense"), "unknown model"),
+        (("--stages", "theory", "--publish"), "needs a full run"),
     ],
 )
 def test_bad_options_fail_before_anything_is_written(tmp_path, args, match):
@@ -164,6 +188,8 @@ def test_reproduce_config_is_checked_in_the_library(tmp_path):
         ({"stages": ("nope",)}, "stages"),
         ({"quick": "yes"}, "quick"),
         ({"out": ""}, "out"),
+        ({"quick": True, **PUBLISH}, "needs a full run"),
+        ({"readme": tmp_path / "missing.md"}, "readme"),
     ):
         with pytest.raises(ValueError, match=match):
             check_reproduce_config(ReproduceConfig(**{"out": tmp_path, **kwargs}))

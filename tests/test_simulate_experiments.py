@@ -82,3 +82,50 @@ def test_each_experiment_maps_a_config_to_a_frame_and_a_figure(name):
     assert isinstance(frame, pd.DataFrame) and isinstance(figure, Figure)
     assert figure.texts and all(ax.get_xlabel() and ax.get_ylabel() for ax in figure.axes)
     assert all(np.isfinite(v) for v in HEADLINES[name](frame).values())
+
+
+def test_every_experiment_has_a_report_table_of_its_comparison(quick_run):
+    from pmrlhf.report.writer import MAX_TABLE_ROWS
+    from pmrlhf.simulate.experiments import REPORT_TABLES
+
+    out, _ = quick_run
+    assert set(REPORT_TABLES) == set(EXPERIMENTS)
+    for name, summarize in REPORT_TABLES.items():
+        table = summarize(pd.read_csv(out / f"{name}.csv"))
+        assert 0 < len(table) <= 2 * MAX_TABLE_ROWS, name
+        assert not any("|" in str(column) for column in table.columns), name  # Markdown cells
+
+
+def test_finite_data_table_puts_pm_beside_kl(quick_run):
+    from pmrlhf.simulate.experiments import REPORT_TABLES
+
+    out, _ = quick_run
+    frame = pd.read_csv(out / "finite_data.csv")
+    table = REPORT_TABLES["finite_data"](frame).set_index("comparisons")
+    assert list(table.index) == sorted(frame.comparisons.unique())
+    for n, group in frame.groupby("comparisons"):
+        for method, name in (("pm", "PM"), ("kl", "KL")):
+            rows = group[group.method == method]
+            assert table.loc[n, f"{name}: mean TV to truth"] == pytest.approx(
+                rows.tv_to_truth.mean()
+            )
+            assert table.loc[n, f"{name}: mean KL to truth"] == pytest.approx(
+                rows.kl_to_truth.mean()
+            )
+        assert table.loc[n, "seeds"] == group.seed.nunique()
+    # The comparison the report's text makes: PM approaches the truth, KL does not.
+    tv = table[["PM: mean TV to truth", "KL: mean TV to truth"]]
+    assert (tv.iloc[:, 0] < tv.iloc[:, 1]).all() and tv.iloc[-1, 0] < tv.iloc[0, 0]
+
+
+def test_collapse_and_biased_reference_tables_show_every_method(quick_run):
+    from pmrlhf.simulate.experiments import REPORT_TABLES
+
+    out, _ = quick_run
+    collapse = REPORT_TABLES["collapse"](pd.read_csv(out / "collapse.csv")).set_index("beta")
+    assert collapse.loc[0.1, "KL, uniform ref"] == pytest.approx(0.01705, abs=1e-5)
+    np.testing.assert_allclose(collapse.PM, collapse.target)
+    assert collapse.loc[0.1, "PM, REINFORCE"] == pytest.approx(0.4, abs=1e-3)
+    biased = REPORT_TABLES["biased_reference"](pd.read_csv(out / "biased_reference.csv"))
+    assert {"KL b=0.1", "KL b=1", "PM b=1"} <= set(biased.columns)
+    assert biased["PM b=1"].nunique() == 1  # PM ignores the reference's odds

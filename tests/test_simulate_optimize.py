@@ -121,3 +121,36 @@ def test_bad_ref_and_seed_name_the_argument():
         optimize_policy([0.0, 1.0], regularizer="kl", ref="abc")
     with pytest.raises(ValueError, match="seed.*-1"):
         optimize_policy([0.0, 1.0], regularizer="pm", seed=-1)
+
+
+FOUR_RESPONSE_CASES = [("pm", {"beta": 1.0}), ("kl", {"beta": 0.1, "ref": np.full(4, 0.25)})]
+
+
+def _tv_to_closed_form(reward, regularizer, kwargs, seed, **options):
+    result = optimize_policy(reward, regularizer=regularizer, method="reinforce", seed=seed,
+                             **kwargs, **options)  # fmt: skip
+    target = optimal_policy(reward, regularizer=regularizer, **kwargs)
+    return 0.5 * np.abs(result.policy - target).sum()
+
+
+@pytest.mark.parametrize("regularizer,kwargs", FOUR_RESPONSE_CASES)
+def test_reinforce_defaults_land_within_0_03_tv_of_the_closed_form(regularizer, kwargs):
+    # Reward draws on which Adam at a constant lr 0.5 ends up to 0.17 (TV) away under PM.
+    for draw in (1, 3, 9):
+        reward = np.random.default_rng(draw).normal(size=4)
+        for seed in (0, 1, 2):
+            assert _tv_to_closed_form(reward, regularizer, kwargs, seed) < 0.03, (draw, seed)
+
+
+def test_the_decay_is_what_brings_reinforce_to_the_closed_form():
+    reward = np.random.default_rng(9).normal(size=4)
+    kwargs = FOUR_RESPONSE_CASES[0][1]
+    constant = [_tv_to_closed_form(reward, "pm", kwargs, s, lr_decay_steps=None) for s in (0, 1, 2)]
+    assert max(constant) > 0.03
+
+
+def test_lr_decay_steps_is_checked():
+    with pytest.raises(ValueError, match="lr_decay_steps"):
+        optimize_policy([0.0, 1.0], regularizer="pm", method="reinforce", lr_decay_steps=0.0)
+    with pytest.raises(TypeError, match="lr_decay_steps"):
+        optimize_policy([0.0, 1.0], regularizer="pm", method="reinforce", lr_decay_steps="10")

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import sympy as sp
 
@@ -77,6 +78,26 @@ def test_renderings(derivation):
     payload = json.loads(derivation.to_json())
     assert payload["regularizer"] == "-log(pi)"
     assert len(payload["steps"]) == len(derivation.steps)
+    assert all(step["mathml"].startswith("<math ") for step in payload["steps"])
+
+
+def test_mathml_keeps_function_names_and_writes_d_pi_squared(derivation):
+    from xml.dom import minidom
+
+    from pmrlhf.theory.derivation import to_mathml
+
+    general = to_mathml(derivation.steps[3][1])  # R(pi) = C1 + C2/pi - log(pi)
+    assert "<mi>R</mi>" in general and "<mi>r</mi>" not in general  # r is the reward
+    concavity = to_mathml(derivation.steps[4][1])  # d^2/dpi^2 [pi R(pi)] = -1/pi
+    denominator = "<mrow><mo>&dd;</mo><msup><mi>&#960;</mi><mn>2</mn></msup></mrow>"
+    assert denominator in concavity
+    for _, obj in derivation.steps:  # well-formed XML once the named entities are declared
+        text = to_mathml(obj)
+        for name in ("dd", "InvisibleTimes", "ExponentialE"):
+            text = text.replace(f"&{name};", "&#8290;")
+        assert minidom.parseString(text).documentElement.tagName == "math"
+    with pytest.raises(TypeError, match="expr"):
+        to_mathml("R(pi)")
 
 
 @pytest.mark.parametrize("c1,c2", [(0.0, 0.0), (3.0, -2.0), (-1.5, 0.7)])
@@ -101,6 +122,19 @@ def test_kl_to_non_uniform_reference_fails_and_uniform_passes():
 def test_table_matches_expectations():
     table = pm_property_table(trials=5)
     assert (table["passed"] == table["should_pass"]).all()
+
+
+def test_table_shows_progress_only_when_asked(capsys):
+    quiet = pm_property_table(trials=2)
+    assert capsys.readouterr().err == ""
+    loud = pm_property_table(trials=2, progress=True)
+    err = capsys.readouterr().err
+    steps = 1 + len(loud)  # the derivation, then one per regularizer
+    assert "PM-property check" in err and f"{steps}/{steps}" in err
+    assert all(label in err for label in loud.regularizer)
+    pd.testing.assert_frame_equal(quiet, loud)
+    with pytest.raises(TypeError, match="progress"):
+        pm_property_table(trials=2, progress="yes")
 
 
 @pytest.mark.parametrize(

@@ -99,13 +99,6 @@ def check_simplex(value, name: str, *, axis: int = -1, atol: float = SIMPLEX_ATO
     return array
 
 
-def check_same_shape(array: np.ndarray, name: str, shape: Sequence[int], other: str) -> None:
-    if tuple(array.shape) != tuple(shape):
-        raise PmrlhfUserError(
-            f"{name} has shape {tuple(array.shape)} but {other} has shape {tuple(shape)}"
-        )
-
-
 def check_choice(value, name: str, choices: Sequence[str]) -> str:
     if not isinstance(value, str) or value not in choices:
         raise PmrlhfUserError(

@@ -1,16 +1,24 @@
 """The ``pmrlhf`` command line: thin parsers over library functions.
 
 Each subcommand lives in its own module with ``register(subparsers)``; the handler it sets
-returns an exit code. Errors a user can cause print one line on stderr and exit with status
-2, never a traceback: every ``ValueError`` (which includes
-:class:`~pmrlhf.errors.PmrlhfUserError` and :class:`~pmrlhf.errors.PmrlhfTypeError`, raised
-by the argument checks) and a missing file or folder. Anything else (``KeyError``, a plain
-``TypeError``, ``OSError``) is a bug or a failing machine and keeps its traceback.
+returns an exit code. A mistake a user can make prints one line on stderr and exits with
+status 2, never a traceback: a :class:`~pmrlhf.errors.PmrlhfUserError` (raised by every
+argument and file check, :class:`~pmrlhf.errors.PmrlhfTypeError` and
+:class:`~pmrlhf.errors.FolderBusyError` included) and a missing file or folder. Anything
+else (a plain ``ValueError``, ``TypeError``, ``KeyError``, ``OSError``) is a bug or a
+failing machine and keeps its traceback.
+
+One exception, until ``pmrlhf.lm_experiments`` raises ``PmrlhfUserError`` for a bad
+setting: a plain ``ValueError`` that a ``raise`` statement of that package's own code raised
+(not numpy or torch under it) is its argument check and prints as one line too
+(:func:`is_user_error`).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import linecache
 import sys
 
 from .. import __version__
@@ -19,13 +27,39 @@ from ..errors import PmrlhfUserError
 # Modules that add subcommands; each has ``register(subparsers)``.
 _COMMAND_MODULES = ("theory", "simulate", "lm", "reproduce")
 
-USER_ERRORS = (PmrlhfUserError, ValueError, FileNotFoundError, NotADirectoryError)
-"""Exceptions printed as one line (exit status 2); ``PmrlhfTypeError`` is a ``ValueError``."""
+USER_ERRORS = (PmrlhfUserError, FileNotFoundError, NotADirectoryError)
+"""Exceptions printed as one line (exit status 2)."""
+
+_LEGACY_VALUE_ERROR_PACKAGE = "pmrlhf.lm_experiments"
+
+
+def is_user_error(error: BaseException) -> bool:
+    """Whether the command line prints ``error`` as one line instead of a traceback.
+
+    True for :data:`USER_ERRORS`, and for a plain ``ValueError`` raised by a ``raise``
+    statement of ``pmrlhf.lm_experiments`` (that package still reports a bad setting so); a
+    ``ValueError`` that numpy or torch raise in its code is a bug like any other.
+    """
+    if isinstance(error, USER_ERRORS):
+        return True
+    if type(error) is not ValueError:
+        return False
+    traceback = error.__traceback__
+    if traceback is None:
+        return False
+    while traceback.tb_next is not None:
+        traceback = traceback.tb_next
+    frame = traceback.tb_frame
+    module = frame.f_globals.get("__name__", "")
+    if module != _LEGACY_VALUE_ERROR_PACKAGE and not module.startswith(
+        _LEGACY_VALUE_ERROR_PACKAGE + "."
+    ):
+        return False
+    line = linecache.getline(frame.f_code.co_filename, traceback.tb_lineno, frame.f_globals)
+    return line.lstrip().startswith("raise ") or not line  # no source: as before, one line
 
 
 def build_parser() -> argparse.ArgumentParser:
-    import importlib
-
     parser = argparse.ArgumentParser(
         prog="pmrlhf",
         description="Preference-matching RLHF: derive, simulate and fine-tune.",
@@ -33,13 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"pmrlhf {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as err:
-            if err.name == f"{__name__}.{name}":
-                continue  # subcommand not shipped in this build
-            raise
-        module.register(subparsers)
+        importlib.import_module(f"{__name__}.{name}").register(subparsers)
     return parser
 
 
@@ -54,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pmrlhf: interrupted", file=sys.stderr)
         return 130
-    except USER_ERRORS as err:
+    except Exception as err:
+        if not is_user_error(err):
+            raise
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
         print(f"pmrlhf {args.command}: error: {message}", file=sys.stderr)
         return 2

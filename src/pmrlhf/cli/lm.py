@@ -5,14 +5,24 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..errors import PmrlhfUserError
+
 
 def register(subparsers) -> None:
     lm = subparsers.add_parser("lm", help="RL fine-tuning of causal language models")
     commands = lm.add_subparsers(dest="lm_command", metavar="LM_COMMAND")
 
-    run = commands.add_parser("run", help="one RL run (optionally after SFT) with a config file")
+    run = commands.add_parser(
+        "run",
+        help="one RL run (optionally after SFT) from options, an optional config file, or both",
+        description="One RL run (optionally after SFT). Settings come from RunConfig's "
+        "defaults, then --config FILE if given, then the options below.",
+    )
     run.add_argument(
-        "--config", type=Path, help="optional YAML/JSON with keys of RunConfig (see README)"
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="optional YAML/JSON with keys of RunConfig (see README); options override it",
     )
     run.add_argument("--model", help="smollm2-135m, tiny-llama, tiny-opt, a folder or a hub id")
     run.add_argument("--task", help="built-in task name or task file")
@@ -204,7 +214,7 @@ def _compare(args) -> int:
     if args.seeds is not None:
         config.seeds = tuple(args.seeds)
     if (args.betas is None) != (args.alphas is None):
-        raise ValueError("--betas and --alphas go together (grid mode)")
+        raise PmrlhfUserError("--betas and --alphas go together (grid mode)")
     if args.betas is not None:
         config.methods = grid_methods(args.betas, args.alphas)
     if args.steps is not None:

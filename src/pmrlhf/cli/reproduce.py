@@ -23,9 +23,11 @@ def register(subparsers) -> None:
         "--stages", nargs="+", choices=STAGE_NAMES, default=None, help="run only these stages"
     )
     parser.add_argument(
-        "--no-publish",
+        "--publish",
         action="store_true",
-        help="leave figures/ and README.md's results block alone (full runs refresh them)",
+        help="also copy README's figures into figures/ and rewrite README.md's results block "
+        "(in the current folder, the repository root; full runs only, the maintainers' step; "
+        "default: write --out only)",
     )
     parser.set_defaults(handler=_reproduce)
 
@@ -33,6 +35,7 @@ def register(subparsers) -> None:
 def _reproduce(args) -> int:
     from .._validation import check_out_dir
     from ..report import ReproduceConfig, reproduce
+    from ..report.pipeline import PUBLISH
 
     out = check_out_dir(args.out, "--out")
     config = ReproduceConfig(
@@ -42,8 +45,17 @@ def _reproduce(args) -> int:
         force=args.force,
         lm_model=args.lm_model,
         stages=tuple(args.stages) if args.stages else None,
-        **({"figures_dir": None, "readme": None} if args.no_publish else {}),
+        **(PUBLISH if args.publish else {}),
     )
     manifest = reproduce(config)
     print(f"report: {out / 'REPORT.md'}  ({len(manifest['stages'])} stages recorded)")
+    report = manifest["stages"].get("report", {})
+    if args.publish and "report" in (config.stages or ("report",)):
+        figures = report.get("published_figures", [])
+        print(f"published {len(figures)} figure(s) to {PUBLISH['figures_dir']}/")
+        updated = report.get("readme_updated", "no: the report stage did not run")
+        if updated == str(PUBLISH["readme"]):
+            print(f"rewrote the results block of {updated}")
+        else:
+            print(f"did not rewrite README.md's results block ({updated})")
     return 0

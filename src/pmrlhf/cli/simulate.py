@@ -2,6 +2,19 @@
 
 from __future__ import annotations
 
+# The names of pmrlhf.simulate.experiments.EXPERIMENTS, in its order (a test checks they
+# agree): importing that package takes seconds, too slow for building every command's parser.
+EXPERIMENT_NAMES = (
+    "collapse",
+    "finite_data",
+    "heterogeneous",
+    "token_tree",
+    "pairwise_vs_rankings",
+    "biased_reference",
+    "implied_preferences",
+    "beta_alpha_grid",
+)
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -11,8 +24,8 @@ def register(subparsers) -> None:
         "names",
         nargs="*",
         metavar="NAME",
-        help="experiments to run (default: all): collapse, finite_data, "
-        "heterogeneous, token_tree, pairwise_vs_rankings",
+        help=f"experiments to run (default: all {len(EXPERIMENT_NAMES)}): "
+        + ", ".join(EXPERIMENT_NAMES),
     )
     # A str, checked by check_out_dir: Path("") would be "." and write into the current folder.
     parser.add_argument("--out", default="results/simulate", help="output folder")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 
 def register(subparsers) -> None:
@@ -38,7 +39,12 @@ def _derive(args) -> int:
 def _check(args) -> int:
     from ..theory.checks import pm_property_table
 
-    table = pm_property_table(n_responses=args.n_responses, trials=args.trials, seed=args.seed)
+    table = pm_property_table(
+        n_responses=args.n_responses,
+        trials=args.trials,
+        seed=args.seed,
+        progress=sys.stderr.isatty(),  # a bar on a terminal; nothing in logs and pipes
+    )
     if args.json:
         print(json.dumps(table.to_dict(orient="records"), indent=2))
     else:

@@ -1,7 +1,8 @@
 """The figures README shows: where each comes from, and the function that draws it.
 
-``pmrlhf reproduce`` (full mode) copies each from its run folder into ``figures/`` at the
-top of the repository; a test checks that every figure README references is listed here.
+``pmrlhf reproduce --publish`` (full runs only) copies each from its run folder into
+``figures/`` at the top of the repository; a test checks that every figure README references
+is listed here.
 """
 
 from __future__ import annotations

@@ -6,6 +6,10 @@ options plus the source code of the layers it depends on) and its outputs still 
 Every option is checked before anything is written; the output folder is locked for the run
 (:func:`pmrlhf._lock.run_lock`); a damaged ``manifest.json`` stops the run with a message
 naming it, unless ``force`` is set, which replaces it.
+
+Everything is written under ``out``. Refreshing the repository's own ``figures/`` and
+README's results block is a separate, explicit step (``figures_dir`` and ``readme``;
+``pmrlhf reproduce --publish``, ``make publish``): a newcomer's checkout stays clean.
 """
 
 from __future__ import annotations
@@ -35,8 +39,15 @@ class ReproduceConfig:
     lm_model: str | None = None  # default: smollm2-135m, or tiny-llama with quick
     stages: tuple[str, ...] | None = None  # None: all
     progress: bool = True
-    figures_dir: Path | None = Path("figures")  # README's figures; refreshed by full runs only
-    readme: Path | None = Path("README.md")  # its results block; refreshed by full runs only
+    # Publishing (full runs only): copy README's figures here and rewrite the results block of
+    # this README. None: leave them alone (the default; `pmrlhf reproduce --publish` sets both).
+    figures_dir: Path | None = None
+    readme: Path | None = None
+
+
+PUBLISH = {"figures_dir": Path("figures"), "readme": Path("README.md")}
+"""What ``pmrlhf reproduce --publish`` sets: the repository's figures and README, relative
+to the current folder (the repository root)."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +74,9 @@ def _stage_theory(out: Path, config: ReproduceConfig) -> dict:
         atomic_write_text(folder / "derivation.tex", derivation.to_latex()),
         atomic_write_text(folder / "derivation.json", derivation.to_json()),
     ]
-    table = pm_property_table(trials=20 if config.quick else 100, seed=config.seed)
+    table = pm_property_table(
+        trials=20 if config.quick else 100, seed=config.seed, progress=config.progress
+    )
     outputs.append(atomic_write_csv(folder / "pm_check.csv", table))
     ok = bool((table["passed"] == table["should_pass"]).all())
     if not ok:
@@ -121,12 +134,12 @@ def _stage_report(out: Path, config: ReproduceConfig) -> dict:
     from .writer import write_report
 
     summary = write_report(out, quick=config.quick)
-    # Quick runs never overwrite the figures and numbers README shows: those come from full runs.
+    # Quick runs never publish (check_reproduce_config refuses it): README shows full runs.
     if config.quick:
         return summary
     if config.figures_dir is not None:
         summary["published_figures"] = publish_figures(out, config.figures_dir)
-    if config.readme is not None and Path(config.readme).exists():
+    if config.readme is not None:
         from .readme import update_readme
 
         try:
@@ -174,7 +187,8 @@ def check_reproduce_config(config: ReproduceConfig) -> ReproduceConfig:
         ``config`` is not a ``ReproduceConfig``; a flag that is not a bool; a non-int seed.
     ValueError
         An empty ``out`` or one that is a file; a negative seed; an unknown or no stage; an
-        unknown model.
+        unknown model; publishing (``figures_dir`` or ``readme``) with ``quick``; a
+        ``readme`` that is not a file.
     """
     if not isinstance(config, ReproduceConfig):
         raise PmrlhfTypeError(f"config must be a ReproduceConfig, got {type(config).__name__}")
@@ -192,10 +206,21 @@ def check_reproduce_config(config: ReproduceConfig) -> ReproduceConfig:
         from ..lm_experiments.models import resolve_name
 
         resolve_name(_lm_model(config))
+    if config.quick and (config.figures_dir is not None or config.readme is not None):
+        raise PmrlhfUserError(
+            "publishing (--publish: figures_dir, readme) needs a full run, not quick: "
+            "README shows the numbers of full runs only"
+        )
     if config.figures_dir is not None:
         check_out_dir(config.figures_dir, "figures_dir")
-    if config.readme is not None and not isinstance(config.readme, str | os.PathLike):
-        raise PmrlhfTypeError(f"readme must be a path or None, got {config.readme!r}")
+    if config.readme is not None:
+        if not isinstance(config.readme, str | os.PathLike):
+            raise PmrlhfTypeError(f"readme must be a path or None, got {config.readme!r}")
+        if not Path(config.readme).is_file():
+            raise PmrlhfUserError(
+                f"readme {os.fspath(config.readme)!r} is not a file: publishing rewrites the "
+                "results block of the repository's README (run --publish in its root)"
+            )
     return replace(
         config, out=check_out_dir(config.out, "out"), seed=check_seed(config.seed), stages=stages
     )

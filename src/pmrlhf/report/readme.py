@@ -1,8 +1,9 @@
 """README's results block, written from a full run's outputs (never by hand).
 
-``README.md`` holds the block between :data:`START` and :data:`END`; a full
-``pmrlhf reproduce`` replaces it with :func:`results_block` of its results folder, so every
-number README shows comes from the last full run, with the command and date that made it.
+``README.md`` holds the block between :data:`START` and :data:`END`; ``pmrlhf reproduce
+--publish`` (full runs only) replaces it with :func:`results_block` of its results folder, so
+every number README shows comes from the last published full run, with the command and date
+that made it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from .._io import atomic_write_text
+from ..errors import PmrlhfUserError
 from .document import markdown_table
 from .texts import lm_paragraphs
 
@@ -180,6 +182,6 @@ def update_readme(readme: Path, results: Path, *, command: str) -> Path:
     text = readme.read_text()
     start, end = text.find(START), text.find(END)
     if start < 0 or end < start:
-        raise ValueError(f"readme {readme} has no results block ({START!r} ... {END!r})")
+        raise PmrlhfUserError(f"readme {readme} has no results block ({START!r} ... {END!r})")
     block = results_block(results, command=command)
     return atomic_write_text(readme, text[:start] + block + text[end + len(END) :])

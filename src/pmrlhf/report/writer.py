@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from .._io import atomic_write_text
-from .document import Section, render_html, render_markdown
+from .document import MathStep, Section, render_html, render_markdown
 from .texts import DERIVATION_TEXT, EXPERIMENT_TEXT, lm_paragraphs
 
 MAX_TABLE_ROWS = 12
@@ -23,14 +23,20 @@ def _table(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.iloc[::step]
 
 
+def _derivation_steps(path: Path) -> list[MathStep]:
+    """The steps of ``derivation.json`` (as written by the theory stage)."""
+    steps = json.loads(path.read_text(encoding="utf-8"))["steps"]
+    return [MathStep(step["title"], step["latex"], step.get("mathml")) for step in steps]
+
+
 def _theory_sections(out: Path) -> list[Section]:
     folder = out / "theory"
-    if not (folder / "derivation.tex").exists():
+    if not (folder / "derivation.json").exists():
         return []
     section = Section(
         "The PM regularizer, derived by sympy",
         paragraphs=list(DERIVATION_TEXT),
-        latex=(folder / "derivation.tex").read_text(),
+        math=_derivation_steps(folder / "derivation.json"),
     )
     if (folder / "pm_check.csv").exists():
         section.tables.append(

@@ -16,6 +16,7 @@ from scipy.special import expit, log_expit
 from threadpoolctl import ThreadpoolController
 
 from .._validation import as_array, check_positive_int, check_real
+from ..errors import PmrlhfUserError
 
 _TOL = 1e-10
 _BLAS = ThreadpoolController()  # discovering the BLAS libraries once costs milliseconds
@@ -24,23 +25,23 @@ _BLAS = ThreadpoolController()  # discovering the BLAS libraries once costs mill
 def _as_index_array(value, name: str, n_items: int, *, ndim: int) -> np.ndarray:
     array = as_array(value, name)  # a ragged list names the argument
     if array.size == 0:
-        raise ValueError(f"{name} must not be empty")
+        raise PmrlhfUserError(f"{name} must not be empty")
     if array.ndim != ndim:
-        raise ValueError(f"{name} must be {ndim}-D, got shape {array.shape}")
+        raise PmrlhfUserError(f"{name} must be {ndim}-D, got shape {array.shape}")
     if not np.issubdtype(array.dtype, np.integer):
         if not np.issubdtype(array.dtype, np.floating) or not np.all(array == np.round(array)):
-            raise ValueError(f"{name} must hold integer item indices, got dtype {array.dtype}")
+            raise PmrlhfUserError(f"{name} must hold integer item indices, got dtype {array.dtype}")
         array = array.astype(np.int64)
     if array.min() < 0 or array.max() >= n_items:
         bad = array[(array < 0) | (array >= n_items)].ravel()[0]
-        raise ValueError(f"{name} has index {bad} outside [0, {n_items})")
+        raise PmrlhfUserError(f"{name} has index {bad} outside [0, {n_items})")
     return array.astype(np.int64)
 
 
 def _check_l2(l2) -> float:
     l2 = check_real(l2, "l2")
     if l2 < 0:
-        raise ValueError(f"l2 must be >= 0, got {l2}")
+        raise PmrlhfUserError(f"l2 must be >= 0, got {l2}")
     return l2
 
 
@@ -49,7 +50,7 @@ def _require_strongly_connected(winners, losers, n_items: int, what: str) -> Non
     graph = coo_matrix((np.ones(winners.size), (winners, losers)), shape=(n_items, n_items))
     count, _ = connected_components(graph, directed=True, connection="strong")
     if count > 1:
-        raise ValueError(
+        raise PmrlhfUserError(
             f"the {what} graph is not strongly connected ({count} components): the maximum-"
             "likelihood estimate does not exist; collect more data or pass l2 > 0"
         )
@@ -102,9 +103,9 @@ def fit_btl(winners, losers, n_items: int, *, l2: float = 0.0) -> np.ndarray:
     winners = _as_index_array(winners, "winners", n_items, ndim=1)
     losers = _as_index_array(losers, "losers", n_items, ndim=1)
     if winners.shape != losers.shape:
-        raise ValueError(f"winners has {winners.size} entries but losers has {losers.size}")
+        raise PmrlhfUserError(f"winners has {winners.size} entries but losers has {losers.size}")
     if np.any(winners == losers):
-        raise ValueError("winners and losers must differ in every comparison")
+        raise PmrlhfUserError("winners and losers must differ in every comparison")
     l2 = _check_l2(l2)
     if l2 == 0:
         _require_strongly_connected(winners, losers, n_items, "comparison")
@@ -168,10 +169,10 @@ def fit_pl(rankings, n_items: int, *, l2: float = 0.0) -> np.ndarray:
     rankings = _as_index_array(rankings, "rankings", n_items, ndim=2)
     m, k = rankings.shape
     if k < 2 and k == n_items:
-        raise ValueError("rankings must rank at least 2 items")
+        raise PmrlhfUserError("rankings must rank at least 2 items")
     ordered = np.sort(rankings, axis=1)
     if np.any(ordered[:, 1:] == ordered[:, :-1]):
-        raise ValueError("rankings must not repeat an item within a row")
+        raise PmrlhfUserError("rankings must not repeat an item within a row")
     l2 = _check_l2(l2)
     if l2 == 0:
         winners, losers = [rankings[:, :-1].ravel()], [rankings[:, 1:].ravel()]

@@ -10,13 +10,14 @@ import numpy as np
 from scipy.special import expit, rel_entr
 
 from .._validation import as_float_array, check_axis, check_simplex
+from ..errors import PmrlhfUserError
 
 
 def _pair(p, q, axis: int, names=("p", "q")) -> tuple[np.ndarray, np.ndarray, int]:
     p = check_simplex(p, names[0], axis=axis)
     q = check_simplex(q, names[1], axis=axis)
     if p.shape != q.shape:
-        raise ValueError(f"{names[0]} has shape {p.shape} but {names[1]} has shape {q.shape}")
+        raise PmrlhfUserError(f"{names[0]} has shape {p.shape} but {names[1]} has shape {q.shape}")
     return p, q, check_axis(axis, p.ndim)
 
 
@@ -138,7 +139,7 @@ def pairwise_pmd(log_pi_a, log_pi_b, reward_a, reward_b) -> dict[str, float]:
     ]
     for array, name in zip(arrays[1:], names[1:], strict=True):
         if array.shape != arrays[0].shape:
-            raise ValueError(
+            raise PmrlhfUserError(
                 f"{name} has shape {array.shape} but log_pi_a has shape {arrays[0].shape}"
             )
     model_logit = arrays[0] - arrays[1]
@@ -179,11 +180,13 @@ def pairwise_pmd_matrix(log_pi, reward, *, axis: int = -1) -> dict[str, float]:
     log_pi = as_float_array(log_pi, "log_pi")
     reward = as_float_array(reward, "reward")
     if log_pi.shape != reward.shape:
-        raise ValueError(f"log_pi has shape {log_pi.shape} but reward has shape {reward.shape}")
+        raise PmrlhfUserError(
+            f"log_pi has shape {log_pi.shape} but reward has shape {reward.shape}"
+        )
     axis = check_axis(axis, log_pi.ndim)
     n = log_pi.shape[axis]
     if n < 2:
-        raise ValueError(f"log_pi needs at least 2 responses along axis {axis}, got {n}")
+        raise PmrlhfUserError(f"log_pi needs at least 2 responses along axis {axis}, got {n}")
     i, j = np.triu_indices(n, k=1)
     log_pi, reward = np.moveaxis(log_pi, axis, -1), np.moveaxis(reward, axis, -1)
     return pairwise_pmd(log_pi[..., i], log_pi[..., j], reward[..., i], reward[..., j])

@@ -2,8 +2,8 @@
 
 ``method="gradient"`` ascends the exact gradient of ``J(pi) = E_pi[r] - beta E_pi[c]``;
 ``method="reinforce"`` samples responses and uses the regularizer as a per-sample penalty
-with a leave-one-out baseline (RLOO). Both converge to
-:func:`pmrlhf.theory.optimal_policy` (docs/theory.md §2–4). The penalty ``c`` is
+with a leave-one-out baseline (RLOO) and Adam on the logits at a decaying step size. Both
+converge to :func:`pmrlhf.theory.optimal_policy` (docs/theory.md §2–4). The penalty ``c`` is
 :func:`pmrlhf.theory.penalty`; nothing here re-encodes a regularizer.
 """
 
@@ -23,6 +23,7 @@ from .._validation import (
     check_real,
     check_seed,
 )
+from ..errors import PmrlhfUserError
 from ..theory import objective, optimal_policy, penalty
 from ..theory.closed_forms import validate_problem
 from .metrics import kl
@@ -65,6 +66,7 @@ def optimize_policy(
     method: str = "gradient",
     steps: int = 2000,
     lr: float = 0.5,
+    lr_decay_steps: float | None = 30.0,
     samples: int = 16,
     seed: int = 0,
     log_every: int = 50,
@@ -83,6 +85,14 @@ def optimize_policy(
         leave-one-out baseline, Adam on the logits.
     steps : int >= 1
     lr : float > 0
+        Step size: of the gradient ascent, or Adam's at the first REINFORCE step.
+    lr_decay_steps : float > 0 or None
+        REINFORCE only: Adam's step size at step ``t`` is ``lr / sqrt(1 + t / lr_decay_steps)``;
+        ``None`` keeps it at ``lr``. At the optimum ``softmax(r / beta + log w)`` every sample
+        reward ``r - beta (log pi - log w)`` is the same number (docs/theory.md §2), so the
+        gradient estimate has no noise there, but Adam rescales a vanishing gradient to steps
+        of size ``lr``: at a constant ``lr = 0.5`` the policy keeps wandering around the
+        optimum (up to 0.17 in total variation on four responses); with the decay it settles.
     samples : int >= 2
         Samples per prompt (REINFORCE only).
     seed : int >= 0
@@ -97,11 +107,11 @@ def optimize_policy(
     ------
     ValueError
         As :func:`pmrlhf.theory.optimal_policy`; an unknown ``method``; ``steps``,
-        ``samples``, ``lr`` out of range.
+        ``samples``, ``lr``, ``lr_decay_steps`` out of range.
     """
     reward = as_float_array(reward, "reward")
     if reward.ndim > 2:
-        raise ValueError(f"reward must be (n,) or (P, n), got shape {reward.shape}")
+        raise PmrlhfUserError(f"reward must be (n,) or (P, n), got shape {reward.shape}")
     single = reward.ndim == 1
     if ref is not None:
         ref = as_array(ref, "ref", dtype=float)
@@ -116,7 +126,11 @@ def optimize_policy(
     seed = check_seed(seed)
     lr = check_real(lr, "lr")
     if lr <= 0:
-        raise ValueError(f"lr must be > 0, got {lr}")
+        raise PmrlhfUserError(f"lr must be > 0, got {lr}")
+    if lr_decay_steps is not None:
+        lr_decay_steps = check_real(lr_decay_steps, "lr_decay_steps")
+        if lr_decay_steps <= 0:
+            raise PmrlhfUserError(f"lr_decay_steps must be > 0 or None, got {lr_decay_steps}")
     kwargs = {"regularizer": regularizer, "beta": beta, "alpha": alpha}
     log_ref = None
     if ref is not None:
@@ -162,6 +176,8 @@ def optimize_policy(
             onehot_sum = np.zeros_like(pi)
             np.add.at(onehot_sum, (np.broadcast_to(rows, y.shape), y), advantage)
             grad = (onehot_sum - advantage.sum(-1, keepdims=True) * pi) / samples
+            if lr_decay_steps is not None:
+                adam.lr = lr / np.sqrt(1.0 + step / lr_decay_steps)
             logits = np.where(allowed, logits + adam.step(grad), -np.inf)
     policy = np.exp(log_softmax(logits, axis=-1))
     if single:

@@ -49,17 +49,19 @@ class Population:
         if utilities.ndim == 1:
             utilities = utilities[None, :]
         if weights.ndim != 1 or utilities.ndim != 2:
-            raise ValueError(
+            raise PmrlhfUserError(
                 f"weights must be 1-D and utilities 2-D, got shapes {weights.shape} "
                 f"and {utilities.shape}"
             )
         if utilities.shape[0] != weights.size:
-            raise ValueError(
+            raise PmrlhfUserError(
                 f"utilities has {utilities.shape[0]} group rows but weights has "
                 f"{weights.size} entries"
             )
         if utilities.shape[1] < 2:
-            raise ValueError(f"utilities must cover at least 2 items, got {utilities.shape[1]}")
+            raise PmrlhfUserError(
+                f"utilities must cover at least 2 items, got {utilities.shape[1]}"
+            )
         object.__setattr__(self, "weights", weights)
         object.__setattr__(self, "utilities", utilities)
 
@@ -193,16 +195,16 @@ def sample_comparisons(
 def _check_pairs(pairs, n_items: int) -> np.ndarray:
     array = np.asarray(pairs)
     if array.size == 0:
-        raise ValueError("pairs must not be empty")
+        raise PmrlhfUserError("pairs must not be empty")
     if array.ndim != 2 or array.shape[1] != 2:
-        raise ValueError(f"pairs must have shape (m, 2), got {array.shape}")
+        raise PmrlhfUserError(f"pairs must have shape (m, 2), got {array.shape}")
     if not np.issubdtype(array.dtype, np.integer):
-        raise ValueError(f"pairs must hold integer item indices, got dtype {array.dtype}")
+        raise PmrlhfUserError(f"pairs must hold integer item indices, got dtype {array.dtype}")
     if array.min() < 0 or array.max() >= n_items:
         bad = array[(array < 0) | (array >= n_items)].ravel()[0]
-        raise ValueError(f"pairs has index {bad} outside [0, {n_items})")
+        raise PmrlhfUserError(f"pairs has index {bad} outside [0, {n_items})")
     if np.any(array[:, 0] == array[:, 1]):
-        raise ValueError("pairs must pair two distinct items in every row")
+        raise PmrlhfUserError("pairs must pair two distinct items in every row")
     return array.astype(np.int64)
 
 
@@ -238,7 +240,7 @@ def sample_rankings(population: Population, n: int, *, rng, top_k: int | None = 
     n = check_positive_int(n, "n")
     k = population.n_items if top_k is None else check_positive_int(top_k, "top_k")
     if k > population.n_items:
-        raise ValueError(f"top_k={k} exceeds the number of items {population.n_items}")
+        raise PmrlhfUserError(f"top_k={k} exceeds the number of items {population.n_items}")
     rng = check_rng(rng)
     group = rng.choice(population.n_groups, size=n, p=population.weights)
     noisy = population.utilities[group] + rng.gumbel(size=(n, population.n_items))

@@ -17,6 +17,7 @@ from .._io import (
 )
 from .._lock import run_lock
 from .._validation import check_out_dir, check_seed
+from ..errors import PmrlhfUserError
 from .experiments import EXPERIMENTS, HEADLINES
 
 
@@ -26,7 +27,9 @@ def check_names(names) -> list[str]:
         return list(EXPERIMENTS)
     unknown = [n for n in names if n not in EXPERIMENTS]
     if unknown:
-        raise ValueError(f"unknown experiment(s) {unknown}; choose from {', '.join(EXPERIMENTS)}")
+        raise PmrlhfUserError(
+            f"unknown experiment(s) {unknown}; choose from {', '.join(EXPERIMENTS)}"
+        )
     return list(dict.fromkeys(names))
 
 

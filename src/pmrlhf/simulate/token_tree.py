@@ -21,6 +21,7 @@ import pandas as pd
 from scipy.special import log_softmax
 
 from .._validation import check_beta, check_choice, check_positive_int
+from ..errors import PmrlhfUserError
 from ..theory import penalty, reference_log_weight
 from ..theory.regularizers import check_regularizer
 from .metrics import kl
@@ -76,13 +77,15 @@ class TokenTree:
         branching = self.vocab_size - 1
         sizes = [branching**d for d in range(self.max_len)]
         if sum(sizes) > MAX_SEQUENCES:
-            raise ValueError(
+            raise PmrlhfUserError(
                 f"max_len={max_len} with vocab_size={vocab_size} gives {sum(sizes):.3g} "
                 f"sequences, more than {MAX_SEQUENCES:,} can be enumerated"
             )
         plausible_per_node = check_positive_int(plausible_per_node, "plausible_per_node")
         if plausible_per_node > self.vocab_size:
-            raise ValueError(f"plausible_per_node must be <= vocab_size, got {plausible_per_node}")
+            raise PmrlhfUserError(
+                f"plausible_per_node must be <= vocab_size, got {plausible_per_node}"
+            )
         ref_sharpness = check_beta(ref_sharpness, "ref_sharpness")
         reward_scale = check_beta(reward_scale, "reward_scale")
         self.offsets = np.concatenate(

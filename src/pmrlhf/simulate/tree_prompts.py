@@ -13,6 +13,7 @@ import numpy as np
 from scipy.special import expit
 
 from .._validation import check_choice, check_positive_int
+from ..errors import PmrlhfUserError
 from .metrics import pairwise_pmd
 from .token_tree import TokenTree
 
@@ -87,13 +88,15 @@ def pair_metrics(trees, log_pis) -> dict:
         ``log_pis`` not one array per tree, each of the tree's number of sequences.
     """
     if len(log_pis) != len(trees) or len(trees) == 0:
-        raise ValueError(f"log_pis must hold one array per tree ({len(trees)}), got {len(log_pis)}")
+        raise PmrlhfUserError(
+            f"log_pis must hold one array per tree ({len(trees)}), got {len(log_pis)}"
+        )
     parts = {"la": [], "lb": [], "ra": [], "rb": []}
     coverage, reward = [], []
     for tree, log_pi in zip(trees, log_pis, strict=True):
         log_pi = np.asarray(log_pi, dtype=float)
         if log_pi.shape != tree.reward.shape:
-            raise ValueError(f"log_pi has shape {log_pi.shape}, expected {tree.reward.shape}")
+            raise PmrlhfUserError(f"log_pi has shape {log_pi.shape}, expected {tree.reward.shape}")
         a, b = tree.meaningful_pairs()
         parts["la"].append(log_pi[a])
         parts["lb"].append(log_pi[b])

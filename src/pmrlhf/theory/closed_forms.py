@@ -18,6 +18,7 @@ from .._validation import (
     check_probability,
     check_simplex,
 )
+from ..errors import PmrlhfUserError
 from .regularizers import check_regularizer, reference_log_weight
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ def validate_problem(reward, *, regularizer, beta, ref, alpha, axis):
         ref.ndim > reward.ndim
         or ref.shape[-1 if ref.ndim < reward.ndim else axis] != reward.shape[axis]
     ):
-        raise ValueError(
+        raise PmrlhfUserError(
             f"ref has shape {ref.shape}, which does not match reward's {reward.shape} "
             f"along the response axis {axis}"
         )
@@ -79,7 +80,7 @@ def validate_problem(reward, *, regularizer, beta, ref, alpha, axis):
     try:
         np.broadcast_shapes(ref.shape, reward.shape)
     except ValueError:
-        raise ValueError(
+        raise PmrlhfUserError(
             f"ref has shape {ref.shape}, not broadcastable to reward's {reward.shape}"
         ) from None
     with np.errstate(divide="ignore"):
@@ -186,7 +187,9 @@ def objective(
     )
     policy = check_simplex(policy, "policy", axis=axis)
     if policy.shape != reward.shape:
-        raise ValueError(f"policy has shape {policy.shape} but reward has shape {reward.shape}")
+        raise PmrlhfUserError(
+            f"policy has shape {policy.shape} but reward has shape {reward.shape}"
+        )
     with np.errstate(invalid="ignore"):
         cross = np.where(policy > 0, policy * log_w, 0.0)
     value = (policy * reward).sum(axis) - beta * (xlogy(policy, policy).sum(axis) - cross.sum(axis))
@@ -220,12 +223,12 @@ def collapse_curve(p: float, betas, *, reference: str = "uniform") -> pd.DataFra
 
     p = check_probability(p, "p", open_interval=True)
     if p <= 0.5:
-        raise ValueError(f"p is the majority share and must lie in (0.5, 1), got {p}")
+        raise PmrlhfUserError(f"p is the majority share and must lie in (0.5, 1), got {p}")
     betas = as_float_array(betas, "betas").ravel()
     if np.any(betas <= 0):
-        raise ValueError(f"betas must be > 0, found {betas[betas <= 0][0]}")
+        raise PmrlhfUserError(f"betas must be > 0, found {betas[betas <= 0][0]}")
     if reference not in ("uniform", "preference"):
-        raise ValueError(f"reference must be 'uniform' or 'preference', got {reference!r}")
+        raise PmrlhfUserError(f"reference must be 'uniform' or 'preference', got {reference!r}")
     reward = np.log([p, 1.0 - p])
     ref = np.full(2, 0.5) if reference == "uniform" else np.array([p, 1.0 - p])
     rewards = np.broadcast_to(reward, (betas.size, 2))

@@ -10,6 +10,54 @@ import json
 from dataclasses import dataclass
 
 import sympy as sp
+from sympy.core.function import AppliedUndef
+from sympy.printing.conventions import requires_partial
+from sympy.printing.mathml import MathMLPresentationPrinter
+
+from ..errors import PmrlhfTypeError
+
+MATHML_NAMESPACE = "http://www.w3.org/1998/Math/MathML"
+
+
+class _MathMLPrinter(MathMLPresentationPrinter):
+    """sympy's presentation MathML with two of its slips mended (sympy 1.14).
+
+    It lowercases undefined functions (``R(pi)`` printed as ``r(pi)`` reads as the reward),
+    and writes a second derivative's denominator as ``d^2 pi`` instead of ``d pi^2``.
+    """
+
+    def _print_Function(self, e):
+        mrow = super()._print_Function(e)
+        if isinstance(e, AppliedUndef):
+            mrow.firstChild.firstChild.data = e.func.__name__
+        return mrow
+
+    def _print_Derivative(self, e):
+        mrow = super()._print_Derivative(e)
+        fraction = mrow.firstChild
+        mark = "&#x2202;" if requires_partial(e.expr) else self.mathml_tag(e)
+        denominator = self.dom.createElement("mrow")
+        for symbol, count in reversed(e.variable_count):
+            d = self.dom.createElement("mo")
+            d.appendChild(self.dom.createTextNode(mark))
+            denominator.appendChild(d)
+            variable = self._print(symbol)
+            if count >= 2:
+                power = self.dom.createElement("msup")
+                power.appendChild(variable)
+                power.appendChild(self._print(count))
+                variable = power
+            denominator.appendChild(variable)
+        fraction.replaceChild(denominator, fraction.lastChild)
+        return mrow
+
+
+def to_mathml(expr: sp.Basic) -> str:
+    """``expr`` as a display ``<math>`` element (presentation MathML)."""
+    if not isinstance(expr, sp.Basic):
+        raise PmrlhfTypeError(f"expr must be a sympy object, got {type(expr).__name__}")
+    body = _MathMLPrinter().doprint(expr)
+    return f'<math xmlns="{MATHML_NAMESPACE}" display="block">{body}</math>'
 
 
 @dataclass(frozen=True)
@@ -55,13 +103,18 @@ class PMDerivation:
         return "\\begin{enumerate}\n" + body + "\n\\end{enumerate}\n"
 
     def to_json(self) -> str:
-        """JSON with each step as sympy's string and LaTeX forms."""
+        """JSON with each step as sympy's string, LaTeX and presentation-MathML forms."""
         payload = {
             "regularizer": str(self.regularizer),
             "general_solution": str(self.general_solution),
             "ode": str(self.ode),
             "steps": [
-                {"title": title, "sympy": str(obj), "latex": sp.latex(obj)}
+                {
+                    "title": title,
+                    "sympy": str(obj),
+                    "latex": sp.latex(obj),
+                    "mathml": to_mathml(obj),
+                }
                 for title, obj in self.steps
             ],
         }

@@ -17,7 +17,7 @@ from scipy.optimize import minimize
 from scipy.special import log_softmax, softmax
 
 from .._validation import as_float_array, check_beta, check_positive_int
-from ..errors import PmrlhfTypeError
+from ..errors import PmrlhfTypeError, PmrlhfUserError
 from .closed_forms import preference_distribution, validate_problem
 
 ElementwiseRegularizer = Callable[[np.ndarray], np.ndarray]
@@ -28,7 +28,7 @@ def _as_pair(R) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarra
     if isinstance(R, sp.Expr):
         free = sorted(R.free_symbols, key=str)
         if len(free) > 1:
-            raise ValueError(f"R must have one free symbol (pi), found {free}")
+            raise PmrlhfUserError(f"R must have one free symbol (pi), found {free}")
         x = free[0] if free else sp.Symbol("pi", positive=True)
         f = x * R
         f_num = sp.lambdify(x, f, "numpy")
@@ -123,7 +123,9 @@ def maximize_objective(
         return out.reshape(reward.shape)
 
     if ref is not None or alpha is not None:
-        raise ValueError("ref and alpha apply to named regularizers only; close over them in R")
+        raise PmrlhfUserError(
+            "ref and alpha apply to named regularizers only; close over them in R"
+        )
     reward = as_float_array(reward, "reward")
     beta = check_beta(beta)
     f, df = _as_pair(regularizer)

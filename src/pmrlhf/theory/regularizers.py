@@ -20,6 +20,7 @@ import math
 import numpy as np
 
 from .._validation import check_alpha, check_choice
+from ..errors import PmrlhfUserError
 
 REGULARIZERS = ("kl", "pm", "cpm")
 """Names accepted wherever a ``regularizer`` argument appears."""
@@ -38,13 +39,13 @@ def check_regularizer(regularizer, *, ref_given: bool, alpha) -> tuple[str, floa
     """
     regularizer = check_choice(regularizer, "regularizer", REGULARIZERS)
     if regularizer in NEEDS_REFERENCE and not ref_given:
-        raise ValueError(f"ref is required for regularizer={regularizer!r}")
+        raise PmrlhfUserError(f"ref is required for regularizer={regularizer!r}")
     if regularizer == "cpm":
         if alpha is None:
-            raise ValueError("alpha is required for regularizer='cpm'")
+            raise PmrlhfUserError("alpha is required for regularizer='cpm'")
         return regularizer, check_alpha(alpha)
     if alpha is not None:
-        raise ValueError(
+        raise PmrlhfUserError(
             f"alpha only applies to regularizer='cpm', got regularizer={regularizer!r}"
         )
     return regularizer, None

@@ -3,8 +3,9 @@
 ``EXPERIMENTS`` maps a name to ``(function, full config, quick config)``; each function
 takes its config dataclass (with a ``seed`` field) and returns ``(DataFrame, Figure)``.
 ``HEADLINES`` maps the same names to ``frame -> dict`` of the numbers ``summary.json`` keeps;
-``REPORT_TABLES`` maps some of them to ``frame -> DataFrame``, the table the report shows
-in full instead of an excerpt of the CSV.
+``REPORT_TABLES`` maps every name to ``frame -> DataFrame``, the table the report shows
+(summarized so that it shows the comparison the report's text makes, not an excerpt of
+the CSV).
 """
 
 from __future__ import annotations
@@ -63,6 +64,12 @@ HEADLINES = {
 }
 
 REPORT_TABLES = {
+    "collapse": collapse.summary_table,
+    "finite_data": finite_data.summary_table,
+    "heterogeneous": heterogeneous.summary_table,
+    "token_tree": token_tree.summary_table,
+    "pairwise_vs_rankings": pairwise_vs_rankings.summary_table,
+    "biased_reference": biased_reference.summary_table,
     "implied_preferences": implied_preferences.summary_table,
     "beta_alpha_grid": beta_alpha_grid.summary_table,
 }

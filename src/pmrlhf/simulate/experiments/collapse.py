@@ -60,7 +60,8 @@ def run_collapse(config: CollapseConfig):
         common = {
             "method": "reinforce",
             "steps": config.reinforce_steps,
-            "lr": 0.05,
+            "lr": 0.05,  # constant: at 3000 steps within 2e-4 of the closed form
+            "lr_decay_steps": None,
             "samples": config.samples,
             "seed": seed + i,
         }
@@ -101,6 +102,32 @@ def headline(frame: pd.DataFrame) -> dict:
         if len(reinforce)
         else float("nan"),
     }
+
+
+def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Minority mass at the share closest to ``p = 0.6`` for every power-of-ten ``beta``: the
+    target, KL with a uniform and with a preference-matched reference, PM, and REINFORCE's
+    KL and PM (uniform reference) where it ran (docs/theory.md §2)."""
+    p = frame.p.iloc[(frame.p - 0.6).abs().argmin()]
+    at = frame[np.isclose(frame.p, p)]
+    decades = np.isclose(np.log10(at.beta), np.round(np.log10(at.beta)))
+    at = at[decades]
+    closed = at[at.method == "closed_form"]
+    uniform = closed[closed.reference == "uniform"].set_index("beta")
+    preference = closed[closed.reference == "preference"].set_index("beta")
+    reinforce = at[at.method == "reinforce"].set_index("beta")
+    table = pd.DataFrame(
+        {
+            "p": p,
+            "target": uniform.target_minority_mass,
+            "KL, uniform ref": uniform.kl_minority_mass,
+            "KL, preference ref": preference.kl_minority_mass,
+            "PM": uniform.pm_minority_mass,
+            "KL, REINFORCE": reinforce.kl_minority_mass,
+            "PM, REINFORCE": reinforce.pm_minority_mass,
+        }
+    )
+    return table.sort_index().rename_axis("beta").reset_index()
 
 
 def _reinforce_error_kl(frame: pd.DataFrame) -> float:

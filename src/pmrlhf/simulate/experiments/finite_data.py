@@ -80,6 +80,19 @@ def headline(frame) -> dict:
     }
 
 
+def summary_table(frame) -> pd.DataFrame:
+    """PM beside KL at every number of comparisons: mean TV and KL to the truth over seeds."""
+    means = frame.groupby(["comparisons", "method"])[["tv_to_truth", "kl_to_truth"]].mean()
+    table = means.unstack("method")
+    columns = {}
+    for metric, label in (("tv_to_truth", "mean TV to truth"), ("kl_to_truth", "mean KL to truth")):
+        for method, name in (("pm", "PM"), ("kl", "KL")):
+            columns[f"{name}: {label}"] = table[(metric, method)]
+    out = pd.DataFrame(columns).reset_index()
+    out.insert(1, "seeds", frame.groupby("comparisons").seed.nunique().values)
+    return out
+
+
 def _figure(frame, config):
     fig, axes = subplots(2, width=5.4)
     methods = (("kl", f"KL-RLHF (beta = {config.kl_beta:g})"), ("pm", "PM-RLHF"))

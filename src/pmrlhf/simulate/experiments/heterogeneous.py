@@ -78,6 +78,12 @@ def headline(frame) -> dict:
     }
 
 
+def summary_table(frame) -> pd.DataFrame:
+    """The whole frame: one row per weight of group A, the reward model's gap beside PM's and
+    KL's algorithmic gaps and their distances to the population (docs/theory.md §6)."""
+    return frame
+
+
 def _figure(frame, config):
     fig, (ax,) = subplots(1, width=6.2)
     x = frame.weight_group_a

@@ -88,6 +88,16 @@ def headline(frame) -> dict:
     return numbers
 
 
+def summary_table(frame) -> pd.DataFrame:
+    """Every data format beside the others at each number of annotations (means over seeds)."""
+    formats = list(frame.data.unique())
+    means = frame.groupby(["annotations", "data"])[["tv_to_truth", "utility_rmse"]].mean()
+    table = means.unstack("data")
+    columns = {f"{data}: mean TV to truth": table[("tv_to_truth", data)] for data in formats}
+    columns |= {f"{data}: mean utility RMSE": table[("utility_rmse", data)] for data in formats}
+    return pd.DataFrame(columns).reset_index()
+
+
 def _figure(frame, config):
     fig, (ax,) = subplots(1, width=6.0)
     for data, color in zip(frame.data.unique(), ("#7f7f7f", "#17becf", "#1f77b4"), strict=False):

@@ -91,6 +91,12 @@ def headline(frame) -> dict:
     }
 
 
+def summary_table(frame) -> pd.DataFrame:
+    """Every row (reference, KL, PM, conditional PM over alpha, trained cPM), without the
+    tree's size, which is the same on every row."""
+    return frame.drop(columns=["n_sequences", "n_meaningful"])
+
+
 def _figure(frame, tree):
     fig, (left, right) = subplots(2, height=4.6)
     cpm = frame[frame.regularizer == "cpm"]
