@@ -23,13 +23,15 @@ from .._io import atomic_write_csv, atomic_write_json, remove_stale_temp_files
 from .._lock import run_lock
 from .._validation import check_alpha, check_beta, check_out_dir
 from ..theory.regularizers import check_regularizer
+from .checkpoint import remove_checkpoint_staging
 from .evaluate import evaluate_candidates
-from .models import SMOLLM2, load_model, resolve_name
+from .models import SMOLLM2, resolve_name
 from .optima import method_optima
-from .rl import RLConfig, remove_checkpoint_staging, train_rl
-from .sft import SFTConfig, candidate_pairs, sft_on_pairs
+from .rl import RLConfig
+from .sft import SFTConfig
 from .summary import REFERENCE, aggregate, seed_metrics
 from .tasks import DEFAULT_TASK, OracleReward, load_task
+from .workflow import sft_reference, train_and_evaluate
 
 
 @dataclass(frozen=True)
@@ -191,14 +193,10 @@ def run_seed(
     if len(results) == len(names):
         return results
     started = time.perf_counter()
-    torch.manual_seed(seed)
-    model, tokenizer = load_model(config.model, seed=seed)
-    pairs, weights = candidate_pairs(task)
     # Redone on resume: the same seed gives the same reference (deterministic SFT).
-    sft_losses = sft_on_pairs(
-        model, tokenizer, pairs, config.sft, seed=seed, weights=weights, progress=progress
+    reference, tokenizer, sft_losses = sft_reference(
+        config.model, task, config.sft, seed=seed, progress=progress
     )
-    reference = model.eval()
     reward = OracleReward(task, tokenizer)
     max_len = config.rl.max_new_tokens or reward.max_len
     todo = [m for m in config.methods if m.name not in results]
@@ -229,7 +227,7 @@ def run_seed(
             on_eval(0, policy)
         run_dir = paths[method.name].parent
         run_dir.mkdir(parents=True, exist_ok=True)
-        train_rl(
+        evaluation = train_and_evaluate(
             policy,
             reference,
             tokenizer,
@@ -244,7 +242,7 @@ def run_seed(
         results[method.name] = _store(
             paths[method.name],
             keys[method.name],
-            evaluation=evaluate_candidates(policy, tokenizer, task),
+            evaluation=evaluation,
             optimum=optima[method.name],
             curve=curve,
             seconds=time.perf_counter() - method_started,
