@@ -144,3 +144,15 @@ def test_cli_compare_prints_intervals_and_verdicts(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "means over 1 seed(s) [3]" in result.stdout
     assert json.loads((tmp_path / "summary.json").read_text())["seeds"] == [3]
+
+
+def test_fingerprints_follow_options_and_release_not_source(monkeypatch):
+    from pmrlhf import _fingerprint
+
+    config, task = _quick(), compare.load_task("two_answers")
+    key = compare.method_fingerprint(config, task, 0, compare.DEFAULT_METHODS[0])
+    assert key == compare.method_fingerprint(_quick(), task, 0, compare.DEFAULT_METHODS[0])
+    assert key != compare.method_fingerprint(config, task, 1, compare.DEFAULT_METHODS[0])
+    assert key != compare.method_fingerprint(config, task, 0, compare.DEFAULT_METHODS[1])
+    monkeypatch.setattr(_fingerprint, "__version__", "another release")
+    assert key != compare.method_fingerprint(config, task, 0, compare.DEFAULT_METHODS[0])

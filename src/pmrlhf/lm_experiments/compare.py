@@ -130,10 +130,9 @@ def quick_config(task: str = DEFAULT_TASK, model: str = "tiny-llama", seeds=(0, 
     )
 
 
-def method_fingerprint(config: CompareConfig, task, seed: int, method, *, code: str) -> str:
+def method_fingerprint(config: CompareConfig, task, seed: int, method) -> str:
     """What one seed's result of a method depends on (``None``: the SFT reference)."""
     options = {
-        "code": code,
         "task": task.to_dict(),
         "model": config.model,
         "seed": seed,
@@ -142,11 +141,6 @@ def method_fingerprint(config: CompareConfig, task, seed: int, method, *, code: 
         "method": None if method is None else asdict(method),
     }
     return fingerprint(options)
-
-
-def code_digest() -> str:
-    """Digest of the source of the layers a comparison's results depend on."""
-    return fingerprint(None, layers=("theory", "simulate", "lm_experiments"))
 
 
 def _cached(path: Path, key: str) -> dict | None:
@@ -171,7 +165,7 @@ def tv_to_optimum(evaluation: dict, optimum: dict) -> float:
 
 
 def run_seed(
-    config: CompareConfig, task, seed: int, out: Path, *, code: str, progress=True, resume=True
+    config: CompareConfig, task, seed: int, out: Path, *, progress=True, resume=True
 ) -> dict[str, dict]:
     """One seed: SFT reference, optima, RL per method, evaluations (stored as they finish).
 
@@ -181,8 +175,8 @@ def run_seed(
     names = [REFERENCE, *(m.name for m in config.methods)]
     paths = {REFERENCE: out / "reference.json"}
     paths |= {m.name: out / "runs" / folder_name(m.name) / "eval.json" for m in config.methods}
-    keys = {REFERENCE: method_fingerprint(config, task, seed, None, code=code)}
-    keys |= {m.name: method_fingerprint(config, task, seed, m, code=code) for m in config.methods}
+    keys = {REFERENCE: method_fingerprint(config, task, seed, None)}
+    keys |= {m.name: method_fingerprint(config, task, seed, m) for m in config.methods}
     results = {}
     for name in names:
         saved = _cached(paths[name], keys[name]) if resume else None
@@ -261,10 +255,11 @@ def run_compare(config: CompareConfig, out, *, progress: bool = True, resume: bo
     of :mod:`.summary`), ``summary.csv`` and the figures of :data:`.plots.FIGURES`.
 
     Each seed's results are stored in ``out/seed<S>/`` as soon as they are done, with a
-    fingerprint of everything they depend on. With ``resume`` (the default) a stored result
-    whose fingerprint matches is not computed again, so an interrupted comparison continues
-    where it stopped; ``resume=False`` recomputes everything (a model folder changed in
-    place is identified by its path, not its weights: recompute then).
+    fingerprint of the options they depend on (:mod:`pmrlhf._fingerprint`). With ``resume``
+    (the default) a stored result whose fingerprint matches is not computed again, so an
+    interrupted comparison continues where it stopped (the only cache of the LM work:
+    ``pmrlhf reproduce`` runs its LM stage every time and lets this skip); ``resume=False``
+    recomputes everything (do so after changing the code, or a model folder in place).
 
     ``out`` is locked for the comparison (:func:`pmrlhf._lock.run_lock`): a second process
     there fails at once. Temporary files and checkpoint staging folders that an interrupted
@@ -300,12 +295,11 @@ def _compare_locked(config: CompareConfig, task, out: Path, *, progress: bool, r
     from .plots import save_figures
 
     started = time.perf_counter()
-    code = code_digest()
     per_seed = {name: [] for name in (REFERENCE, *(m.name for m in config.methods))}
     seconds = 0.0
     for seed in config.seeds:
         results = run_seed(
-            config, task, seed, out / f"seed{seed}", code=code, progress=progress, resume=resume
+            config, task, seed, out / f"seed{seed}", progress=progress, resume=resume
         )
         for name, result in results.items():
             per_seed[name].append(result)
