@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 from . import __version__
+from ._io import atomic_write_json
 
 
 def _jsonable(value):
@@ -22,3 +24,21 @@ def fingerprint(options) -> str:
     """SHA-256 of ``options`` (as JSON) and the package version."""
     text = json.dumps([__version__, options], default=_jsonable, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def store(path, key: str, **result) -> dict:
+    """Write ``result`` to ``path`` (JSON, atomically) under fingerprint ``key``; return it."""
+    atomic_write_json(path, {"fingerprint": key, **result})
+    return result
+
+
+def load_stored(path, key: str) -> dict | None:
+    """The result :func:`store` wrote at ``path`` if it was made under fingerprint ``key``;
+    ``None`` if it was not, or is absent or cut short (then it is computed again)."""
+    try:
+        saved = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(saved, dict) or saved.get("fingerprint") != key:
+        return None
+    return saved

@@ -10,7 +10,6 @@ t-intervals (:mod:`.summary`).
 from __future__ import annotations
 
 import copy
-import json
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._fingerprint import fingerprint
+from .._fingerprint import fingerprint, load_stored, store
 from .._io import atomic_write_csv, atomic_write_json, remove_stale_temp_files
 from .._lock import run_lock
 from .._validation import check_alpha, check_beta, check_out_dir
@@ -29,7 +28,7 @@ from .models import SMOLLM2, resolve_name
 from .optima import method_optima
 from .rl import RLConfig
 from .sft import SFTConfig
-from .summary import REFERENCE, aggregate, seed_metrics
+from .summary import REFERENCE, aggregate, seed_metrics, summary_table, task_targets
 from .tasks import DEFAULT_TASK, OracleReward, load_task
 from .workflow import sft_reference, train_and_evaluate
 
@@ -143,27 +142,6 @@ def method_fingerprint(config: CompareConfig, task, seed: int, method) -> str:
     return fingerprint(options)
 
 
-def _cached(path: Path, key: str) -> dict | None:
-    """The result stored at ``path`` if it was computed under fingerprint ``key``."""
-    try:
-        saved = json.loads(path.read_text())
-    except (OSError, ValueError):  # absent, or cut short: compute it again
-        return None
-    if not isinstance(saved, dict) or saved.get("fingerprint") != key:
-        return None
-    return saved
-
-
-def folder_name(name: str) -> str:
-    return name.replace(" ", "_")
-
-
-def tv_to_optimum(evaluation: dict, optimum: dict) -> float:
-    """Mean over prompts of the TV between the policy and its optimum, on the candidates
-    plus one lumped "anything else" outcome (not renormalised)."""
-    return seed_metrics(evaluation, optimum)["tv_to_optimum"]
-
-
 def run_seed(
     config: CompareConfig, task, seed: int, out: Path, *, progress=True, resume=True
 ) -> dict[str, dict]:
@@ -174,12 +152,12 @@ def run_seed(
     """
     names = [REFERENCE, *(m.name for m in config.methods)]
     paths = {REFERENCE: out / "reference.json"}
-    paths |= {m.name: out / "runs" / folder_name(m.name) / "eval.json" for m in config.methods}
+    paths |= {m.name: out / "runs" / m.name.replace(" ", "_") / "eval.json" for m in config.methods}
     keys = {REFERENCE: method_fingerprint(config, task, seed, None)}
     keys |= {m.name: method_fingerprint(config, task, seed, m) for m in config.methods}
     results = {}
     for name in names:
-        saved = _cached(paths[name], keys[name]) if resume else None
+        saved = load_stored(paths[name], keys[name]) if resume else None
         if saved:
             results[name] = saved
             if progress:
@@ -196,7 +174,7 @@ def run_seed(
     todo = [m for m in config.methods if m.name not in results]
     optima = method_optima(reference, tokenizer, task, todo, max_len=max_len)
     if REFERENCE not in results:
-        results[REFERENCE] = _store(
+        results[REFERENCE] = store(
             paths[REFERENCE],
             keys[REFERENCE],
             evaluation=evaluate_candidates(reference, tokenizer, task),
@@ -213,7 +191,8 @@ def run_seed(
         curve = []
 
         def on_eval(step, policy, optimum=optima[method.name], curve=curve):
-            distance = tv_to_optimum(evaluate_candidates(policy, tokenizer, task), optimum)
+            now = evaluate_candidates(policy, tokenizer, task)
+            distance = seed_metrics(now, optimum)["tv_to_optimum"]
             curve.append([step, distance])
             return {"tv_to_optimum": distance}
 
@@ -233,7 +212,7 @@ def run_seed(
             progress=progress,
             on_eval=on_eval,
         )
-        results[method.name] = _store(
+        results[method.name] = store(
             paths[method.name],
             keys[method.name],
             evaluation=evaluation,
@@ -243,11 +222,6 @@ def run_seed(
         )
         del policy
     return results
-
-
-def _store(path: Path, key: str, **result) -> dict:
-    atomic_write_json(path, {"fingerprint": key, **result})
-    return result
 
 
 def run_compare(config: CompareConfig, out, *, progress: bool = True, resume: bool = True):
@@ -325,33 +299,12 @@ def _compare_locked(config: CompareConfig, task, out: Path, *, progress: bool, r
             r["sft_losses"][-1] if r["sft_losses"] else None for r in per_seed[REFERENCE]
         ],
         "methods": methods,
-        "prompts": [
-            {"candidates": list(p.candidates), "target": np.exp(r - r.max()).tolist()}
-            for p, r in zip(task.prompts, task.oracle_rewards(), strict=True)
-        ],
+        "prompts": task_targets(task),
     }
-    for prompt in summary["prompts"]:
-        total = sum(prompt["target"])
-        prompt["target"] = [t / total for t in prompt["target"]]
     atomic_write_json(out / "summary.json", summary)
     atomic_write_csv(out / "summary.csv", summary_table(summary))
     save_figures(out, summary)
     return summary
-
-
-def summary_table(summary: dict):
-    """One row per method: mean and 95% interval of every metric."""
-    import pandas as pd
-
-    rows = []
-    for name, values in summary["methods"].items():
-        row = {k: values[k] for k in ("regularizer", "beta", "alpha")}
-        row = {"method": name, **row}
-        for key, mean in values["mean"].items():
-            lo, hi = values["ci95"][key]
-            row |= {key: mean, f"{key}_lo": lo, f"{key}_hi": hi}
-        rows.append(row)
-    return pd.DataFrame(rows)
 
 
 __all__ = [
