@@ -117,6 +117,7 @@ class RunConfig:
             raise ValueError(f"rm_pairs_per_prompt must be a positive int, got {n!r}")
         self.sft.validate()
         self.rl.validate()
+        self.rm.validate()
         return load_task(self.task)
 
 
@@ -289,8 +290,9 @@ def _fit_reward_model(config: RunConfig, task, tokenizer, progress: bool):
     Returns a reward function for RL, the model's scores of every candidate (the target of
     evaluation is then ``softmax`` of these), and the fit statistics.
     """
+    from .data import synthetic_pairs
     from .models import load_model
-    from .reward_model import synthetic_pairs, train_reward_model
+    from .reward_model import score_responses, train_reward_model
     from .tasks import OracleReward
 
     backbone, _ = load_model(
@@ -300,7 +302,8 @@ def _fit_reward_model(config: RunConfig, task, tokenizer, progress: bool):
     rm, stats = train_reward_model(
         backbone, tokenizer, pairs, config.rm, seed=config.seed, progress=progress
     )
-    rewards = [rm.score(tokenizer, p.messages, list(p.candidates)) for p in task.prompts]
+    del backbone  # the reward model holds its own copy of the weights
+    rewards = [score_responses(rm, tokenizer, p.messages, list(p.candidates)) for p in task.prompts]
     stats["candidate_scores"] = [r.tolist() for r in rewards]
     # Candidates (matched on token ids) earn the reward model's scores; anything else the
     # off-candidate reward below them, as with the oracle.
