@@ -97,3 +97,21 @@ def test_shipped_config_runs_and_resumes_exactly(name, base, base_models, tmp_pa
         bare, _ = load_model(str(base_models[base]))
         with pytest.raises(ValueError, match="do not fit"):
             _load_weights(checkpoint, bare)
+
+
+@pytest.mark.parametrize("kind,stage", [("FSDP", None), ("DEEPSPEED", 3)])
+def test_sharded_parameters_are_refused_with_a_message(kind, stage):
+    from types import SimpleNamespace
+
+    from accelerate.utils import DistributedType
+
+    from pmrlhf.lm_experiments.runs import _check_backend
+
+    plugin = None if stage is None else SimpleNamespace(zero_stage=stage)
+    accelerator = SimpleNamespace(
+        distributed_type=DistributedType[kind], state=SimpleNamespace(deepspeed_plugin=plugin)
+    )
+    with pytest.raises(ValueError, match="sharded parameters are not supported.*DDP"):
+        _check_backend(accelerator)
+    accelerator.distributed_type = DistributedType.MULTI_GPU  # DDP: fine
+    _check_backend(accelerator)

@@ -5,7 +5,8 @@ Per step: sample ``k`` completions of each prompt from the policy, score them, s
 (:func:`pmrlhf.theory.penalty`), take leave-one-out (RLOO) advantages, and update the
 policy (optionally with a PPO-style clipped ratio over several inner epochs). Each prompt
 runs through the model once per step; its key/value cache is shared by its ``k`` samples,
-in sampling and in the gradient pass alike.
+in sampling and in the gradient pass alike (except under gradient checkpointing, which
+keeps no cache: :func:`~pmrlhf.lm_experiments.sequences.shared_prompt_logits`).
 """
 
 from __future__ import annotations
@@ -180,6 +181,8 @@ def train_rl(
     pass the ``accelerator``: every process then runs this function.
     """
     config.validate()
+    if resume and run_dir is None:
+        raise ValueError("resume=True needs the run_dir that holds the checkpoint")
     adapters_off = ref is policy
     if adapters_off and not hasattr(policy, "disable_adapter"):
         raise ValueError("ref may be the policy itself only for a PEFT (LoRA) model")
