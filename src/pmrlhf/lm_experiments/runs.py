@@ -34,9 +34,8 @@ class RunConfig:
     rm_pairs_per_prompt: int = 200
     rm: RewardConfig = field(default_factory=RewardConfig)
     dtype: str = "float32"
-    lora: dict | None = (
-        None  # peft.LoraConfig options; the reference is then the adapters-off model
-    )
+    # peft.LoraConfig options; the reference is then the policy with its adapters off.
+    lora: dict | None = None
     gradient_checkpointing: bool = False
     # chat: the tokenizer's template; plain: the HH-RLHF transcript, for base models without
     # one (OPT, Llama-2 base); auto: chat where the tokenizer has a template (models.py).
@@ -274,9 +273,7 @@ def _run_locked(config: RunConfig, task, out: Path, accelerator, *, resume, prog
     )
     off = model.disable_adapter() if config.lora else contextlib.nullcontext()
     with off:
-        result["reference"] = evaluate_candidates(
-            accelerator.unwrap_model(reference), tokenizer, task, rewards=rewards
-        )
+        result["reference"] = evaluate_candidates(reference, tokenizer, task, rewards=rewards)
     accelerator.end_training()
     if not main:
         return {}
