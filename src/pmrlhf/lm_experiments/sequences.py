@@ -70,26 +70,32 @@ def _accepts_logits_to_keep(model) -> bool:
     return "logits_to_keep" in inspect.signature(inner.forward).parameters
 
 
-def token_logprobs(model, prompt_ids, prompt_mask, completion_ids, completion_mask_):
-    """``log pi(y_t | x, y_<t)`` of every completion token, 0 where masked out.
+def full_logits(model, prompt_ids, prompt_mask, completion_ids, completion_mask_):
+    """The float logits that predict each completion token, from one forward pass over each
+    whole row (prompt and completion), no key/value cache.
 
-    prompt_ids, prompt_mask: (B, Tp) left-padded; completion_ids, completion_mask_: (B, Tc).
-    Returns (B, Tc). Only the ``Tc`` positions that predict completion tokens go through the
-    output layer (``logits_to_keep``), and ``log pi = logit - logsumexp(logits)`` avoids a
-    second (B, Tc, V) tensor: the vocabulary-sized activations are the largest in a step.
+    prompt_ids, prompt_mask: (B, Tp) left-padded, one prompt per completion;
+    completion_ids, completion_mask_: (B, Tc). Returns (B, Tc, V). Only the ``Tc``
+    positions that predict completion tokens go through the output layer
+    (``logits_to_keep``): the vocabulary-sized activations are the largest in a step.
     """
-    input_ids = torch.cat([prompt_ids, completion_ids], dim=1)  # (B, Tp + Tc)
-    attention = torch.cat([prompt_mask, completion_mask_], dim=1)  # (B, Tp + Tc)
+    device = model_device(model)
+    input_ids = torch.cat([prompt_ids, completion_ids], dim=1).to(device)  # (B, Tp + Tc)
+    attention = torch.cat([prompt_mask, completion_mask_], dim=1).to(device)  # (B, Tp + Tc)
     positions = (attention.cumsum(-1) - 1).clamp(min=0)  # (B, Tp + Tc): left padding shifts
     tc = completion_ids.shape[1]
     kwargs = {"input_ids": input_ids, "attention_mask": attention, "position_ids": positions}
     if _accepts_logits_to_keep(model):
         kwargs["logits_to_keep"] = tc + 1
     logits = model(**kwargs).logits  # (B, Tc + 1, V), or (B, Tp + Tc, V) without the option
-    logits = logits[:, -tc - 1 : -1].float()  # (B, Tc, V): the logits that predict completions
-    picked = torch.gather(logits, 2, completion_ids[..., None]).squeeze(-1)  # (B, Tc)
-    logp = picked - torch.logsumexp(logits, dim=-1)  # (B, Tc)
-    return logp * completion_mask_  # (B, Tc)
+    return logits[:, -tc - 1 : -1].float()  # (B, Tc, V): the logits that predict completions
+
+
+def token_logprobs(model, prompt_ids, prompt_mask, completion_ids, completion_mask_):
+    """``log pi(y_t | x, y_<t)`` of every completion token, 0 where masked out, one forward
+    pass per row (:func:`full_logits`). Returns (B, Tc)."""
+    logits = full_logits(model, prompt_ids, prompt_mask, completion_ids, completion_mask_)
+    return pick(logits, completion_ids, completion_mask_)
 
 
 @torch.no_grad()
@@ -120,11 +126,24 @@ def _forward(model, **kwargs):
     """``model(**kwargs)`` with the cache under the installed transformers' name; returns
     ``(logits, cache)``."""
     inner = getattr(model, "module", model)  # DistributedDataParallel wraps the model
+    if hasattr(inner, "get_base_model"):  # PEFT passes the keywords on to the base model
+        inner = inner.get_base_model()
     name = _cache_argument(type(inner).forward)
     if "cache" in kwargs:
         kwargs[name] = kwargs.pop("cache")
     out = model(**kwargs)
     return out.logits, out["cache"] if "cache" in out else out.get("past_key_values")
+
+
+def _checkpointing(model) -> bool:
+    """Whether ``model``'s layers drop the key/value cache now: gradient checkpointing in
+    training mode with gradients on (transformers then sets ``use_cache=False``)."""
+    inner = getattr(model, "module", model)  # DistributedDataParallel wraps the model
+    return (
+        inner.training
+        and torch.is_grad_enabled()
+        and any(getattr(m, "gradient_checkpointing", False) is True for m in inner.modules())
+    )
 
 
 def model_device(model) -> torch.device:
@@ -176,6 +195,10 @@ def shared_prompt_logits(
     per prompt, grouped). The prompts' forward pass and key/value cache are shared by their
     completions, gradients included (the cache is indexed, not recomputed). Returns
     (B, Tc, V); rows past a completion's end predict padding and are for the caller to mask.
+
+    A model that recomputes activations in its backward pass (gradient checkpointing)
+    keeps no cache while gradients are on: its rows then run whole (:func:`full_logits`),
+    the same numbers at the cost of repeating each prompt.
     """
     device = model_device(model)
     if prompt_index is None:
@@ -184,6 +207,11 @@ def shared_prompt_logits(
     prompt_index = torch.as_tensor(prompt_index, dtype=torch.long, device=device)  # (B,)
     prompt_ids, prompt_mask = prompt_ids.to(device), prompt_mask.to(device)
     completion_ids = completion_ids.to(device)
+    if _checkpointing(model):
+        return full_logits(
+            model, prompt_ids[prompt_index], prompt_mask[prompt_index], completion_ids,
+            completion_mask_,
+        )  # fmt: skip
     first, cache = _prefill(model, prompt_ids, prompt_mask)  # (P, V)
     cache.batch_select_indices(prompt_index)
     logits = first[prompt_index][:, None]  # (B, 1, V)

@@ -138,6 +138,34 @@ def aggregate(seeds, methods, per_seed: dict[str, list[dict]]) -> dict:
     return out
 
 
+def task_targets(task) -> list[dict]:
+    """``summary["prompts"]``: each prompt's candidates and PM target ``softmax(r)`` of the
+    oracle reward (docs/theory.md §3)."""
+    prompts = [
+        {"candidates": list(p.candidates), "target": np.exp(r - r.max()).tolist()}
+        for p, r in zip(task.prompts, task.oracle_rewards(), strict=True)
+    ]
+    for prompt in prompts:
+        total = sum(prompt["target"])
+        prompt["target"] = [t / total for t in prompt["target"]]
+    return prompts
+
+
+def summary_table(summary: dict):
+    """One row per method: mean and 95% interval of every metric."""
+    import pandas as pd
+
+    rows = []
+    for name, values in summary["methods"].items():
+        row = {k: values[k] for k in ("regularizer", "beta", "alpha")}
+        row = {"method": name, **row}
+        for key, mean in values["mean"].items():
+            lo, hi = values["ci95"][key]
+            row |= {key: mean, f"{key}_lo": lo, f"{key}_hi": hi}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def console_table(summary: dict) -> str:
     """The comparison as text: mean and 95% interval of the main metrics, then the
     per-prompt verdicts (collapse, worse than the reference)."""

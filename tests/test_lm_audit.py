@@ -1,0 +1,148 @@
+"""``pmrlhf lm audit`` and ``lm pairs``: preference pairs from a synthetic task as HH-RLHF
+JSONL, a reward model fitted, saved and loaded back, the implied-preference audit."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from pmrlhf.lm_experiments import audit, load_model, load_task
+from pmrlhf.lm_experiments.data import load_preference_pairs, synthetic_pairs
+from pmrlhf.lm_experiments.reward_model import (
+    RewardConfig,
+    load_reward_model,
+    pair_margins,
+    train_reward_model,
+)
+
+FAST = {"prompts": 2, "samples": 3, "max_new_tokens": 4, "progress": False}
+
+
+def cli(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "pmrlhf.cli", "lm", *args],
+        capture_output=True, text=True, timeout=300, cwd=cwd,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def pairs_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "pairs.jsonl"
+    result = cli("pairs", "--task", "two_answers", "--per-prompt", "12", "--out", str(path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    return path
+
+
+@pytest.fixture(scope="module")
+def fitted(pairs_file, tmp_path_factory):
+    out = tmp_path_factory.mktemp("fitted")
+    rm = RewardConfig(steps=5, batch_size=4, lr=1e-3)
+    return out, audit("tiny-llama", pairs_file, out, fit_reward_model=True, rm=rm, **FAST)
+
+
+def test_pairs_file_is_hh_rlhf_of_the_task(pairs_file):
+    task = load_task("two_answers")
+    lines = pairs_file.read_text().splitlines()
+    assert len(lines) == 24 and all(
+        json.loads(line).keys() == {"chosen", "rejected"} for line in lines
+    )
+    chosen = json.loads(lines[0])["chosen"]
+    assert chosen.startswith("\n\nHuman: ") and "\n\nAssistant: " in chosen
+    assert load_preference_pairs(pairs_file) == synthetic_pairs(task, 12, rng=0)
+
+
+def test_loaded_pairs_train_a_reward_model(pairs_file):
+    backbone, tokenizer = load_model("tiny-llama", seed=1)
+    pairs = load_preference_pairs(pairs_file)  # once a TypeError: cannot unpack
+    model, stats = train_reward_model(
+        backbone, tokenizer, pairs, RewardConfig(steps=2, batch_size=4), progress=False
+    )
+    assert stats["heldout_pairs"] == 5 and np.isfinite(stats["train_loss"])
+    assert type(model).__name__ == "LlamaForSequenceClassification"
+    with pytest.raises(TypeError, match=r"pairs\[0\]"):
+        train_reward_model(backbone, tokenizer, [("a", "b")] * 2, RewardConfig(), progress=False)
+
+
+def test_audit_writes_metrics_pairs_and_histogram(fitted):
+    out, result = fitted
+    data, sampled = result["preference_pairs"], result["sampled_pairs"]
+    assert data["pairs"] == 24 and sampled["prompts"] == 2
+    for view in (data, sampled):
+        assert view["pairwise_pmd"] >= 0 and np.isfinite(view["abs_logodds_gap"])
+    assert 0 <= data["abs_preference_gap"] <= 1 and 0 <= data["policy_prefers_chosen"] <= 1
+    assert json.loads((out / "audit.json").read_text()) == json.loads(json.dumps(result))
+    table = pd.read_csv(out / "audit_pairs.csv")
+    assert table.pairs.value_counts().to_dict() == {"preference_pairs": 24, "sampled_pairs": 6}
+    assert table.p_policy.between(0, 1).all() and table.p_reward.between(0, 1).all()
+    # The table's columns are the metrics' inputs: PMD = mean KL(Bern(p_r) || Bern(p_pi)).
+    rows = table[table.pairs == "preference_pairs"]
+    p, q = rows.p_reward.to_numpy(), rows.p_policy.to_numpy()
+    kl = p * np.log(p / q) + (1 - p) * np.log((1 - p) / (1 - q))
+    assert kl.mean() == pytest.approx(data["pairwise_pmd"], rel=1e-6)
+    assert (out / "audit_implied_preferences.png").stat().st_size > 10_000
+    assert not [p for p in out.rglob("*") if p.name.startswith(".")]  # nothing left over
+
+
+def test_saved_reward_model_loads_as_a_sequence_classifier(fitted, pairs_file, tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    out, result = fitted
+    folder = out / "reward_model"
+    assert AutoModelForSequenceClassification.from_pretrained(folder).config.num_labels == 1
+    model, tokenizer = load_reward_model(folder)
+    pairs = load_preference_pairs(pairs_file)
+    with torch.no_grad():
+        margins = pair_margins(model, tokenizer, pairs).double().numpy()
+    implied = 1 / (1 + np.exp(-margins))
+    table = pd.read_csv(out / "audit_pairs.csv")
+    result_pairs = table[table.pairs == "preference_pairs"].p_reward.to_numpy()
+    np.testing.assert_allclose(implied, result_pairs, rtol=1e-6)
+    again = audit("tiny-llama", pairs_file, tmp_path, reward_model=folder, **FAST)
+    assert again["preference_pairs"] == pytest.approx(result["preference_pairs"], rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    "args,match",
+    [
+        (["--fit-reward-model", "--reward-model", "x"], "not allowed with"),
+        (["--pairs", "{pairs}"], "one of the arguments --reward-model --fit-reward-model"),
+        (["--fit-reward-model", "--samples", "1"], "samples must be an int >= 2"),
+        (["--reward-model", "/nonexistent"], "no saved model"),
+        (["--fit-reward-model", "--model", "gpt-17"], "unknown model"),
+        (["--fit-reward-model", "--pairs", "/nonexistent.jsonl"], "does not exist"),
+    ],
+)
+def test_audit_errors_are_one_line_and_write_nothing(pairs_file, tmp_path, args, match):
+    options = {"--model": "tiny-llama", "--pairs": str(pairs_file), "--out": str(tmp_path / "o")}
+    flags = []
+    for arg, value in zip(args, [*args[1:], None], strict=True):
+        if arg in options:
+            options[arg] = value.format(pairs=pairs_file)
+        elif arg.startswith("--") and (value is None or value.startswith("--")):
+            flags.append(arg)
+        elif arg.startswith("--"):
+            flags += [arg, value]
+    result = cli("audit", *[x for kv in options.items() for x in kv], *flags, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert match in result.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "o").exists()
+
+
+def test_audit_needs_exactly_one_reward_model(pairs_file, tmp_path):
+    with pytest.raises(ValueError, match="--reward-model DIR.*or --fit-reward-model"):
+        audit("tiny-llama", pairs_file, tmp_path / "o", **FAST)
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_causal_lm_folder_is_not_a_reward_model(tmp_path, pairs_file):
+    model, tokenizer = load_model("tiny-llama")
+    model.save_pretrained(tmp_path / "lm")
+    tokenizer.save_pretrained(tmp_path / "lm")
+    with pytest.raises(ValueError, match="not a sequence-classification model"):
+        audit("tiny-llama", pairs_file, tmp_path / "o", reward_model=tmp_path / "lm", **FAST)
+    assert not (tmp_path / "o").exists()  # refused before anything is written
