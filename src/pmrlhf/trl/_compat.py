@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..errors import PmrlhfTypeError
+
 INSTALL = "pip install 'pmrlhf[trl]'"
 
 TESTED_TRL = ("1.16",)
@@ -31,7 +33,7 @@ def check_trl_version(version: str | None = None) -> str:
             ) from err
         version = trl.__version__
     if not isinstance(version, str):
-        raise TypeError(f"version must be a string, got {version!r}")
+        raise PmrlhfTypeError(f"version must be a string, got {version!r}")
     from packaging.version import InvalidVersion, Version
 
     try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from transformers import TrainerCallback
 
 from .._validation import check_positive_int
+from ..errors import PmrlhfTypeError
 
 LOGGED = ("pairwise_pmd", "tv_to_target", "minority_mass", "coverage")
 """The metrics logged at each evaluation (docs/theory.md §5); :attr:`history` keeps all."""
@@ -27,7 +28,7 @@ def evaluate_policy(model, tokenizer, task, *, rewards=None) -> dict:
     from ..lm_experiments.tasks import SyntheticTask
 
     if not isinstance(task, SyntheticTask):
-        raise TypeError(
+        raise PmrlhfTypeError(
             f"task must be a SyntheticTask (pmrlhf.lm_experiments.load_task), got "
             f"{type(task).__name__}"
         )
@@ -69,7 +70,7 @@ class PreferenceMatchingCallback(TrainerCallback):
         from ..lm_experiments.tasks import SyntheticTask
 
         if not isinstance(task, SyntheticTask):
-            raise TypeError(
+            raise PmrlhfTypeError(
                 f"task must be a SyntheticTask (pmrlhf.lm_experiments.load_task), got "
                 f"{type(task).__name__}"
             )
@@ -84,7 +85,9 @@ class PreferenceMatchingCallback(TrainerCallback):
     def bind(self, trainer) -> PreferenceMatchingCallback:
         """Log through ``trainer`` (its ``log``); returns the callback."""
         if not callable(getattr(trainer, "log", None)):
-            raise TypeError(f"trainer must be a transformers Trainer, got {type(trainer).__name__}")
+            raise PmrlhfTypeError(
+                f"trainer must be a transformers Trainer, got {type(trainer).__name__}"
+            )
         self.trainer = trainer
         return self
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from trl import GRPOConfig, RLOOConfig
 
 from .._validation import check_alpha, check_choice
+from ..errors import PmrlhfUserError
 from ..theory.regularizers import REGULARIZERS
 
 _REGULARIZER_HELP = (
@@ -50,10 +51,12 @@ def check_pm_fields(config) -> tuple[str, float | None]:
     check_choice(regularizer, "regularizer", REGULARIZERS)
     if regularizer == "cpm":
         if alpha is None:
-            raise ValueError("cpm_alpha is required with regularizer='cpm' (a value in (0, 1))")
+            raise PmrlhfUserError(
+                "cpm_alpha is required with regularizer='cpm' (a value in (0, 1))"
+            )
         alpha = check_alpha(alpha, "cpm_alpha")
     elif alpha is not None:
-        raise ValueError(
+        raise PmrlhfUserError(
             f"cpm_alpha only applies to regularizer='cpm', got regularizer={regularizer!r} "
             f"and cpm_alpha={alpha!r}"
         )
@@ -61,17 +64,17 @@ def check_pm_fields(config) -> tuple[str, float | None]:
         return regularizer, None
     beta = config.beta
     if isinstance(beta, bool) or not isinstance(beta, int | float) or not 0 < beta < math.inf:
-        raise ValueError(
+        raise PmrlhfUserError(
             f"beta must be a positive finite number with regularizer={regularizer!r} "
             f"(beta = 0 switches the penalty off), got {beta!r}"
         )
     if regularizer == "pm" and config.sync_ref_model:
-        raise ValueError(
+        raise PmrlhfUserError(
             "sync_ref_model has nothing to sync with regularizer='pm' (plain PM uses no "
             "reference model); set sync_ref_model=False"
         )
     if getattr(config, "multi_objective_aggregation", "sum_then_normalize") != "sum_then_normalize":
-        raise ValueError(
+        raise PmrlhfUserError(
             f"multi_objective_aggregation must be 'sum_then_normalize' with "
             f"regularizer={regularizer!r}: 'normalize_then_sum' would normalise the penalty "
             "on its own and change its weight beta"

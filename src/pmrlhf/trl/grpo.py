@@ -32,6 +32,7 @@ from trl import GRPOConfig, GRPOTrainer
 from trl.models.utils import disable_gradient_checkpointing
 from trl.trainer.utils import pad, use_adapter
 
+from ..errors import PmrlhfUserError
 from ..theory import penalty
 from ..theory.regularizers import reference_log_weight
 from ._shared import bind_callbacks, log_token_mean, no_reference_model
@@ -98,7 +99,7 @@ class PMGRPOTrainer(GRPOTrainer):
         arguments = {k: v for k, v in bound.arguments.items() if k != "self"}
         for name in UNSUPPORTED:
             if arguments.get(name) is not None:
-                raise ValueError(
+                raise PmrlhfUserError(
                     f"{name} is not supported with regularizer={self.regularizer!r}: the "
                     "completions would hold tokens the policy did not sample"
                 )
@@ -111,7 +112,7 @@ class PMGRPOTrainer(GRPOTrainer):
             arguments["reward_processing_classes"] = [*classes, None]
         weights = args.reward_weights
         if weights is not None and len(weights) != len(funcs):
-            raise ValueError(
+            raise PmrlhfUserError(
                 f"reward_weights has {len(weights)} entries but there are {len(funcs)} "
                 "reward functions"
             )
@@ -123,7 +124,7 @@ class PMGRPOTrainer(GRPOTrainer):
         ):
             super().__init__(**arguments)
         if self._is_vlm:
-            raise ValueError(
+            raise PmrlhfUserError(
                 f"regularizer={self.regularizer!r} is not supported for vision-language models"
             )
         self.penalty_beta = beta

@@ -26,6 +26,7 @@ import yaml
 from .._io import atomic_write_json, atomic_write_text, json_ready, remove_stale_temp_files
 from .._lock import run_lock
 from .._validation import check_choice, check_out_dir
+from ..errors import PmrlhfTypeError, PmrlhfUserError
 
 TRAINERS = ("rloo", "grpo")
 RUN_FILES = ("metrics.jsonl", "eval.json", "config.yaml")
@@ -72,13 +73,13 @@ def run_trl(
     from ..lm_experiments.runs import RunConfig
 
     if not isinstance(config, RunConfig):
-        raise TypeError(f"config must be a RunConfig, got {type(config).__name__}")
+        raise PmrlhfTypeError(f"config must be a RunConfig, got {type(config).__name__}")
     task = config.validate()
     check_choice(trainer, "trainer", TRAINERS)
     if config.reward != "oracle":
-        raise ValueError(f"lm trl supports reward='oracle' only, got reward={config.reward!r}")
+        raise PmrlhfUserError(f"lm trl supports reward='oracle' only, got reward={config.reward!r}")
     if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 0:
-        raise ValueError(f"eval_every must be an int >= 0, got {eval_every!r}")
+        raise PmrlhfUserError(f"eval_every must be an int >= 0, got {eval_every!r}")
     out = check_out_dir(out, "out")
     _check_folder(out, restart=restart)
     with run_lock(out):
@@ -91,7 +92,7 @@ def run_trl(
 
 def _check_folder(out: Path, *, restart: bool) -> None:
     if not restart and any((out / name).exists() for name in ("metrics.jsonl", "eval.json")):
-        raise ValueError(
+        raise PmrlhfUserError(
             f"{out} already holds a run; pass --restart to discard it, or choose another --out"
         )
 
