@@ -85,6 +85,10 @@ def test_quick_main_job_runs_every_stage_and_reports_them(tmp_path, monkeypatch)
     for value in grid.pairwise_pmd:
         assert f"{value:.3g}" in block
     assert "Further tasks" not in block
+    # One RL run's time per method and seed, beside the total (a slowed run stands out).
+    runs = json.loads((out / "lm" / "summary.json").read_text())["run_seconds"]
+    rl_runs = [t for name, times in runs.items() if name != "reference (SFT)" for t in times]
+    assert len(rl_runs) == 4 * 2 and f"(min-max {min(rl_runs):.0f}-{max(rl_runs):.0f} s)" in block
     # A further comparison stored beside it (lm compare --out results/lm_NAME) gets its table.
     (out / "lm_other").mkdir()
     summary = json.loads((out / "lm" / "summary.json").read_text())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import statistics
 from pathlib import Path
 
 import pandas as pd
@@ -67,6 +68,23 @@ def _with_interval(values: dict, key: str) -> str:
     return f"{mean:.3g} [{lo:.3g}, {hi:.3g}]"
 
 
+def _run_times(summary: dict) -> str:
+    """The spread of one method's run for one seed (SFT excluded): a run far above the
+    median was slowed by other work on the machine, which the total alone hides."""
+    runs = [
+        s
+        for name, values in summary.get("run_seconds", {}).items()
+        if summary["methods"].get(name, {}).get("regularizer")
+        for s in values
+    ]
+    if not runs:
+        return ""
+    return (
+        f"; one RL run (a method for a seed) took a median {statistics.median(runs):.0f} s "
+        f"(min-max {min(runs):.0f}-{max(runs):.0f} s)"
+    )
+
+
 def _lm_setup(summary: dict) -> str:
     config = summary["config"]
     rl, sft = config["rl"], config["sft"]
@@ -78,7 +96,8 @@ def _lm_setup(summary: dict) -> str:
         f"{rl['lr']:g} decaying to {rl['lr_final']:g} of it, oracle reward on token ids"
         f"{_estimator(rl)}). "
         f"{summary['compute_seconds'] / 60:.1f} minutes of compute on "
-        f"{summary['torch_threads']} torch thread(s). Mean [95% t-interval] over seeds; "
+        f"{summary['torch_threads']} torch thread(s){_run_times(summary)}. "
+        "Mean [95% t-interval] over seeds; "
         "'optimum' columns: each method's exact optimum given the trained reference:"
     )
 
