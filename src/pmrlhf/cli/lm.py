@@ -204,7 +204,6 @@ def _run(args) -> int:
 
 def _trl(args) -> int:
     from .._validation import check_out_dir
-    from ..errors import PmrlhfUserError
     from ..lm_experiments.runs import RunConfig
 
     config = RunConfig.from_file(args.config) if args.config else RunConfig()
@@ -299,7 +298,7 @@ def _pairs(args) -> int:
 
     n = args.per_prompt
     if n < 1:
-        raise ValueError(f"--per-prompt must be >= 1, got {n}")
+        raise PmrlhfUserError(f"--per-prompt must be >= 1, got {n}")
     task = load_task(args.task)
     path = write_preference_pairs(
         args.out, synthetic_pairs(task, n, rng=check_seed(args.seed, "--seed"))

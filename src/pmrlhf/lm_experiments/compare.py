@@ -21,6 +21,7 @@ from .._fingerprint import fingerprint, load_stored, store
 from .._io import atomic_write_csv, atomic_write_json, remove_stale_temp_files
 from .._lock import run_lock
 from .._validation import check_alpha, check_beta, check_out_dir
+from ..errors import PmrlhfUserError
 from ..theory.regularizers import check_regularizer
 from .checkpoint import remove_checkpoint_staging
 from .evaluate import evaluate_candidates
@@ -46,7 +47,7 @@ class Method:
         check_regularizer(self.regularizer, ref_given=True, alpha=self.alpha)
         check_beta(self.beta, f"beta of method {self.name!r}")
         if not isinstance(self.name, str) or not self.name.strip() or "/" in self.name:
-            raise ValueError(
+            raise PmrlhfUserError(
                 f"method name must be a non-empty string without '/', got {self.name!r}"
             )
         return self
@@ -68,7 +69,7 @@ def grid_methods(betas, alphas) -> tuple[Method, ...]:
     betas = [check_beta(b, "betas") for b in betas]
     alphas = [check_alpha(a, "alphas") for a in alphas]
     if not betas or not alphas:
-        raise ValueError("betas and alphas must each hold at least one value")
+        raise PmrlhfUserError("betas and alphas must each hold at least one value")
     methods = [Method(f"KL b={b:g}", "kl", b) for b in betas]
     methods += [Method(f"PM b={b:g}", "pm", b) for b in betas]
     methods += [Method(f"cPM b={b:g} a={a:g}", "cpm", b, a) for b in betas for a in alphas]
@@ -76,17 +77,17 @@ def grid_methods(betas, alphas) -> tuple[Method, ...]:
 
 
 def check_seeds(seeds) -> tuple[int, ...]:
-    """``seeds`` as a tuple of distinct non-negative ints (``ValueError`` naming ``seeds``)."""
+    """``seeds`` as a tuple of distinct non-negative ints (``PmrlhfUserError`` naming ``seeds``)."""
     if isinstance(seeds, int | str) or not hasattr(seeds, "__iter__"):
-        raise ValueError(f"seeds must be a list of ints, got {seeds!r}")
+        raise PmrlhfUserError(f"seeds must be a list of ints, got {seeds!r}")
     seeds = tuple(seeds)
     if not seeds:
-        raise ValueError("seeds must hold at least one seed")
+        raise PmrlhfUserError("seeds must hold at least one seed")
     for s in seeds:
         if isinstance(s, bool) or not isinstance(s, int | np.integer) or s < 0:
-            raise ValueError(f"seeds must be non-negative ints, got {s!r}")
+            raise PmrlhfUserError(f"seeds must be non-negative ints, got {s!r}")
     if len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must be distinct, got {list(seeds)}")
+        raise PmrlhfUserError(f"seeds must be distinct, got {list(seeds)}")
     return tuple(int(s) for s in seeds)
 
 
@@ -109,12 +110,12 @@ class CompareConfig:
         self.sft.validate()
         self.rl.validate()
         if not self.methods:
-            raise ValueError("methods must hold at least one method")
+            raise PmrlhfUserError("methods must hold at least one method")
         for method in self.methods:
             method.validate()
         names = [m.name for m in self.methods]
         if len(set(names)) != len(names) or REFERENCE in names:
-            raise ValueError(f"method names must be distinct and not {REFERENCE!r}: {names}")
+            raise PmrlhfUserError(f"method names must be distinct and not {REFERENCE!r}: {names}")
         return load_task(self.task)
 
 
@@ -241,7 +242,7 @@ def run_compare(config: CompareConfig, out, *, progress: bool = True, resume: bo
 
     Raises
     ------
-    ValueError
+    PmrlhfUserError
         An invalid setting (checked before anything is written or any model is loaded).
     FolderBusyError
         Another process is running in ``out``.

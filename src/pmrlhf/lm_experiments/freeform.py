@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..errors import PmrlhfUserError
 from ..simulate.metrics import pairwise_pmd
 from .models import flush_denormals
 from .sequences import (
@@ -60,13 +61,13 @@ def evaluate_freeform(
 
     Raises
     ------
-    ValueError
+    PmrlhfUserError
         No prompts, or fewer than 2 samples per prompt.
     """
     if not prompts:
-        raise ValueError("prompts must not be empty")
+        raise PmrlhfUserError("prompts must not be empty")
     if samples < 2:
-        raise ValueError(f"samples must be >= 2 to form pairs, got {samples}")
+        raise PmrlhfUserError(f"samples must be >= 2 to form pairs, got {samples}")
     model.eval()
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     p_ids, p_mask = left_pad([encode_prompt(tokenizer, m) for m in prompts], pad)  # (P, Tp)

@@ -24,6 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .._io import atomic_write_text
+from ..errors import PmrlhfUserError
 from ..theory import penalty
 from ..theory.regularizers import check_regularizer
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -67,41 +68,41 @@ class RLConfig:
         for name in ("beta", "lr", "max_grad_norm", "temperature"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ValueError(f"rl.{name} must be a number, got {value!r}")
+                raise PmrlhfUserError(f"rl.{name} must be a number, got {value!r}")
             if not 0 < value < float("inf"):
-                raise ValueError(f"rl.{name} must be finite and > 0, got {value!r}")
+                raise PmrlhfUserError(f"rl.{name} must be finite and > 0, got {value!r}")
         if not 0 <= self.lr_final <= 1:
-            raise ValueError(f"rl.lr_final must lie in [0, 1], got {self.lr_final!r}")
+            raise PmrlhfUserError(f"rl.lr_final must lie in [0, 1], got {self.lr_final!r}")
         for name in ("steps", "inner_epochs", "prompts_per_step", "max_new_tokens"):
             value = getattr(self, name)
             if value is None and name in ("prompts_per_step", "max_new_tokens"):
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"rl.{name} must be a positive int, got {value!r}")
+                raise PmrlhfUserError(f"rl.{name} must be a positive int, got {value!r}")
         for name in ("eval_every", "checkpoint_every", "warmup_steps"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"rl.{name} must be an int >= 0, got {value!r}")
+                raise PmrlhfUserError(f"rl.{name} must be an int >= 0, got {value!r}")
         minutes = self.checkpoint_minutes
         if isinstance(minutes, bool) or not isinstance(minutes, int | float):
-            raise ValueError(f"rl.checkpoint_minutes must be a number, got {minutes!r}")
+            raise PmrlhfUserError(f"rl.checkpoint_minutes must be a number, got {minutes!r}")
         if not 0 <= minutes < float("inf"):
-            raise ValueError(
+            raise PmrlhfUserError(
                 f"rl.checkpoint_minutes must be finite and >= 0 (0: off), got {minutes!r}"
             )
         k = self.samples_per_prompt
         if isinstance(k, bool) or not isinstance(k, int) or k < 2:
-            raise ValueError(
+            raise PmrlhfUserError(
                 f"rl.samples_per_prompt must be an int >= 2 (the leave-one-out baseline "
                 f"needs two), got {k!r}"
             )
         if self.penalty_gradient not in PENALTY_GRADIENTS:
-            raise ValueError(
+            raise PmrlhfUserError(
                 f"rl.penalty_gradient must be one of {PENALTY_GRADIENTS}, "
                 f"got {self.penalty_gradient!r}"
             )
         if self.clip is not None and not 0 < self.clip < 1:
-            raise ValueError(f"rl.clip must lie in (0, 1) or be null, got {self.clip!r}")
+            raise PmrlhfUserError(f"rl.clip must lie in (0, 1) or be null, got {self.clip!r}")
         return self
 
 
@@ -182,10 +183,10 @@ def train_rl(
     """
     config.validate()
     if resume and run_dir is None:
-        raise ValueError("resume=True needs the run_dir that holds the checkpoint")
+        raise PmrlhfUserError("resume=True needs the run_dir that holds the checkpoint")
     adapters_off = ref is policy
     if adapters_off and not hasattr(policy, "disable_adapter"):
-        raise ValueError("ref may be the policy itself only for a PEFT (LoRA) model")
+        raise PmrlhfUserError("ref may be the policy itself only for a PEFT (LoRA) model")
     rank = 0 if accelerator is None else accelerator.process_index
     # Each process draws its own prompts and samples; a single process keeps the plain seed.
     rng = np.random.default_rng(seed if rank == 0 else [seed, rank])
@@ -195,7 +196,7 @@ def train_rl(
     reward_len = getattr(reward_fn, "max_len", None)
     max_new = config.max_new_tokens or reward_len
     if max_new is None:
-        raise ValueError("rl.max_new_tokens is required with a reward that has no max_len")
+        raise PmrlhfUserError("rl.max_new_tokens is required with a reward that has no max_len")
     optimizer = make_optimizer(policy, config.lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, functools.partial(lr_factor, config))
     if accelerator is not None:

@@ -11,6 +11,7 @@ import yaml
 from .._io import atomic_write_json, atomic_write_text, remove_stale_temp_files
 from .._lock import run_lock
 from .._validation import check_out_dir
+from ..errors import PmrlhfUserError
 from .reward_model import RewardConfig
 from .rl import RLConfig
 from .sft import SFTConfig
@@ -47,19 +48,21 @@ class RunConfig:
     @classmethod
     def from_dict(cls, data: dict) -> RunConfig:
         if not isinstance(data, dict):
-            raise ValueError("config must be a mapping")
+            raise PmrlhfUserError("config must be a mapping")
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
-            raise ValueError(f"config has unknown keys {sorted(unknown)}; known: {sorted(known)}")
+            raise PmrlhfUserError(
+                f"config has unknown keys {sorted(unknown)}; known: {sorted(known)}"
+            )
         data = dict(data)
         for key, kind in (("sft", SFTConfig), ("rl", RLConfig), ("rm", RewardConfig)):
             part = data.get(key) or {}
             if not isinstance(part, dict):
-                raise ValueError(f"config: {key} must be a mapping, got {part!r}")
+                raise PmrlhfUserError(f"config: {key} must be a mapping, got {part!r}")
             allowed = {f.name for f in fields(kind)}
             if set(part) - allowed:
-                raise ValueError(
+                raise PmrlhfUserError(
                     f"config: {key} has unknown keys {sorted(set(part) - allowed)}; "
                     f"known: {sorted(allowed)}"
                 )
@@ -75,7 +78,7 @@ class RunConfig:
             text = path.read_text()
             data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
         except (json.JSONDecodeError, yaml.YAMLError) as err:
-            raise ValueError(
+            raise PmrlhfUserError(
                 f"config file {path} could not be parsed: {str(err).splitlines()[0]}"
             ) from None
         return cls.from_dict(data or {})
@@ -100,20 +103,20 @@ class RunConfig:
         from .tasks import load_task
 
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be an int >= 0, got {self.seed!r}")
+            raise PmrlhfUserError(f"seed must be an int >= 0, got {self.seed!r}")
         resolve_name(self.model)
         if self.reward not in REWARDS:
-            raise ValueError(f"reward must be one of {REWARDS}, got {self.reward!r}")
+            raise PmrlhfUserError(f"reward must be one of {REWARDS}, got {self.reward!r}")
         if self.dtype not in ("float32", "bfloat16", "float16"):
-            raise ValueError(f"dtype must be float32, bfloat16 or float16, got {self.dtype!r}")
+            raise PmrlhfUserError(f"dtype must be float32, bfloat16 or float16, got {self.dtype!r}")
         check_prompt_format(self.prompt_format)
         if self.lora is not None and not isinstance(self.lora, dict):
-            raise ValueError(
+            raise PmrlhfUserError(
                 f"lora must be a mapping of peft.LoraConfig options, got {self.lora!r}"
             )
         n = self.rm_pairs_per_prompt
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"rm_pairs_per_prompt must be a positive int, got {n!r}")
+            raise PmrlhfUserError(f"rm_pairs_per_prompt must be a positive int, got {n!r}")
         self.sft.validate()
         self.rl.validate()
         self.rm.validate()
@@ -132,7 +135,7 @@ def run_one(
 
     Raises
     ------
-    ValueError
+    PmrlhfUserError
         An invalid setting, ``out`` already holding a run, or both ``resume`` and
         ``restart`` (all before anything is written or any model is loaded).
     FileNotFoundError
@@ -145,7 +148,7 @@ def run_one(
     task = config.validate()
     out = check_out_dir(out, "out")
     if resume and restart:
-        raise ValueError("--resume and --restart exclude each other: pick one")
+        raise PmrlhfUserError("--resume and --restart exclude each other: pick one")
     _check_folder(out, resume=resume, restart=restart)
     from accelerate import Accelerator
 
@@ -182,7 +185,7 @@ def _check_backend(accelerator) -> None:
     if kind == DistributedType.FSDP or (
         kind == DistributedType.DEEPSPEED and zero is not None and zero.zero_stage == 3
     ):
-        raise ValueError(
+        raise PmrlhfUserError(
             f"{kind.value}: sharded parameters are not supported (sampling runs on each "
             "process's whole model); use DDP or DeepSpeed ZeRO-1/2, with lora for large models"
         )
@@ -210,7 +213,7 @@ def _check_folder(out: Path, *, resume: bool, restart: bool) -> None:
             if has_checkpoint
             else "it stopped before its first checkpoint: pass --restart to discard it"
         )
-        raise ValueError(f"{out} already holds a run; {instead}, or choose another --out")
+        raise PmrlhfUserError(f"{out} already holds a run; {instead}, or choose another --out")
 
 
 def _discard_run(out: Path) -> None:

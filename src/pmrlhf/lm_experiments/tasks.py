@@ -38,6 +38,7 @@ import yaml
 from scipy.special import log_softmax, logsumexp
 
 from .._validation import check_simplex
+from ..errors import PmrlhfTypeError, PmrlhfUserError
 from ..simulate import Population, sample_comparisons
 
 BUILTIN_TASKS = ("three_answers", "two_answers", "multi_group", "biased_reference")
@@ -135,15 +136,17 @@ class SyntheticTask:
 def _check_messages(messages, where: str) -> None:
     """Chat messages: a non-empty list of ``{role: str, content: str}`` mappings."""
     if not isinstance(messages, list) or not messages:
-        raise ValueError(f"{where}.messages must be a non-empty list of {{role, content}} mappings")
+        raise PmrlhfUserError(
+            f"{where}.messages must be a non-empty list of {{role, content}} mappings"
+        )
     for j, message in enumerate(messages):
         if not isinstance(message, dict) or not {"role", "content"} <= set(message):
-            raise ValueError(
+            raise PmrlhfUserError(
                 f"{where}.messages[{j}] must be a {{role, content}} mapping, got {message!r}"
             )
         for key in ("role", "content"):
             if not isinstance(message[key], str):
-                raise ValueError(
+                raise PmrlhfUserError(
                     f"{where}.messages[{j}].{key} must be a string, got {message[key]!r}"
                 )
 
@@ -159,15 +162,15 @@ def _population_message(where: str, message: str) -> str:
 
 def _parse(data, source: str) -> SyntheticTask:
     if not isinstance(data, dict):
-        raise ValueError(f"task {source}: expected a mapping at the top level")
+        raise PmrlhfUserError(f"task {source}: expected a mapping at the top level")
     prompts = data.get("prompts")
     if not isinstance(prompts, list) or not prompts:
-        raise ValueError(f"task {source}: 'prompts' must be a non-empty list")
+        raise PmrlhfUserError(f"task {source}: 'prompts' must be a non-empty list")
     parsed = []
     for i, item in enumerate(prompts):
         where = f"task {source}: prompts[{i}]"
         if not isinstance(item, dict):
-            raise ValueError(f"{where} must be a mapping, got {type(item).__name__}")
+            raise PmrlhfUserError(f"{where} must be a mapping, got {type(item).__name__}")
         messages, candidates = item.get("messages"), item.get("candidates")
         _check_messages(messages, where)
         if (
@@ -175,15 +178,15 @@ def _parse(data, source: str) -> SyntheticTask:
             or len(candidates) < 2
             or not all(isinstance(c, str) and c.strip() for c in candidates)
         ):
-            raise ValueError(f"{where}.candidates must list at least 2 non-empty strings")
+            raise PmrlhfUserError(f"{where}.candidates must list at least 2 non-empty strings")
         if len(set(candidates)) != len(candidates):
-            raise ValueError(f"{where}.candidates has duplicates")
+            raise PmrlhfUserError(f"{where}.candidates has duplicates")
         try:
             population = Population.from_dict(item.get("population"))
         except (ValueError, TypeError) as err:
-            raise ValueError(_population_message(where, str(err))) from None
+            raise PmrlhfUserError(_population_message(where, str(err))) from None
         if population.n_items != len(candidates):
-            raise ValueError(
+            raise PmrlhfUserError(
                 f"{where}.population.utilities cover {population.n_items} items but there are "
                 f"{len(candidates)} candidates"
             )
@@ -192,9 +195,9 @@ def _parse(data, source: str) -> SyntheticTask:
             try:
                 sft_weights = check_simplex(sft_weights, f"{where}.sft_weights")
             except (ValueError, TypeError) as err:
-                raise ValueError(str(err)) from None
+                raise PmrlhfUserError(str(err)) from None
             if sft_weights.shape != (len(candidates),):
-                raise ValueError(
+                raise PmrlhfUserError(
                     f"{where}.sft_weights has {sft_weights.size} entries but there are "
                     f"{len(candidates)} candidates"
                 )
@@ -202,7 +205,7 @@ def _parse(data, source: str) -> SyntheticTask:
         parsed.append(TaskPrompt(tuple(messages), tuple(candidates), population, sft_weights))
     margin = data.get("off_candidate_margin", 3.0)
     if isinstance(margin, bool) or not isinstance(margin, int | float) or not 0 < margin < np.inf:
-        raise ValueError(
+        raise PmrlhfUserError(
             f"task {source}: off_candidate_margin must be a positive finite number, got {margin!r}"
         )
     return SyntheticTask(
@@ -219,7 +222,7 @@ def load_task(name_or_path) -> SyntheticTask:
 
     Raises
     ------
-    ValueError
+    PmrlhfUserError
         Unknown name, unreadable or malformed file, candidates/utilities mismatch.
     FileNotFoundError
         A path that does not exist.
@@ -232,12 +235,14 @@ def load_task(name_or_path) -> SyntheticTask:
     if not path.exists():
         if path.suffix in (".yaml", ".yml", ".json"):
             raise FileNotFoundError(f"task file {path} does not exist")
-        raise ValueError(f"unknown task {name!r}: use {', '.join(BUILTIN_TASKS)} or a file path")
+        raise PmrlhfUserError(
+            f"unknown task {name!r}: use {', '.join(BUILTIN_TASKS)} or a file path"
+        )
     try:
         text = path.read_text()
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as err:
-        raise ValueError(
+        raise PmrlhfUserError(
             f"task file {path} could not be parsed: {str(err).splitlines()[0]}"
         ) from None
     return _parse(data, str(path))
@@ -310,7 +315,7 @@ class TokenIdReward:
 
     def __init__(self, task: SyntheticTask, tokenizer, *, rewards=None):
         if not isinstance(task, SyntheticTask):
-            raise TypeError(f"task must be a SyntheticTask, got {type(task).__name__}")
+            raise PmrlhfTypeError(f"task must be a SyntheticTask, got {type(task).__name__}")
         self.oracle = OracleReward(task, tokenizer, rewards=rewards)
         self.eos = tokenizer.eos_token_id
         self.n_prompts = len(task.prompts)
@@ -320,18 +325,20 @@ class TokenIdReward:
 
         index = kwargs.get("prompt_index")
         if completion_ids is None or index is None:
-            raise ValueError(
+            raise PmrlhfUserError(
                 "completion_ids and prompt_index are required: train on task.to_dataset(), "
                 "whose prompt_index column TRL passes to reward functions"
             )
         if len(index) != len(completion_ids):
-            raise ValueError(
+            raise PmrlhfUserError(
                 f"prompt_index has {len(index)} entries but completion_ids has "
                 f"{len(completion_ids)}"
             )
         bad = [i for i in index if not 0 <= int(i) < self.n_prompts]
         if bad:
-            raise ValueError(f"prompt_index {bad[0]} is out of range for {self.n_prompts} prompts")
+            raise PmrlhfUserError(
+                f"prompt_index {bad[0]} is out of range for {self.n_prompts} prompts"
+            )
         # Padded with -1, never a token: a completion cut off before its end token stays so.
         ids, real = right_pad([list(c) for c in completion_ids], -1)  # (B, Tc)
         ended, _ = completion_mask(ids, self.eos)  # (B, Tc): up to the first end token
