@@ -27,10 +27,11 @@ from .checkpoint import remove_checkpoint_staging
 from .evaluate import evaluate_candidates
 from .models import SMOLLM2, resolve_name
 from .optima import method_optima
+from .oracle import OracleReward
 from .rl import RLConfig
 from .sft import SFTConfig
 from .summary import REFERENCE, aggregate, seed_metrics, summary_table, task_targets
-from .tasks import DEFAULT_TASK, OracleReward, load_task
+from .tasks import DEFAULT_TASK, load_task
 from .workflow import sft_reference, train_and_evaluate
 
 

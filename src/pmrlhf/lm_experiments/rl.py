@@ -126,7 +126,7 @@ def train_rl(
     """Run the RL loop; return per-step metrics (also written to ``run_dir/metrics.jsonl``).
 
     ``reward_fn(prompt_index (B,), completion (B, Tc), completion_mask (B, Tc)) -> (B,)``
-    scores completions (e.g. :class:`~pmrlhf.lm_experiments.tasks.OracleReward`). ``ref``
+    scores completions (e.g. :class:`~pmrlhf.lm_experiments.oracle.OracleReward`). ``ref``
     is a frozen copy of the starting policy (unused by plain PM), or, for a PEFT (LoRA)
     policy, ``policy`` itself: the reference is then the policy with its adapters off, as
     in TRL (no copy). ``seed`` drives prompt choice and sampling. ``on_eval(step, policy)

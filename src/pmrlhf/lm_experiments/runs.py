@@ -230,7 +230,7 @@ def _run_locked(config: RunConfig, task, out: Path, accelerator, *, resume, prog
     import copy
 
     from .evaluate import evaluate_candidates
-    from .tasks import OracleReward
+    from .oracle import OracleReward
     from .workflow import sft_reference, train_and_evaluate
 
     main = accelerator.is_main_process
@@ -292,8 +292,8 @@ def _fit_reward_model(config: RunConfig, task, tokenizer, progress: bool):
     """
     from .data import synthetic_pairs
     from .models import load_model
+    from .oracle import OracleReward
     from .reward_model import score_responses, train_reward_model
-    from .tasks import OracleReward
 
     backbone, _ = load_model(
         config.model, dtype=config.dtype, seed=config.seed + 1, prompt_format=config.prompt_format
