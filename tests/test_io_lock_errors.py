@@ -1,7 +1,6 @@
 """Atomic writes, strict JSON, the run-folder lock, output-folder checks and the CLI's errors."""
 
 import json
-import linecache
 import os
 import subprocess
 import sys
@@ -247,27 +246,34 @@ def test_a_value_error_of_the_library_itself_is_a_traceback(monkeypatch):
         main(["derive"])
 
 
-def _raised_in(module: str, code: str) -> BaseException:
-    """The exception that ``code`` raises when run as the body of a function of ``module``."""
-    namespace = {"__name__": module, "np": np}
-    source = f"def f():\n    {code}\n"
-    filename = f"<test {module}>"
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    exec(compile(source, filename, "exec"), namespace)
-    with pytest.raises(Exception) as info:
-        namespace["f"]()
-    return info.value
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--beta", "-1"], "rl.beta must be finite and > 0, got -1.0"),
+        (["--task", "{bad_task}"], "'prompts' must be a non-empty list"),
+        (["--seed", "-3"], "seed must be an int >= 0, got -3"),
+    ],
+)
+def test_lm_run_reports_a_user_mistake_in_one_line(tmp_path, capsys, options, message):
+    bad_task = tmp_path / "bad_task.yaml"
+    bad_task.write_text("prompts: []\n")
+    options = [o.format(bad_task=bad_task) for o in options]
+    out = tmp_path / "run"
+    assert main(["lm", "run", "--model", "tiny-llama", *options, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pmrlhf lm: error: ") and err.count("\n") == 1, err
+    assert message in err and "Traceback" not in err
+    assert not out.exists()  # checked before anything is written
 
 
-def test_lm_experiments_value_errors_are_still_one_line():
-    """That package reports bad settings as plain ValueError (until it raises
-    PmrlhfUserError): raised by its own code, one line; raised by numpy under it, a bug."""
-    from pmrlhf.cli import is_user_error
+def test_lm_run_keeps_the_traceback_of_a_bug(tmp_path, monkeypatch):
+    """A plain ValueError from inside pmrlhf.lm_experiments is a bug, not a user's mistake."""
+    import pmrlhf.lm_experiments.runs as runs
 
-    lm = "pmrlhf.lm_experiments.runs"
-    assert is_user_error(_raised_in(lm, "raise ValueError('rl.beta must be > 0')"))
-    assert not is_user_error(_raised_in(lm, "np.ones(2).reshape(3)"))
-    assert not is_user_error(_raised_in(lm, "raise TypeError('a bug')"))
-    assert not is_user_error(_raised_in("pmrlhf.simulate.runner", "raise ValueError('a bug')"))
-    assert not is_user_error(_raised_in("pmrlhf.lm_experiments_other", "raise ValueError('x')"))
-    assert not is_user_error(ValueError("never raised"))
+    def run_one(*args, **kwargs):
+        np.ones(2).reshape(3)  # numpy's ValueError, as a bug in the library would raise it
+
+    monkeypatch.setattr(runs, "run_one", run_one)
+    with pytest.raises(ValueError, match="reshape") as info:
+        main(["lm", "run", "--model", "tiny-llama", "--out", str(tmp_path / "run")])
+    assert not isinstance(info.value, PmrlhfUserError)

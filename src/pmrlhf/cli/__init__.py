@@ -7,18 +7,12 @@ argument and file check, :class:`~pmrlhf.errors.PmrlhfTypeError` and
 :class:`~pmrlhf.errors.FolderBusyError` included) and a missing file or folder. Anything
 else (a plain ``ValueError``, ``TypeError``, ``KeyError``, ``OSError``) is a bug or a
 failing machine and keeps its traceback.
-
-One exception, until ``pmrlhf.lm_experiments`` raises ``PmrlhfUserError`` for a bad
-setting: a plain ``ValueError`` that a ``raise`` statement of that package's own code raised
-(not numpy or torch under it) is its argument check and prints as one line too
-(:func:`is_user_error`).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import linecache
 import sys
 
 from .. import __version__
@@ -30,33 +24,11 @@ _COMMAND_MODULES = ("theory", "simulate", "lm", "reproduce")
 USER_ERRORS = (PmrlhfUserError, FileNotFoundError, NotADirectoryError)
 """Exceptions printed as one line (exit status 2)."""
 
-_LEGACY_VALUE_ERROR_PACKAGE = "pmrlhf.lm_experiments"
-
 
 def is_user_error(error: BaseException) -> bool:
-    """Whether the command line prints ``error`` as one line instead of a traceback.
-
-    True for :data:`USER_ERRORS`, and for a plain ``ValueError`` raised by a ``raise``
-    statement of ``pmrlhf.lm_experiments`` (that package still reports a bad setting so); a
-    ``ValueError`` that numpy or torch raise in its code is a bug like any other.
-    """
-    if isinstance(error, USER_ERRORS):
-        return True
-    if type(error) is not ValueError:
-        return False
-    traceback = error.__traceback__
-    if traceback is None:
-        return False
-    while traceback.tb_next is not None:
-        traceback = traceback.tb_next
-    frame = traceback.tb_frame
-    module = frame.f_globals.get("__name__", "")
-    if module != _LEGACY_VALUE_ERROR_PACKAGE and not module.startswith(
-        _LEGACY_VALUE_ERROR_PACKAGE + "."
-    ):
-        return False
-    line = linecache.getline(frame.f_code.co_filename, traceback.tb_lineno, frame.f_globals)
-    return line.lstrip().startswith("raise ") or not line  # no source: as before, one line
+    """Whether the command line prints ``error`` as one line instead of a traceback: one of
+    :data:`USER_ERRORS`. A plain ``ValueError`` or ``TypeError`` is a bug."""
+    return isinstance(error, USER_ERRORS)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,5 @@
-"""``pmrlhf lm run``, ``lm trl``, ``lm compare``, ``lm audit`` and ``lm pairs``."""
+"""``pmrlhf lm``: ``lm run`` and ``lm trl`` here; ``lm compare`` (:mod:`.lm_compare`),
+``lm audit`` and ``lm pairs`` (:mod:`.lm_audit`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import json
 from pathlib import Path
 
 from ..errors import PmrlhfUserError
+from .lm_audit import add_audit_and_pairs
+from .lm_compare import add_compare
 
 
 def register(subparsers) -> None:
@@ -96,79 +99,8 @@ def register(subparsers) -> None:
     trl.add_argument("--restart", action="store_true", help="discard the run folder's previous run")
     trl.set_defaults(handler=_trl)
 
-    compare = commands.add_parser("compare", help="KL vs PM vs conditional PM from one start")
-    compare.add_argument("--task", default="three_answers")
-    compare.add_argument("--model", default="smollm2-135m")
-    compare.add_argument(
-        "--out", default="results/lm", help="output folder; one process at a time per folder"
-    )
-    compare.add_argument(
-        "--seeds",
-        type=int,
-        nargs="+",
-        default=None,
-        help="one SFT reference and one RL run per method for each seed (default 0 1 2; "
-        "--quick: 0 1); means with 95%% t-intervals",
-    )
-    compare.add_argument("--steps", type=int, default=None, help="RL steps per method")
-    compare.add_argument(
-        "--penalty-gradient",
-        choices=("expected", "sampled"),
-        help="the penalty's gradient (docs/theory.md §4): its exact expectation over the "
-        "vocabulary at each sampled history (default), or the sampled tokens' penalty in the "
-        "return (as TRL)",
-    )
-    compare.add_argument("--quick", action="store_true", help="a few steps (tests, CI)")
-    compare.add_argument(
-        "--betas",
-        type=float,
-        nargs="+",
-        help="grid mode: KL and PM at each beta, conditional PM at each (beta, alpha)",
-    )
-    compare.add_argument(
-        "--alphas", type=float, nargs="+", help="grid mode: conditional-PM thresholds"
-    )
-    compare.add_argument(
-        "--restart",
-        action="store_true",
-        help="retrain every method (default: reuse methods already finished in --out with "
-        "the same settings and code, e.g. after an interruption)",
-    )
-    compare.set_defaults(handler=_compare)
-
-    audit = commands.add_parser(
-        "audit",
-        help="a policy's implied preferences against a reward model's, on preference pairs "
-        "and on the policy's own samples (histogram, pairwise metrics)",
-    )
-    audit.add_argument("--model", required=True, help="the policy: a name, folder or hub id")
-    audit.add_argument(
-        "--pairs", required=True, help="JSONL of HH-RLHF or prompt/chosen/rejected pairs"
-    )
-    scorer = audit.add_mutually_exclusive_group(required=True)
-    scorer.add_argument("--reward-model", help="a saved reward model (sequence classifier)")
-    scorer.add_argument(
-        "--fit-reward-model",
-        action="store_true",
-        help="fit one to the pairs (a copy of --model with a new head); saved in OUT/reward_model",
-    )
-    audit.add_argument("--out", default="results/audit", help="output folder")
-    audit.add_argument("--limit", type=int, help="read the first N pairs only")
-    audit.add_argument("--prompts", type=int, default=8, help="distinct prompts to sample for")
-    audit.add_argument("--samples", type=int, default=4, help="responses sampled per prompt")
-    audit.add_argument("--max-new-tokens", type=int, default=32)
-    audit.add_argument("--seed", type=int, default=0)
-    audit.add_argument("--prompt-format", choices=("auto", "chat", "plain"), default="auto")
-    audit.set_defaults(handler=_audit)
-
-    pairs = commands.add_parser(
-        "pairs", help="comparisons sampled from a synthetic task, written as HH-RLHF JSONL"
-    )
-    pairs.add_argument("--task", default="three_answers", help="built-in task name or task file")
-    pairs.add_argument("--per-prompt", type=int, default=50, help="comparisons per prompt")
-    pairs.add_argument("--seed", type=int, default=0)
-    pairs.add_argument("--out", required=True, help="the JSONL file to write")
-    pairs.set_defaults(handler=_pairs)
+    add_compare(commands)
+    add_audit_and_pairs(commands)
     lm.set_defaults(handler=lambda args: _usage(lm))
 
 
@@ -204,7 +136,6 @@ def _run(args) -> int:
 
 def _trl(args) -> int:
     from .._validation import check_out_dir
-    from ..errors import PmrlhfUserError
     from ..lm_experiments.runs import RunConfig
 
     config = RunConfig.from_file(args.config) if args.config else RunConfig()
@@ -229,80 +160,4 @@ def _trl(args) -> int:
     keys = ("kl_to_target", "tv_to_target", "coverage", "pairwise_pmd", "minority_mass")
     print(json.dumps({k: result[k] for k in keys}, indent=2))
     print(f"run folder: {out}")
-    return 0
-
-
-def _compare(args) -> int:
-    from dataclasses import replace
-
-    from .._validation import check_out_dir
-    from ..lm_experiments import CompareConfig, console_table, quick_config, run_compare
-    from ..lm_experiments.compare import grid_methods
-    from ..lm_experiments.plots import FIGURES
-
-    config = (
-        quick_config(args.task, args.model)
-        if args.quick
-        else CompareConfig(task=args.task, model=args.model)
-    )
-    if args.seeds is not None:
-        config.seeds = tuple(args.seeds)
-    if (args.betas is None) != (args.alphas is None):
-        raise PmrlhfUserError("--betas and --alphas go together (grid mode)")
-    if args.betas is not None:
-        config.methods = grid_methods(args.betas, args.alphas)
-    if args.steps is not None:
-        config.rl = replace(config.rl, steps=args.steps)
-    if args.penalty_gradient is not None:
-        config.rl = replace(config.rl, penalty_gradient=args.penalty_gradient)
-    config.validate()  # before anything is written or loaded
-    out = check_out_dir(args.out, "--out")
-    summary = run_compare(config, out, resume=not args.restart)
-    print(console_table(summary))
-    print(
-        f"wrote {out}/summary.json, summary.csv, {', '.join(FIGURES)} "
-        f"({summary['compute_seconds']:.0f} s of compute)"
-    )
-    return 0
-
-
-def _audit(args) -> int:
-    from ..lm_experiments.audit import FIGURE, audit
-
-    result = audit(
-        args.model,
-        args.pairs,
-        args.out,
-        reward_model=args.reward_model,
-        fit_reward_model=args.fit_reward_model,
-        limit=args.limit,
-        prompts=args.prompts,
-        samples=args.samples,
-        max_new_tokens=args.max_new_tokens,
-        seed=args.seed,
-        prompt_format=args.prompt_format,
-    )
-    keys = ("pairwise_pmd", "abs_preference_gap", "policy_prefers_chosen", "reward_prefers_chosen")
-    shown = {
-        "preference_pairs": {k: result["preference_pairs"][k] for k in keys},
-        "sampled_pairs": {k: result["sampled_pairs"][k] for k in ("pairwise_pmd", "mean_reward")},
-    }
-    print(json.dumps(shown, indent=2))
-    print(f"wrote {args.out}/audit.json, audit_pairs.csv, {FIGURE}")
-    return 0
-
-
-def _pairs(args) -> int:
-    from .._validation import check_seed
-    from ..lm_experiments.data import synthetic_pairs, write_preference_pairs
-    from ..lm_experiments.tasks import load_task
-
-    n = args.per_prompt
-    if n < 1:
-        raise ValueError(f"--per-prompt must be >= 1, got {n}")
-    task = load_task(args.task)
-    path = write_preference_pairs(
-        args.out, synthetic_pairs(task, n, rng=check_seed(args.seed, "--seed"))
-    )
-    print(f"wrote {n * len(task.prompts)} pairs of task {task.name} to {path}")
     return 0

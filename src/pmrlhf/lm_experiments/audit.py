@@ -78,12 +78,11 @@ def audit(
     ------
     PmrlhfUserError
         Both or neither of ``reward_model`` and ``fit_reward_model``; a bad count, seed,
-        model name or prompt format (all checked before anything is read or written).
+        model name or prompt format (all checked before anything is read or written); a
+        malformed ``pairs`` file, or a ``reward_model`` that is not a one-output sequence
+        classifier.
     FileNotFoundError
         No ``pairs`` file, or no saved model in ``reward_model``.
-    ValueError
-        A malformed ``pairs`` file, or a ``reward_model`` that is not a one-output
-        sequence classifier.
     """
     if (reward_model is None) == (not fit_reward_model):
         raise PmrlhfUserError(

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import torch
 
+from ..errors import PmrlhfUserError
+
 
 def save_checkpoint(
     folder, step: int, history: list, *, model, optimizer, schedule, rng, sampler,
@@ -84,7 +86,7 @@ def load_checkpoint(
     ------
     FileNotFoundError
         No complete checkpoint in ``folder``.
-    ValueError
+    PmrlhfUserError
         Weights that do not fit ``model``; a checkpoint of another number of processes.
     """
     folder = Path(folder)
@@ -95,7 +97,7 @@ def load_checkpoint(
     schedule.load_state_dict(state["schedule"])
     if accelerator is None:
         if "optimizer" not in state:
-            raise ValueError(f"{folder} was written by several processes: resume it with them")
+            raise PmrlhfUserError(f"{folder} was written by several processes: resume it with them")
         _load_weights(folder, model)
         optimizer.load_state_dict(state["optimizer"])
         random.setstate(state["python_rng"])
@@ -104,7 +106,7 @@ def load_checkpoint(
         return state["step"], history
     own = folder / f"sampling_rank{accelerator.process_index}.pt"
     if not (folder / "accelerate").is_dir() or not own.exists():
-        raise ValueError(
+        raise PmrlhfUserError(
             f"{folder} was not written by {accelerator.num_processes} processes: resume it "
             "with as many as wrote it"
         )
@@ -135,7 +137,7 @@ def _load_weights(folder: Path, model) -> None:
         loaded = {current[k].data_ptr() for k in weights if k in current}
         missing = [k for k in result.missing_keys if current[k].data_ptr() not in loaded]
     if result.unexpected_keys or missing:
-        raise ValueError(
+        raise PmrlhfUserError(
             f"the weights in {folder} do not fit the model: unexpected "
             f"{sorted(result.unexpected_keys)[:3]}, missing {sorted(missing)[:3]}"
         )

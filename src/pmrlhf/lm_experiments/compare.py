@@ -11,122 +11,29 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .._fingerprint import fingerprint, load_stored, store
 from .._io import atomic_write_csv, atomic_write_json, remove_stale_temp_files
 from .._lock import run_lock
-from .._validation import check_alpha, check_beta, check_out_dir
-from ..theory.regularizers import check_regularizer
+from .._validation import check_out_dir
 from .checkpoint import remove_checkpoint_staging
-from .evaluate import evaluate_candidates
-from .models import SMOLLM2, resolve_name
-from .optima import method_optima
-from .rl import RLConfig
-from .sft import SFTConfig
-from .summary import REFERENCE, aggregate, seed_metrics, summary_table, task_targets
-from .tasks import DEFAULT_TASK, OracleReward, load_task
-from .workflow import sft_reference, train_and_evaluate
-
-
-@dataclass(frozen=True)
-class Method:
-    """One RL objective: a regularizer at a strength ``beta`` (and cPM's ``alpha``)."""
-
-    name: str
-    regularizer: str
-    beta: float
-    alpha: float | None = None
-
-    def validate(self) -> Method:
-        check_regularizer(self.regularizer, ref_given=True, alpha=self.alpha)
-        check_beta(self.beta, f"beta of method {self.name!r}")
-        if not isinstance(self.name, str) or not self.name.strip() or "/" in self.name:
-            raise ValueError(
-                f"method name must be a non-empty string without '/', got {self.name!r}"
-            )
-        return self
-
-
-# KL at beta 0.1 is how RLHF is run in practice; the other three compare at matched beta 1,
-# where PM's optimum softmax(r / beta) is the preference distribution (docs/theory.md §3).
-DEFAULT_METHODS = (
-    Method("KL b=0.1", "kl", 0.1),
-    Method("KL b=1", "kl", 1.0),
-    Method("PM b=1", "pm", 1.0),
-    Method("cPM b=1 a=0.1", "cpm", 1.0, 0.1),
+from .compare_config import (
+    DEFAULT_METHODS,
+    CompareConfig,
+    Method,
+    check_seeds,
+    grid_methods,
+    quick_config,
 )
-
-
-def grid_methods(betas, alphas) -> tuple[Method, ...]:
-    """KL and plain PM at every ``beta``, conditional PM at every ``(beta, alpha)``: the
-    paper's table (``pmrlhf lm compare --betas ... --alphas ...``)."""
-    betas = [check_beta(b, "betas") for b in betas]
-    alphas = [check_alpha(a, "alphas") for a in alphas]
-    if not betas or not alphas:
-        raise ValueError("betas and alphas must each hold at least one value")
-    methods = [Method(f"KL b={b:g}", "kl", b) for b in betas]
-    methods += [Method(f"PM b={b:g}", "pm", b) for b in betas]
-    methods += [Method(f"cPM b={b:g} a={a:g}", "cpm", b, a) for b in betas for a in alphas]
-    return tuple(methods)
-
-
-def check_seeds(seeds) -> tuple[int, ...]:
-    """``seeds`` as a tuple of distinct non-negative ints (``ValueError`` naming ``seeds``)."""
-    if isinstance(seeds, int | str) or not hasattr(seeds, "__iter__"):
-        raise ValueError(f"seeds must be a list of ints, got {seeds!r}")
-    seeds = tuple(seeds)
-    if not seeds:
-        raise ValueError("seeds must hold at least one seed")
-    for s in seeds:
-        if isinstance(s, bool) or not isinstance(s, int | np.integer) or s < 0:
-            raise ValueError(f"seeds must be non-negative ints, got {s!r}")
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must be distinct, got {list(seeds)}")
-    return tuple(int(s) for s in seeds)
-
-
-@dataclass
-class CompareConfig:
-    """A comparison. Each seed owns its SFT, its RL sampling and its evaluation; ``rl``
-    holds the shared RL settings (a method sets regularizer, beta and alpha)."""
-
-    task: str = DEFAULT_TASK
-    model: str = SMOLLM2
-    seeds: tuple[int, ...] = (0, 1, 2)
-    sft: SFTConfig = field(default_factory=SFTConfig)
-    rl: RLConfig = field(default_factory=lambda: RLConfig(eval_every=5))
-    methods: tuple[Method, ...] = DEFAULT_METHODS
-
-    def validate(self):
-        """Check every field before anything is written or loaded; returns the task."""
-        self.seeds = check_seeds(self.seeds)
-        resolve_name(self.model)
-        self.sft.validate()
-        self.rl.validate()
-        if not self.methods:
-            raise ValueError("methods must hold at least one method")
-        for method in self.methods:
-            method.validate()
-        names = [m.name for m in self.methods]
-        if len(set(names)) != len(names) or REFERENCE in names:
-            raise ValueError(f"method names must be distinct and not {REFERENCE!r}: {names}")
-        return load_task(self.task)
-
-
-def quick_config(task: str = DEFAULT_TASK, model: str = "tiny-llama", seeds=(0, 1)):
-    """Seconds, not minutes: for CI and ``pmrlhf reproduce --quick``."""
-    return CompareConfig(
-        task=task,
-        model=model,
-        seeds=tuple(seeds),
-        sft=SFTConfig(steps=5, lr=1e-3),
-        rl=RLConfig(steps=3, samples_per_prompt=4, lr=1e-3, eval_every=1),
-    )
+from .evaluate import evaluate_candidates
+from .optima import method_optima
+from .oracle import OracleReward
+from .summary import REFERENCE, aggregate, seed_metrics, summary_table, task_targets
+from .workflow import sft_reference, train_and_evaluate
 
 
 def method_fingerprint(config: CompareConfig, task, seed: int, method) -> str:
@@ -241,7 +148,7 @@ def run_compare(config: CompareConfig, out, *, progress: bool = True, resume: bo
 
     Raises
     ------
-    ValueError
+    PmrlhfUserError
         An invalid setting (checked before anything is written or any model is loaded).
     FolderBusyError
         Another process is running in ``out``.

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .._io import atomic_write_text
+from ..errors import PmrlhfUserError
 
 ASSISTANT = "\n\nAssistant:"
 HUMAN = "\n\nHuman:"
@@ -54,13 +55,13 @@ def _hh_messages(prompt: str) -> tuple[dict, ...]:
 def _split_hh(chosen: str, rejected: str, where: str) -> PreferencePair:
     cut = chosen.rfind(ASSISTANT)
     if cut < 0 or not rejected.startswith(chosen[: cut + len(ASSISTANT)]):
-        raise ValueError(
+        raise PmrlhfUserError(
             f"{where}: chosen and rejected do not share a prompt ending in 'Assistant:'"
         )
     prompt = chosen[:cut]
     messages = _hh_messages(prompt)
     if not messages or messages[-1]["role"] != "user":
-        raise ValueError(f"{where}: the prompt must end with a Human turn")
+        raise PmrlhfUserError(f"{where}: the prompt must end with a Human turn")
     start = cut + len(ASSISTANT)
     return PreferencePair(messages, chosen[start:].strip(), rejected[start:].strip())
 
@@ -72,7 +73,7 @@ def load_preference_pairs(path, *, limit: int | None = None) -> list[PreferenceP
     ------
     FileNotFoundError
         ``path`` does not exist.
-    ValueError
+    PmrlhfUserError
         An empty file, a line that is not a JSON object of a known layout (the message
         names the file and line), or an empty response.
     """
@@ -88,16 +89,18 @@ def load_preference_pairs(path, *, limit: int | None = None) -> list[PreferenceP
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
-                raise ValueError(f"{where}: not valid JSON ({err.msg})") from None
+                raise PmrlhfUserError(f"{where}: not valid JSON ({err.msg})") from None
             if (
                 not isinstance(row, dict)
                 or not isinstance(row.get("chosen"), str)
                 or not isinstance(row.get("rejected"), str)
             ):
-                raise ValueError(f"{where}: expected an object with string 'chosen' and 'rejected'")
+                raise PmrlhfUserError(
+                    f"{where}: expected an object with string 'chosen' and 'rejected'"
+                )
             if "prompt" in row:
                 if not isinstance(row["prompt"], str) or not row["prompt"].strip():
-                    raise ValueError(f"{where}: 'prompt' must be a non-empty string")
+                    raise PmrlhfUserError(f"{where}: 'prompt' must be a non-empty string")
                 pair = PreferencePair(
                     ({"role": "user", "content": row["prompt"].strip()},),
                     row["chosen"].strip(),
@@ -106,12 +109,12 @@ def load_preference_pairs(path, *, limit: int | None = None) -> list[PreferenceP
             else:
                 pair = _split_hh(row["chosen"], row["rejected"], where)
             if not pair.chosen or not pair.rejected:
-                raise ValueError(f"{where}: empty chosen or rejected response")
+                raise PmrlhfUserError(f"{where}: empty chosen or rejected response")
             pairs.append(pair)
             if limit is not None and len(pairs) >= limit:
                 break
     if not pairs:
-        raise ValueError(f"preference file {path} holds no pairs")
+        raise PmrlhfUserError(f"preference file {path} holds no pairs")
     return pairs
 
 
@@ -133,13 +136,13 @@ def hh_transcripts(pair: PreferencePair) -> dict:
 
     Raises
     ------
-    ValueError
+    PmrlhfUserError
         A system message (HH-RLHF has none), or a conversation that does not end with a
         user turn.
     """
     turns = {"user": HUMAN, "assistant": ASSISTANT}
     if any(m["role"] not in turns for m in pair.messages) or pair.messages[-1]["role"] != "user":
-        raise ValueError(
+        raise PmrlhfUserError(
             "an HH-RLHF transcript holds user and assistant turns, ending with a user turn; "
             f"got roles {[m['role'] for m in pair.messages]}"
         )
@@ -154,8 +157,8 @@ def write_preference_pairs(path, pairs) -> Path:
     """Write ``pairs`` as HH-RLHF JSONL (one ``{"chosen", "rejected"}`` per line), atomically;
     :func:`load_preference_pairs` reads them back."""
     if not isinstance(path, str | Path) or not str(path).strip() or Path(path).is_dir():
-        raise ValueError(f"path must name a file, got {str(path)!r}")
+        raise PmrlhfUserError(f"path must name a file, got {str(path)!r}")
     lines = [json.dumps(hh_transcripts(PreferencePair(*pair))) + "\n" for pair in pairs]
     if not lines:
-        raise ValueError("pairs must hold at least one comparison")
+        raise PmrlhfUserError("pairs must hold at least one comparison")
     return atomic_write_text(path, "".join(lines))

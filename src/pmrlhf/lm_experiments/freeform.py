@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..errors import PmrlhfUserError
 from ..simulate.metrics import pairwise_pmd
 from .models import flush_denormals
 from .sequences import (
@@ -60,13 +61,13 @@ def evaluate_freeform(
 
     Raises
     ------
-    ValueError
+    PmrlhfUserError
         No prompts, or fewer than 2 samples per prompt.
     """
     if not prompts:
-        raise ValueError("prompts must not be empty")
+        raise PmrlhfUserError("prompts must not be empty")
     if samples < 2:
-        raise ValueError(f"samples must be >= 2 to form pairs, got {samples}")
+        raise PmrlhfUserError(f"samples must be >= 2 to form pairs, got {samples}")
     model.eval()
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     p_ids, p_mask = left_pad([encode_prompt(tokenizer, m) for m in prompts], pad)  # (P, Tp)
@@ -115,7 +116,9 @@ def implied_preference_figure(results: dict):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(results), figsize=(3.6 * len(results), 3.4), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(results), figsize=(3.6 * len(results), 3.6), squeeze=False, layout="constrained"
+    )
     bins = np.linspace(0, 1, 21)
     for ax, (name, result) in zip(axes[0], results.items(), strict=True):
         ax.hist(
@@ -137,7 +140,8 @@ def implied_preference_figure(results: dict):
             xlabel="implied P(a preferred to b)",
             ylabel="pairs",
         )
-    axes[0][0].legend(fontsize=7)
+    # Below the panels, where it covers no bar.
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=2, fontsize=8, frameon=False)
     fig.suptitle("Implied pairwise preferences: the policy's against the reward's", fontsize=11)
-    fig.tight_layout()
     return fig

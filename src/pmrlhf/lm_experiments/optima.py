@@ -195,8 +195,8 @@ def method_optima(ref, tokenizer, task, methods, *, max_len: int) -> dict[str, d
     per prompt]}}`` with the candidates' mass first and everything else last. The bound is
     0 for KL and PM (exact) and the TV between conditional PM's bracketing optima.
     """
+    from .oracle import candidate_token_ids
     from .sequences import encode_prompt
-    from .tasks import candidate_token_ids
 
     ids = candidate_token_ids(task, tokenizer)
     rewards = task.oracle_rewards()

@@ -9,7 +9,13 @@ import numpy as np
 from .._io import atomic_save_figure
 
 FIGURES = ("lm_compare.png", "lm_convergence.png", "lm_implied_preferences.png")
-COLORS = ["#7f7f7f", "#d62728", "#ff7f0e", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2"]
+# The first five match the default comparison (reference, KL b=0.1, KL b=1, PM, cPM); the
+# rest keep a grid of methods (--betas, --alphas) apart by colour.
+COLORS = [
+    "#7f7f7f", "#d62728", "#ff7f0e", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2",
+    "#bcbd22", "#17becf", "#393b79", "#ad494a", "#8ca252", "#e7969c", "#7b4173", "#9edae5",
+]  # fmt: skip
+INCH_PER_CHAR = 0.075  # width of one tick-label character at font size 9
 
 
 def save_figures(out, summary: dict) -> list[Path]:
@@ -33,15 +39,31 @@ def _title(summary: dict) -> str:
 
 
 def _distributions(summary):
+    """One panel per prompt (bars per candidate: target, then each method), then the
+    pairwise PMD of each method. Panels are as wide as their candidates need, so that long
+    candidate names and many methods stay readable."""
     import matplotlib.pyplot as plt
 
     names = list(summary["methods"])
     prompts = summary["prompts"]
+    labels = [c for prompt in prompts for c in prompt["candidates"]]
+    # A candidate's group holds len(names) + 1 bars; its label is horizontal if it fits.
+    group = max(0.75, 0.06 * (len(names) + 1) + 0.3)
+    longest = max(len(c) for c in labels) * INCH_PER_CHAR
+    flat = longest <= 0.9 * group
+    widths = [group * len(p["candidates"]) + 0.5 for p in prompts]
+    widths.append(max(2.6, 0.32 * len(names) + 1.0))  # the PMD panel: one row per method
     fig, axes = plt.subplots(
-        1, len(prompts) + 1, figsize=(3.4 * (len(prompts) + 1), 4.4), squeeze=False
+        1,
+        len(prompts) + 1,
+        figsize=(sum(widths) + 0.8, 4.4 if flat else 4.4 + 0.5 * longest),
+        gridspec_kw={"width_ratios": widths},
+        layout="constrained",
+        squeeze=False,
     )
     axes = axes[0]
     width = 0.8 / (len(names) + 1)
+    tick = (1.2 * 72 * group * width) ** 2  # an optimum's mark: a bit wider than its bar
     for j, (ax, prompt) in enumerate(zip(axes, prompts, strict=False)):
         x = np.arange(len(prompt["candidates"]))
         ax.bar(x, prompt["target"], width, color="black", label="target softmax(r)")
@@ -57,13 +79,21 @@ def _distributions(summary):
                         position,
                         best / best.sum(),
                         marker="_",
-                        s=90,
+                        s=min(tick, 90),
                         color="black",
                         zorder=3,
                         label="exact optimum" if m == 1 else None,
                     )
-        ax.set_xticks(x + width * len(names) / 2, prompt["candidates"], rotation=30, ha="right")
+        ticks = x + width * len(names) / 2
+        if flat:
+            ax.set_xticks(ticks, prompt["candidates"], fontsize=9)
+        else:  # slanted, each label ending under its group
+            ax.set_xticks(
+                ticks, prompt["candidates"], fontsize=9, rotation=30, ha="right",
+                rotation_mode="anchor",
+            )  # fmt: skip
         ax.set(
+            xlim=(-0.3, len(x) - 0.1),
             ylim=(0, 1),
             title=f"prompt {j + 1}",
             ylabel="probability among candidates (seed mean)" if j == 0 else None,
@@ -73,24 +103,31 @@ def _distributions(summary):
     lows = [summary["methods"][n]["ci95"]["pairwise_pmd"][0] for n in names]
     highs = [summary["methods"][n]["ci95"]["pairwise_pmd"][1] for n in names]
     errors = np.nan_to_num([np.subtract(means, lows), np.subtract(highs, means)])
-    ax.bar(
+    # Horizontal bars: the method names read as written, however many there are.
+    ax.barh(
         range(len(names)),
         means,
         color=[COLORS[m % len(COLORS)] for m in range(len(names))],
-        yerr=errors,
+        xerr=errors,
         capsize=3,
     )
-    ax.set_xticks(range(len(names)), names, rotation=35, ha="right")
+    ax.set_yticks(range(len(names)), names, fontsize=9)
+    ax.invert_yaxis()  # the legend's order, top to bottom
+    ax.axvline(0, color="black", lw=0.8)
     ax.set(
         title="pairwise PMD (ours), mean\nand 95% t-interval (lower = better)",
-        ylabel="mean KL(Bern(p_r) || Bern(p_pi))",
+        xlabel="mean KL(Bern(p_r) || Bern(p_pi))",
     )
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(
-        handles, labels, loc="lower center", ncol=min(len(labels), 7), fontsize=8, frameon=False
+        handles,
+        labels,
+        loc="outside lower center",
+        ncol=min(len(labels), 7),
+        fontsize=8,
+        frameon=False,
     )
     fig.suptitle(f"{_title(summary)}: candidate distributions after RL", fontsize=12)
-    fig.tight_layout(rect=(0, 0.1, 1, 1))
     return fig
 
 
@@ -151,13 +188,15 @@ def _implied(summary):
 
     pairs = implied_preferences(summary)
     fig, ax = plt.subplots(figsize=(6.4, 5.2))
-    markers = "osD^v<>p"
+    markers = "osD^v<>phX*P"
     ax.plot([0.5, 1], [0.5, 1], color="black", lw=1, label="matches the preferences")
     spread = 0.012  # side by side: every prompt of a task may share the same p_r values
+    shown = []
     for k, (name, (target, implied)) in enumerate(pairs.items()):
         gap = summary["methods"][name]["mean"]["pairwise_abs_gap"]
+        shown.append(target + spread * (k - (len(pairs) - 1) / 2))
         ax.scatter(
-            target + spread * (k - (len(pairs) - 1) / 2),
+            shown[-1],
             implied,
             s=36,
             alpha=0.85,
@@ -165,8 +204,9 @@ def _implied(summary):
             marker=markers[k % len(markers)],
             label=f"{name} (|gap| {gap:.3f})",
         )
+    shown = np.concatenate(shown)
     ax.set(
-        xlim=(0.45, 1.0),
+        xlim=(min(0.45, shown.min() - 0.01), max(1.0, shown.max() + 0.01)),
         ylim=(-0.02, 1.02),
         xlabel="preference for the better answer, p_r = sigma(r(a) - r(b))",
         ylabel="implied preference, pi(a) / (pi(a) + pi(b)) (seed mean)",

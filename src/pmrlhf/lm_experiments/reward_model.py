@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .._io import atomic_save_folder
-from ..errors import PmrlhfTypeError
+from ..errors import PmrlhfTypeError, PmrlhfUserError
 from .models import flush_denormals, make_optimizer
 from .sequences import encode_prompt, encode_response, model_device, right_pad
 
@@ -35,15 +35,15 @@ class RewardConfig:
         for name in ("steps", "batch_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"rm.{name} must be a positive int, got {value!r}")
+                raise PmrlhfUserError(f"rm.{name} must be a positive int, got {value!r}")
         lr = self.lr
         if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr < float("inf"):
-            raise ValueError(f"rm.lr must be finite and > 0, got {lr!r}")
+            raise PmrlhfUserError(f"rm.lr must be finite and > 0, got {lr!r}")
         heldout = self.heldout
         if isinstance(heldout, bool) or not isinstance(heldout, int | float):
-            raise ValueError(f"rm.heldout must be a number, got {heldout!r}")
+            raise PmrlhfUserError(f"rm.heldout must be a number, got {heldout!r}")
         if not 0 <= heldout < 1:
-            raise ValueError(f"rm.heldout must lie in [0, 1), got {heldout!r}")
+            raise PmrlhfUserError(f"rm.heldout must lie in [0, 1), got {heldout!r}")
         return self
 
 
@@ -125,12 +125,12 @@ def train_reward_model(
     ------
     PmrlhfTypeError
         ``pairs`` not of ``(messages, chosen, rejected)`` (a ``TypeError`` and ``ValueError``).
-    ValueError
+    PmrlhfUserError
         Fewer than 2 pairs, or a bad ``config``.
     """
     pairs = check_pairs(pairs)
     if len(pairs) < 2:
-        raise ValueError(f"pairs must hold at least 2 comparisons, got {len(pairs)}")
+        raise PmrlhfUserError(f"pairs must hold at least 2 comparisons, got {len(pairs)}")
     config.validate()
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(pairs))
@@ -183,13 +183,13 @@ def check_reward_model_folder(folder) -> Path:
         raise FileNotFoundError(f"reward model {folder}: no saved model (config.json) there")
     config = AutoConfig.from_pretrained(folder)
     if not any(a.endswith("ForSequenceClassification") for a in config.architectures or []):
-        raise ValueError(
+        raise PmrlhfUserError(
             f"reward model {folder} is not a sequence-classification model "
             f"({', '.join(config.architectures or ['no architecture'])}): fit one with "
             "--fit-reward-model or TRL's RewardTrainer"
         )
     if config.num_labels != 1:
-        raise ValueError(f"reward model {folder} has {config.num_labels} outputs, not 1")
+        raise PmrlhfUserError(f"reward model {folder} has {config.num_labels} outputs, not 1")
     return folder
 
 
@@ -200,7 +200,7 @@ def load_reward_model(folder, *, dtype: str = "float32"):
     ------
     FileNotFoundError
         ``folder`` holds no saved model.
-    ValueError
+    PmrlhfUserError
         The model there is not a one-output sequence classifier (a causal LM, say, would
         get a new random head); an unknown ``dtype``.
     """
@@ -210,7 +210,7 @@ def load_reward_model(folder, *, dtype: str = "float32"):
 
     dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
     if dtype not in dtypes:
-        raise ValueError(f"dtype must be one of {', '.join(dtypes)}, got {dtype!r}")
+        raise PmrlhfUserError(f"dtype must be one of {', '.join(dtypes)}, got {dtype!r}")
     folder = check_reward_model_folder(folder)
     model = AutoModelForSequenceClassification.from_pretrained(folder, dtype=dtypes[dtype])
     tokenizer = load_tokenizer(str(folder))

@@ -24,10 +24,12 @@ import torch
 from tqdm.auto import tqdm
 
 from .._io import atomic_write_text
+from ..errors import PmrlhfUserError
 from ..theory import penalty
 from ..theory.regularizers import check_regularizer
 from .checkpoint import load_checkpoint, save_checkpoint
 from .models import flush_denormals, make_optimizer
+from .rloo import expected_penalty, leave_one_out, lr_factor, penalized_returns
 from .sequences import completion_mask, encode_prompt, left_pad, pick, sample_shared
 from .sequences import shared_prompt_logits as logits_of
 
@@ -67,89 +69,42 @@ class RLConfig:
         for name in ("beta", "lr", "max_grad_norm", "temperature"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ValueError(f"rl.{name} must be a number, got {value!r}")
+                raise PmrlhfUserError(f"rl.{name} must be a number, got {value!r}")
             if not 0 < value < float("inf"):
-                raise ValueError(f"rl.{name} must be finite and > 0, got {value!r}")
+                raise PmrlhfUserError(f"rl.{name} must be finite and > 0, got {value!r}")
         if not 0 <= self.lr_final <= 1:
-            raise ValueError(f"rl.lr_final must lie in [0, 1], got {self.lr_final!r}")
+            raise PmrlhfUserError(f"rl.lr_final must lie in [0, 1], got {self.lr_final!r}")
         for name in ("steps", "inner_epochs", "prompts_per_step", "max_new_tokens"):
             value = getattr(self, name)
             if value is None and name in ("prompts_per_step", "max_new_tokens"):
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"rl.{name} must be a positive int, got {value!r}")
+                raise PmrlhfUserError(f"rl.{name} must be a positive int, got {value!r}")
         for name in ("eval_every", "checkpoint_every", "warmup_steps"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"rl.{name} must be an int >= 0, got {value!r}")
+                raise PmrlhfUserError(f"rl.{name} must be an int >= 0, got {value!r}")
         minutes = self.checkpoint_minutes
         if isinstance(minutes, bool) or not isinstance(minutes, int | float):
-            raise ValueError(f"rl.checkpoint_minutes must be a number, got {minutes!r}")
+            raise PmrlhfUserError(f"rl.checkpoint_minutes must be a number, got {minutes!r}")
         if not 0 <= minutes < float("inf"):
-            raise ValueError(
+            raise PmrlhfUserError(
                 f"rl.checkpoint_minutes must be finite and >= 0 (0: off), got {minutes!r}"
             )
         k = self.samples_per_prompt
         if isinstance(k, bool) or not isinstance(k, int) or k < 2:
-            raise ValueError(
+            raise PmrlhfUserError(
                 f"rl.samples_per_prompt must be an int >= 2 (the leave-one-out baseline "
                 f"needs two), got {k!r}"
             )
         if self.penalty_gradient not in PENALTY_GRADIENTS:
-            raise ValueError(
+            raise PmrlhfUserError(
                 f"rl.penalty_gradient must be one of {PENALTY_GRADIENTS}, "
                 f"got {self.penalty_gradient!r}"
             )
         if self.clip is not None and not 0 < self.clip < 1:
-            raise ValueError(f"rl.clip must lie in (0, 1) or be null, got {self.clip!r}")
+            raise PmrlhfUserError(f"rl.clip must lie in (0, 1) or be null, got {self.clip!r}")
         return self
-
-
-def expected_penalty(logits, ref_logits=None, *, regularizer: str, alpha: float | None = None):
-    """``C(h) = sum_v pi(v | h) c(v | h)``: the per-token penalty's expectation over the
-    whole vocabulary at each history (docs/theory.md §4, "Gradients").
-
-    logits, ref_logits: (B, Tc, V) logits of the policy and the reference at the sampled
-    histories (``ref_logits`` unused by plain PM). Returns (B, Tc), differentiable in
-    ``logits``: minus the entropy for PM, ``KL(pi(.|h) || pi_ref(.|h))`` for KL, and the
-    KL to the conditional-PM weights ``w`` for cPM.
-    """
-    dtype = torch.promote_types(logits.dtype, torch.float32)  # half precision: in float32
-    logp = torch.log_softmax(logits.to(dtype), dim=-1)  # (B, Tc, V)
-    ref_logp = None if ref_logits is None else torch.log_softmax(ref_logits.to(dtype), dim=-1)
-    c = penalty(logp, ref_logp, regularizer=regularizer, alpha=alpha)  # (B, Tc, V)
-    return (logp.exp() * c).sum(-1)  # (B, Tc)
-
-
-def penalized_returns(reward, expected, mask, *, beta: float):
-    """Return of each token ``G_t = r - beta * sum_{t' > t} C(h_t')`` (docs/theory.md §4).
-
-    reward (B,); expected (B, Tc): :func:`expected_penalty` at the sampled histories;
-    mask (B, Tc). The penalty at ``h_t`` itself and before it is not in ``G_t``: the
-    score of ``y_t`` only moves what comes after; ``C(h_t)`` has its own exact gradient.
-    """
-    c = expected * mask  # (B, Tc)
-    after = c.flip(-1).cumsum(-1).flip(-1) - c  # (B, Tc): sum over t' > t
-    return reward[:, None] - beta * after  # (B, Tc)
-
-
-def leave_one_out(values, k: int):
-    """``values`` (B,) minus the mean of the other ``k - 1`` values of its group (B / k
-    groups of ``k`` consecutive entries): the RLOO advantage."""
-    grouped = values.view(-1, k)  # (P, k)
-    baseline = (grouped.sum(-1, keepdim=True) - grouped) / (k - 1)  # (P, k)
-    return (grouped - baseline).view(-1)  # (B,)
-
-
-def lr_factor(config: RLConfig, step: int) -> float:
-    """Learning rate of update ``step + 1`` over ``config.lr``: linear warmup over
-    ``warmup_steps`` updates (the first Adam steps are sign-like, every weight moves by
-    about lr, and a large first move can drop an answer the policy never samples again),
-    then linear decay to ``lr_final`` at the last step."""
-    warmup = min(config.warmup_steps, config.steps - 1)
-    if step < warmup:
-        return (step + 1) / (warmup + 1)
-    return 1 - (1 - config.lr_final) * (step - warmup) / max(config.steps - warmup, 1)
 
 
 @flush_denormals
@@ -171,7 +126,7 @@ def train_rl(
     """Run the RL loop; return per-step metrics (also written to ``run_dir/metrics.jsonl``).
 
     ``reward_fn(prompt_index (B,), completion (B, Tc), completion_mask (B, Tc)) -> (B,)``
-    scores completions (e.g. :class:`~pmrlhf.lm_experiments.tasks.OracleReward`). ``ref``
+    scores completions (e.g. :class:`~pmrlhf.lm_experiments.oracle.OracleReward`). ``ref``
     is a frozen copy of the starting policy (unused by plain PM), or, for a PEFT (LoRA)
     policy, ``policy`` itself: the reference is then the policy with its adapters off, as
     in TRL (no copy). ``seed`` drives prompt choice and sampling. ``on_eval(step, policy)
@@ -182,10 +137,10 @@ def train_rl(
     """
     config.validate()
     if resume and run_dir is None:
-        raise ValueError("resume=True needs the run_dir that holds the checkpoint")
+        raise PmrlhfUserError("resume=True needs the run_dir that holds the checkpoint")
     adapters_off = ref is policy
     if adapters_off and not hasattr(policy, "disable_adapter"):
-        raise ValueError("ref may be the policy itself only for a PEFT (LoRA) model")
+        raise PmrlhfUserError("ref may be the policy itself only for a PEFT (LoRA) model")
     rank = 0 if accelerator is None else accelerator.process_index
     # Each process draws its own prompts and samples; a single process keeps the plain seed.
     rng = np.random.default_rng(seed if rank == 0 else [seed, rank])
@@ -195,7 +150,7 @@ def train_rl(
     reward_len = getattr(reward_fn, "max_len", None)
     max_new = config.max_new_tokens or reward_len
     if max_new is None:
-        raise ValueError("rl.max_new_tokens is required with a reward that has no max_len")
+        raise PmrlhfUserError("rl.max_new_tokens is required with a reward that has no max_len")
     optimizer = make_optimizer(policy, config.lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, functools.partial(lr_factor, config))
     if accelerator is not None:

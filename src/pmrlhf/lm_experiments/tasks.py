@@ -27,20 +27,15 @@ Reward and evaluation then describe one distribution (docs/theory.md §7).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
 
 import numpy as np
-import torch
-import yaml
 from scipy.special import log_softmax, logsumexp
 
-from .._validation import check_simplex
 from ..simulate import Population, sample_comparisons
+from .oracle import OracleReward, TokenIdReward, candidate_token_ids
+from .task_files import BUILTIN_TASKS, check_task_data, read_task_file
 
-BUILTIN_TASKS = ("three_answers", "two_answers", "multi_group", "biased_reference")
 DEFAULT_TASK = "three_answers"
 
 
@@ -132,207 +127,28 @@ class SyntheticTask:
         }
 
 
-def _check_messages(messages, where: str) -> None:
-    """Chat messages: a non-empty list of ``{role: str, content: str}`` mappings."""
-    if not isinstance(messages, list) or not messages:
-        raise ValueError(f"{where}.messages must be a non-empty list of {{role, content}} mappings")
-    for j, message in enumerate(messages):
-        if not isinstance(message, dict) or not {"role", "content"} <= set(message):
-            raise ValueError(
-                f"{where}.messages[{j}] must be a {{role, content}} mapping, got {message!r}"
-            )
-        for key in ("role", "content"):
-            if not isinstance(message[key], str):
-                raise ValueError(
-                    f"{where}.messages[{j}].{key} must be a string, got {message[key]!r}"
-                )
-
-
-def _population_message(where: str, message: str) -> str:
-    """``Population.from_dict``'s message with the field's full name in front."""
-    if message.startswith(("weights ", "utilities ")):
-        return f"{where}.population.{message}"
-    if message.startswith("population "):
-        return f"{where}.{message}"
-    return f"{where}.population: {message}"
-
-
-def _parse(data, source: str) -> SyntheticTask:
-    if not isinstance(data, dict):
-        raise ValueError(f"task {source}: expected a mapping at the top level")
-    prompts = data.get("prompts")
-    if not isinstance(prompts, list) or not prompts:
-        raise ValueError(f"task {source}: 'prompts' must be a non-empty list")
-    parsed = []
-    for i, item in enumerate(prompts):
-        where = f"task {source}: prompts[{i}]"
-        if not isinstance(item, dict):
-            raise ValueError(f"{where} must be a mapping, got {type(item).__name__}")
-        messages, candidates = item.get("messages"), item.get("candidates")
-        _check_messages(messages, where)
-        if (
-            not isinstance(candidates, list)
-            or len(candidates) < 2
-            or not all(isinstance(c, str) and c.strip() for c in candidates)
-        ):
-            raise ValueError(f"{where}.candidates must list at least 2 non-empty strings")
-        if len(set(candidates)) != len(candidates):
-            raise ValueError(f"{where}.candidates has duplicates")
-        try:
-            population = Population.from_dict(item.get("population"))
-        except (ValueError, TypeError) as err:
-            raise ValueError(_population_message(where, str(err))) from None
-        if population.n_items != len(candidates):
-            raise ValueError(
-                f"{where}.population.utilities cover {population.n_items} items but there are "
-                f"{len(candidates)} candidates"
-            )
-        sft_weights = item.get("sft_weights")
-        if sft_weights is not None:
-            try:
-                sft_weights = check_simplex(sft_weights, f"{where}.sft_weights")
-            except (ValueError, TypeError) as err:
-                raise ValueError(str(err)) from None
-            if sft_weights.shape != (len(candidates),):
-                raise ValueError(
-                    f"{where}.sft_weights has {sft_weights.size} entries but there are "
-                    f"{len(candidates)} candidates"
-                )
-            sft_weights = tuple(float(w) for w in sft_weights)
-        parsed.append(TaskPrompt(tuple(messages), tuple(candidates), population, sft_weights))
-    margin = data.get("off_candidate_margin", 3.0)
-    if isinstance(margin, bool) or not isinstance(margin, int | float) or not 0 < margin < np.inf:
-        raise ValueError(
-            f"task {source}: off_candidate_margin must be a positive finite number, got {margin!r}"
-        )
-    return SyntheticTask(
-        str(data.get("name", Path(source).stem)),
-        tuple(parsed),
-        str(data.get("description", "")),
-        float(margin),
-        source,
-    )
-
-
 def load_task(name_or_path) -> SyntheticTask:
     """Load a built-in task by name or a task file (``.yaml``, ``.yml``, ``.json``).
 
     Raises
     ------
-    ValueError
+    PmrlhfUserError
         Unknown name, unreadable or malformed file, candidates/utilities mismatch.
     FileNotFoundError
         A path that does not exist.
     """
-    name = str(name_or_path)
-    if name in BUILTIN_TASKS:
-        text = resources.files(__package__).joinpath("tasks", f"{name}.yaml").read_text()
-        return _parse(yaml.safe_load(text), name)
-    path = Path(name)
-    if not path.exists():
-        if path.suffix in (".yaml", ".yml", ".json"):
-            raise FileNotFoundError(f"task file {path} does not exist")
-        raise ValueError(f"unknown task {name!r}: use {', '.join(BUILTIN_TASKS)} or a file path")
-    try:
-        text = path.read_text()
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as err:
-        raise ValueError(
-            f"task file {path} could not be parsed: {str(err).splitlines()[0]}"
-        ) from None
-    return _parse(data, str(path))
+    fields = check_task_data(*read_task_file(name_or_path))
+    prompts = tuple(TaskPrompt(**prompt) for prompt in fields.pop("prompts"))
+    return SyntheticTask(prompts=prompts, **fields)
 
 
-def candidate_token_ids(task: SyntheticTask, tokenizer) -> list[list[list[int]]]:
-    """Per prompt, each candidate's canonical token ids followed by the end token."""
-    from .sequences import encode_response
-
-    return [[encode_response(tokenizer, c) for c in p.candidates] for p in task.prompts]
-
-
-class OracleReward:
-    """The task's exact reward of sampled completions, matched on token ids.
-
-    A completion is candidate ``c`` iff its tokens up to and including the first end token
-    equal ``c``'s canonical encoding plus the end token; it then earns ``r(c)``
-    (:meth:`SyntheticTask.oracle_rewards`); anything else earns the prompt's
-    off-candidate reward. Vectorized: one comparison of a (B, C, T) tensor.
-    """
-
-    def __init__(self, task: SyntheticTask, tokenizer, *, rewards=None):
-        ids = candidate_token_ids(task, tokenizer)
-        self.max_len = max(len(c) for cands in ids for c in cands)
-        width = max(len(cands) for cands in ids)
-        # (P, Cmax, L): candidates padded with -1 (never a token); missing candidates all -2.
-        table = torch.full((len(ids), width, self.max_len), -2, dtype=torch.long)
-        values = torch.full((len(ids), width), -np.inf, dtype=torch.float64)
-        rewards = task.oracle_rewards() if rewards is None else rewards
-        for i, (cands, reward) in enumerate(zip(ids, rewards, strict=True)):
-            for j, c in enumerate(cands):
-                table[i, j] = -1
-                table[i, j, : len(c)] = torch.tensor(c)
-                values[i, j] = float(reward[j])
-        self.table, self.values = table, values
-        # Below every candidate by the task's margin (docs/theory.md §7).
-        self.off = torch.tensor(
-            [float(np.min(r)) - task.off_candidate_margin for r in rewards], dtype=torch.float64
-        )
-
-    def __call__(self, prompt_index, completion, completion_mask_) -> torch.Tensor:
-        """prompt_index: (B,) ints; completion, completion_mask_: (B, Tc). Returns (B,)."""
-        prompt_index = torch.as_tensor(prompt_index, dtype=torch.long)
-        completion, completion_mask_ = completion.cpu(), completion_mask_.cpu()
-        tokens = torch.where(completion_mask_.bool(), completion, torch.full_like(completion, -1))
-        tc = tokens.shape[1]
-        if tc < self.max_len:  # (B, L): cut to the candidates' width, padded as they are
-            tokens = torch.cat([tokens, tokens.new_full((len(tokens), self.max_len - tc), -1)], 1)
-        elif tc > self.max_len:
-            extra = tokens[:, self.max_len :]
-            tokens = torch.where((extra != -1).any(-1, keepdim=True), -3, tokens[:, : self.max_len])
-        match = (tokens[:, None, :] == self.table[prompt_index]).all(-1)  # (B, Cmax)
-        hit = match.any(-1)  # (B,)
-        value = self.values[prompt_index].gather(1, match.long().argmax(-1, keepdim=True))[:, 0]
-        return torch.where(hit, value, self.off[prompt_index])  # (B,)
-
-
-class TokenIdReward:
-    """:class:`OracleReward` with TRL's reward-function signature.
-
-    ``reward(prompts, completions, completion_ids, prompt_index, **kwargs) -> list[float]``:
-    ``completion_ids`` are the sampled token ids (lists, as TRL passes them),
-    ``prompt_index`` the dataset column of :meth:`SyntheticTask.to_dataset`. A completion
-    earns candidate ``c``'s reward iff its ids up to and including the first end token are
-    ``c``'s canonical encoding plus the end token; anything else, a completion cut off
-    before its end token included, earns the off-candidate reward (docs/theory.md §7).
-    """
-
-    __name__ = "oracle"  # TRL names a reward function's metrics after its __name__
-
-    def __init__(self, task: SyntheticTask, tokenizer, *, rewards=None):
-        if not isinstance(task, SyntheticTask):
-            raise TypeError(f"task must be a SyntheticTask, got {type(task).__name__}")
-        self.oracle = OracleReward(task, tokenizer, rewards=rewards)
-        self.eos = tokenizer.eos_token_id
-        self.n_prompts = len(task.prompts)
-
-    def __call__(self, prompts=None, completions=None, completion_ids=None, **kwargs):
-        from .sequences import completion_mask, right_pad
-
-        index = kwargs.get("prompt_index")
-        if completion_ids is None or index is None:
-            raise ValueError(
-                "completion_ids and prompt_index are required: train on task.to_dataset(), "
-                "whose prompt_index column TRL passes to reward functions"
-            )
-        if len(index) != len(completion_ids):
-            raise ValueError(
-                f"prompt_index has {len(index)} entries but completion_ids has "
-                f"{len(completion_ids)}"
-            )
-        bad = [i for i in index if not 0 <= int(i) < self.n_prompts]
-        if bad:
-            raise ValueError(f"prompt_index {bad[0]} is out of range for {self.n_prompts} prompts")
-        # Padded with -1, never a token: a completion cut off before its end token stays so.
-        ids, real = right_pad([list(c) for c in completion_ids], -1)  # (B, Tc)
-        ended, _ = completion_mask(ids, self.eos)  # (B, Tc): up to the first end token
-        return self.oracle([int(i) for i in index], ids, real * ended).tolist()
+__all__ = [
+    "BUILTIN_TASKS",
+    "DEFAULT_TASK",
+    "OracleReward",
+    "SyntheticTask",
+    "TaskPrompt",
+    "TokenIdReward",
+    "candidate_token_ids",
+    "load_task",
+]

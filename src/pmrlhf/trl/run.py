@@ -3,7 +3,7 @@
 The run mirrors :func:`pmrlhf.lm_experiments.runs.run_one` with TRL doing the RL: the same
 :class:`~pmrlhf.lm_experiments.runs.RunConfig` (model, task, seed, SFT, ``rl.*``), the
 same SFT reference, the same optimizer (AdamW, no weight decay) and learning-rate schedule
-(:func:`~pmrlhf.lm_experiments.rl.lr_factor`), every prompt x ``rl.samples_per_prompt``
+(:func:`~pmrlhf.lm_experiments.rloo.lr_factor`), every prompt x ``rl.samples_per_prompt``
 completions per step, at most the task's longest candidate new tokens, temperature 1 with
 no top-p / top-k; then :class:`~pmrlhf.trl.PMRLOOTrainer` (``trainer="rloo"``) or
 :class:`~pmrlhf.trl.PMGRPOTrainer` (``"grpo"``) with ``rl.regularizer``, ``rl.beta``,
@@ -141,7 +141,7 @@ def _run_locked(config, task, out: Path, trainer: str, eval_every: int, progress
     import torch
 
     from ..lm_experiments.models import load_model, make_optimizer
-    from ..lm_experiments.rl import lr_factor
+    from ..lm_experiments.rloo import lr_factor
     from ..lm_experiments.sft import candidate_pairs, sft_on_pairs
     from .callback import PreferenceMatchingCallback, evaluate_policy
     from .grpo import PMGRPOTrainer

@@ -1,0 +1,82 @@
+"""``pmrlhf lm compare``: KL vs PM vs conditional PM from one reference, several seeds."""
+
+from __future__ import annotations
+
+from ..errors import PmrlhfUserError
+
+
+def add_compare(commands) -> None:
+    """Add ``compare`` to the subcommands of ``pmrlhf lm``."""
+    compare = commands.add_parser("compare", help="KL vs PM vs conditional PM from one start")
+    compare.add_argument("--task", default="three_answers")
+    compare.add_argument("--model", default="smollm2-135m")
+    compare.add_argument(
+        "--out", default="results/lm", help="output folder; one process at a time per folder"
+    )
+    compare.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="one SFT reference and one RL run per method for each seed (default 0 1 2; "
+        "--quick: 0 1); means with 95%% t-intervals",
+    )
+    compare.add_argument("--steps", type=int, default=None, help="RL steps per method")
+    compare.add_argument(
+        "--penalty-gradient",
+        choices=("expected", "sampled"),
+        help="the penalty's gradient (docs/theory.md §4): its exact expectation over the "
+        "vocabulary at each sampled history (default), or the sampled tokens' penalty in the "
+        "return (as TRL)",
+    )
+    compare.add_argument("--quick", action="store_true", help="a few steps (tests, CI)")
+    compare.add_argument(
+        "--betas",
+        type=float,
+        nargs="+",
+        help="grid mode: KL and PM at each beta, conditional PM at each (beta, alpha)",
+    )
+    compare.add_argument(
+        "--alphas", type=float, nargs="+", help="grid mode: conditional-PM thresholds"
+    )
+    compare.add_argument(
+        "--restart",
+        action="store_true",
+        help="retrain every method (default: reuse methods already finished in --out with "
+        "the same settings and code, e.g. after an interruption)",
+    )
+    compare.set_defaults(handler=_compare)
+
+
+def _compare(args) -> int:
+    from dataclasses import replace
+
+    from .._validation import check_out_dir
+    from ..lm_experiments import CompareConfig, console_table, quick_config, run_compare
+    from ..lm_experiments.compare import grid_methods
+    from ..lm_experiments.plots import FIGURES
+
+    config = (
+        quick_config(args.task, args.model)
+        if args.quick
+        else CompareConfig(task=args.task, model=args.model)
+    )
+    if args.seeds is not None:
+        config.seeds = tuple(args.seeds)
+    if (args.betas is None) != (args.alphas is None):
+        raise PmrlhfUserError("--betas and --alphas go together (grid mode)")
+    if args.betas is not None:
+        config.methods = grid_methods(args.betas, args.alphas)
+    if args.steps is not None:
+        config.rl = replace(config.rl, steps=args.steps)
+    if args.penalty_gradient is not None:
+        config.rl = replace(config.rl, penalty_gradient=args.penalty_gradient)
+    config.validate()  # before anything is written or loaded
+    out = check_out_dir(args.out, "--out")
+    summary = run_compare(config, out, resume=not args.restart)
+    print(console_table(summary))
+    print(
+        f"wrote {out}/summary.json, summary.csv, {', '.join(FIGURES)} "
+        f"({summary['compute_seconds']:.0f} s of compute)"
+    )
+    return 0
