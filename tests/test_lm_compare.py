@@ -9,6 +9,7 @@ import pytest
 
 from pmrlhf.lm_experiments import compare, workflow
 from pmrlhf.lm_experiments.summary import REFERENCE
+from pmrlhf.lm_experiments.tasks import load_task
 
 METRICS = {
     "pairwise_pmd", "pairwise_abs_gap", "tv_to_target", "kl_to_target", "minority_mass",
@@ -149,7 +150,7 @@ def test_cli_compare_prints_intervals_and_verdicts(tmp_path):
 def test_fingerprints_follow_options_and_release_not_source(monkeypatch):
     from pmrlhf import _fingerprint
 
-    config, task = _quick(), compare.load_task("two_answers")
+    config, task = _quick(), load_task("two_answers")
     key = compare.method_fingerprint(config, task, 0, compare.DEFAULT_METHODS[0])
     assert key == compare.method_fingerprint(_quick(), task, 0, compare.DEFAULT_METHODS[0])
     assert key != compare.method_fingerprint(config, task, 1, compare.DEFAULT_METHODS[0])
