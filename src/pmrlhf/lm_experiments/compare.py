@@ -177,16 +177,12 @@ def _compare_locked(config: CompareConfig, task, out: Path, *, progress: bool, r
 
     started = time.perf_counter()
     per_seed = {name: [] for name in (REFERENCE, *(m.name for m in config.methods))}
-    seconds = 0.0
-    run_seconds = {name: [] for name in per_seed}  # per method, one entry per seed
     for seed in config.seeds:
         results = run_seed(
             config, task, seed, out / f"seed{seed}", progress=progress, resume=resume
         )
         for name, result in results.items():
             per_seed[name].append(result)
-            run_seconds[name].append(round(result["seconds"], 1))
-            seconds += result["seconds"]
     methods = aggregate(config.seeds, config.methods, per_seed)
     rl = asdict(config.rl)
     for key in ("regularizer", "beta", "alpha"):  # the methods own these
@@ -195,9 +191,11 @@ def _compare_locked(config: CompareConfig, task, out: Path, *, progress: bool, r
         "task": task.name,
         "model": config.model,
         "seeds": list(config.seeds),
-        "compute_seconds": round(seconds, 1),
+        "compute_seconds": round(sum(r["seconds"] for rs in per_seed.values() for r in rs), 1),
         "wall_seconds": round(time.perf_counter() - started, 1),
-        "run_seconds": run_seconds,
+        "run_seconds": {  # per method, one entry per seed
+            name: [round(r["seconds"], 1) for r in runs] for name, runs in per_seed.items()
+        },
         "torch_threads": torch.get_num_threads(),
         "max_new_tokens": per_seed[REFERENCE][0]["max_len"],
         "config": {
