@@ -17,6 +17,20 @@ def cli(*args, timeout=600):
     )
 
 
+def cli_here(capsys, *args):
+    """``pmrlhf lm ARGS`` in this process: ``(exit status, stderr)``. Saves the seconds a
+    fresh Python spends importing torch and transformers, for checks made before anything
+    runs; an exception the CLI does not turn into its one-line message propagates and fails
+    the test, as a traceback would."""
+    from pmrlhf.cli import main
+
+    try:
+        status = main(["lm", *args])
+    except SystemExit as exit:  # argparse's own usage errors
+        status = exit.code
+    return status, capsys.readouterr().err
+
+
 def test_cli_run_with_config_then_resume(tmp_path):
     config = tmp_path / "run.yaml"
     config.write_text(
@@ -33,48 +47,63 @@ def test_cli_run_with_config_then_resume(tmp_path):
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 3
 
 
-@pytest.mark.parametrize(
-    "args,match",
-    [
-        (("compare", "--model", "gpt-17", "--quick"), "unknown model"),
-        (("compare", "--task", "nope", "--quick"), "unknown task"),
-        (("compare", "--quick", "--betas", "0.1"), "go together"),
-        (("compare", "--quick", "--betas", "-1", "--alphas", "0.1"), "betas"),
-        (("compare", "--quick", "--seeds", "-1"), "seeds"),
-        (("compare", "--quick", "--seeds", "1", "1"), "seeds"),
-        (("run", "--model", "tiny-llama", "--regularizer", "cpm", "--alpha", "1.5"), "alpha"),
-        (("run", "--model", "tiny-llama", "--beta", "inf"), "rl.beta"),
-        (("run", "--model", "tiny-llama", "--seed", "-1"), "seed"),
-        (("run", "--model", "tiny-llama", "--sft-steps", "-1"), "sft.steps"),
-        (("run", "--model", "tiny-llama", "--resume", "--out", "/nonexistent/run"), "checkpoint"),
-        (("run", "--config", "/nonexistent.yaml"), "does not exist"),
-        (("run", "--model", "tiny-llama", "--out", ""), "--out must name a folder"),
-        (("compare", "--quick", "--model", "tiny-llama", "--out", " "), "--out must name"),
-        (("run", "--model", "tiny-llama", "--resume", "--restart"), "not allowed with"),
-    ],
-)
-def test_cli_errors_are_one_line_and_write_nothing(tmp_path, args, match):
-    result = subprocess.run(
-        [sys.executable, "-m", "pmrlhf.cli", "lm", *args],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
-    )  # fmt: skip
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr, result.stderr[-2000:]
-    last = result.stderr.strip().splitlines()[-1]
+CLI_ERRORS = [
+    (("compare", "--model", "gpt-17", "--quick"), "unknown model"),
+    (("compare", "--task", "nope", "--quick"), "unknown task"),
+    (("compare", "--quick", "--betas", "0.1"), "go together"),
+    (("compare", "--quick", "--betas", "-1", "--alphas", "0.1"), "betas"),
+    (("compare", "--quick", "--seeds", "-1"), "seeds"),
+    (("compare", "--quick", "--seeds", "1", "1"), "seeds"),
+    (("run", "--model", "tiny-llama", "--regularizer", "cpm", "--alpha", "1.5"), "alpha"),
+    (("run", "--model", "tiny-llama", "--beta", "inf"), "rl.beta"),
+    (("run", "--model", "tiny-llama", "--seed", "-1"), "seed"),
+    (("run", "--model", "tiny-llama", "--sft-steps", "-1"), "sft.steps"),
+    (("run", "--model", "tiny-llama", "--resume", "--out", "/nonexistent/run"), "checkpoint"),
+    (("run", "--config", "/nonexistent.yaml"), "does not exist"),
+    (("run", "--model", "tiny-llama", "--out", ""), "--out must name a folder"),
+    (("compare", "--quick", "--model", "tiny-llama", "--out", " "), "--out must name"),
+    (("run", "--model", "tiny-llama", "--resume", "--restart"), "not allowed with"),
+]
+
+
+@pytest.mark.parametrize("args,match", CLI_ERRORS)
+def test_cli_errors_are_one_line_and_write_nothing(tmp_path, monkeypatch, capsys, args, match):
+    monkeypatch.chdir(tmp_path)  # where a default or relative --out would write
+    status, stderr = cli_here(capsys, *args)
+    assert status == 2
+    assert "Traceback" not in stderr, stderr[-2000:]
+    last = stderr.strip().splitlines()[-1]
     assert match in last
     assert not list(tmp_path.iterdir())  # nothing half-written
 
 
-def test_cli_config_file_errors_name_the_field(tmp_path):
+def test_cli_error_of_a_real_process_is_one_line(tmp_path):
+    """A case of CLI_ERRORS as a user meets it: ``python -m pmrlhf.cli`` in a process of its
+    own, its exit status and its stderr."""
+    args = ("run", "--model", "tiny-llama", "--resume", "--out", "/nonexistent/run")
+    result = subprocess.run(
+        [sys.executable, "-m", "pmrlhf.cli", "lm", *args],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert "--resume: no checkpoint in /nonexistent/run" in last
+    assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+def test_cli_config_file_errors_name_the_field(tmp_path, capsys):
     config = tmp_path / "run.yaml"
     for text, match in (
         ('model: tiny-llama\nrl: {beta: "abc"}\n', "rl.beta must be a number"),
         ("model: tiny-llama\nrl: {checkpoint_minutes: .nan}\n", "rl.checkpoint_minutes"),
     ):
         config.write_text(text)
-        result = cli("run", "--config", str(config), "--out", str(tmp_path / "run"))
-        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
-        assert match in result.stderr.strip().splitlines()[-1]
+        status, stderr = cli_here(
+            capsys, "run", "--config", str(config), "--out", str(tmp_path / "run")
+        )
+        assert status == 2 and "Traceback" not in stderr, stderr
+        assert match in stderr.strip().splitlines()[-1]
     assert not (tmp_path / "run").exists()
 
 
