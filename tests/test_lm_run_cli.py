@@ -18,10 +18,12 @@ def cli(*args, timeout=600):
 
 
 def cli_here(capsys, *args):
-    """``pmrlhf lm ARGS`` in this process: ``(exit status, stderr)``. Saves the seconds a
-    fresh Python spends importing torch and transformers, for checks made before anything
-    runs; an exception the CLI does not turn into its one-line message propagates and fails
-    the test, as a traceback would."""
+    """``pmrlhf lm ARGS`` in this process: ``(exit status, stderr)``. Saves the ~9 s of CPU a
+    fresh Python spends importing torch, transformers and accelerate per call (a tiny run
+    itself takes about 1 s); an exception the CLI does not turn into its one-line message
+    propagates and fails the test, as a traceback would. Real processes remain where they
+    are the point: test_cli_error_of_a_real_process_is_one_line, a second process on a busy
+    folder, two processes under torchrun, and test_lm_faults' killed runs."""
     from pmrlhf.cli import main
 
     try:
@@ -31,19 +33,20 @@ def cli_here(capsys, *args):
     return status, capsys.readouterr().err
 
 
-def test_cli_run_with_config_then_resume(tmp_path):
+def test_cli_run_with_config_then_resume(tmp_path, capsys):
     config = tmp_path / "run.yaml"
     config.write_text(
         "model: tiny-llama\ntask: two_answers\nsft: {steps: 2}\n"
         "rl: {steps: 2, lr: 0.001, regularizer: cpm, alpha: 0.2, checkpoint_every: 1}\n"
     )
     out = tmp_path / "run"
-    first = cli("run", "--config", str(config), "--out", str(out))
-    assert first.returncode == 0, first.stderr[-2000:]
+    first, stderr = cli_here(capsys, "run", "--config", str(config), "--out", str(out))
+    assert first == 0, stderr[-2000:]
     for name in ("config.yaml", "metrics.jsonl", "eval.json", "checkpoint"):
         assert (out / name).exists(), name
-    again = cli("run", "--config", str(config), "--out", str(out), "--steps", "3", "--resume")
-    assert again.returncode == 0, again.stderr[-2000:]
+    args = ("run", "--config", str(config), "--out", str(out), "--steps", "3", "--resume")
+    again, stderr = cli_here(capsys, *args)
+    assert again == 0, stderr[-2000:]
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 3
 
 
@@ -156,25 +159,35 @@ def test_run_folder_without_checkpoint_says_restart_and_restart_starts_again(tmp
     assert (out / "checkpoint" / "trainer_state.pt").exists() and not list(out.glob(".*"))
 
 
-def test_cli_run_restart_discards_the_previous_run(tmp_path):
+def _small_reward_model(tmp_path) -> str:
+    """A config file for a reward model fitted in 5 steps to 20 pairs per prompt (the
+    default: 100 steps, 200 pairs): where a test checks what lands in the run folder."""
+    path = tmp_path / "small_rm.yaml"
+    path.write_text("rm_pairs_per_prompt: 20\nrm: {steps: 5}\n")
+    return str(path)
+
+
+def test_cli_run_restart_discards_the_previous_run(tmp_path, capsys):
     out = tmp_path / "run"
-    args = ["--model", "tiny-llama", "--task", "two_answers", "--sft-steps", "0", "--out"]
-    first = cli("run", *args, str(out), "--steps", "2", "--reward", "rm")
-    assert first.returncode == 0, first.stderr[-2000:]
-    again = cli("run", *args, str(out), "--steps", "1", "--restart")
-    assert again.returncode == 0, again.stderr[-2000:]
+    args = ["--config", _small_reward_model(tmp_path), "--model", "tiny-llama", "--task"]
+    args += ["two_answers", "--sft-steps", "0", "--out", str(out)]
+    first, stderr = cli_here(capsys, "run", *args, "--steps", "2", "--reward", "rm")
+    assert first == 0, stderr[-2000:]
+    again, stderr = cli_here(capsys, "run", *args, "--steps", "1", "--restart")
+    assert again == 0, stderr[-2000:]
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 1
     assert not (out / "reward_model.json").exists()
 
 
-def test_cli_run_flags_reach_the_run(tmp_path):
+def test_cli_run_flags_reach_the_run(tmp_path, capsys):
     out = tmp_path / "run"
-    result = cli(
-        "run", "--model", "tiny-llama", "--task", "two_answers", "--regularizer", "kl",
-        "--beta", "0.5", "--steps", "1", "--sft-steps", "1", "--seed", "3", "--reward", "rm",
-        "--penalty-gradient", "sampled", "--out", str(out),
+    status, stderr = cli_here(
+        capsys, "run", "--config", _small_reward_model(tmp_path), "--model", "tiny-llama",
+        "--task", "two_answers", "--regularizer", "kl", "--beta", "0.5", "--steps", "1",
+        "--sft-steps", "1", "--seed", "3", "--reward", "rm", "--penalty-gradient", "sampled",
+        "--out", str(out),
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-2000:]
+    assert status == 0, stderr[-2000:]
     import yaml
 
     config = yaml.safe_load((out / "config.yaml").read_text())
