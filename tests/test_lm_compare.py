@@ -157,3 +157,12 @@ def test_fingerprints_follow_options_and_release_not_source(monkeypatch):
     assert key != compare.method_fingerprint(config, task, 0, compare.DEFAULT_METHODS[1])
     monkeypatch.setattr(_fingerprint, "__version__", "another release")
     assert key != compare.method_fingerprint(config, task, 0, compare.DEFAULT_METHODS[0])
+
+
+def test_finished_methods_keep_no_checkpoint(fresh):
+    """A checkpoint only lets an interrupted method resume; each weighs three models."""
+    out, _ = fresh
+    runs = sorted(out.glob("seed*/runs/*"))
+    assert len(runs) == 2 * len(compare.DEFAULT_METHODS)
+    for run in runs:
+        assert (run / "eval.json").exists() and not (run / "checkpoint").exists()
