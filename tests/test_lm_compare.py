@@ -1,6 +1,7 @@
 """``pmrlhf lm compare``: seeds, the summary.json contract, resume, determinism."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -26,8 +27,20 @@ def _quick(**changes):
 
 @pytest.fixture(scope="module")
 def fresh(tmp_path_factory):
+    """One comparison of _quick() (2 seeds, 4 methods), shared: the tests below read it, or
+    copy a seed's stored results (``shutil.copytree``) to start from, instead of training
+    that seed again."""
     out = tmp_path_factory.mktemp("fresh")
     return out, compare.run_compare(_quick(), out, progress=False)
+
+
+@pytest.fixture
+def no_figures(monkeypatch):
+    """The figures are drawn from the summary alone (test_summary_follows_its_contract checks
+    them); tests of what is trained or reused skip the ~1.5 s of drawing per comparison."""
+    from pmrlhf.lm_experiments import plots
+
+    monkeypatch.setattr(plots, "save_figures", lambda out, summary: [])
 
 
 def test_summary_follows_its_contract(fresh):
@@ -70,19 +83,22 @@ def test_same_seeds_give_bit_identical_results(fresh, tmp_path):
     assert again["methods"] == summary["methods"]
 
 
-def test_interrupted_compare_resumes_with_the_next_method(fresh, tmp_path, monkeypatch):
-    _, summary = fresh
+def test_interrupted_compare_resumes_with_the_next_method(fresh, tmp_path, monkeypatch, no_figures):
+    out, summary = fresh
+    # Seed 0 done (as stored by a comparison of the same settings), then seed 1 interrupted.
+    shutil.copytree(out / "seed0", tmp_path / "seed0")
     real_train_rl, calls, interrupt = workflow.train_rl, [], [True]
 
     def interrupted(*args, **kwargs):
         calls.append((kwargs["seed"], args[5].regularizer, args[5].beta))
-        if interrupt[0] and len(calls) == 6:  # seed 1's second method
+        if interrupt[0] and len(calls) == 2:  # seed 1's second method
             raise RuntimeError("interrupted")  # as if the process were killed here
         return real_train_rl(*args, **kwargs)
 
     monkeypatch.setattr(workflow, "train_rl", interrupted)
     with pytest.raises(RuntimeError, match="interrupted"):
         compare.run_compare(_quick(), tmp_path, progress=False)
+    assert calls == [(1, "kl", 0.1), (1, "kl", 1.0)]  # seed 0's stored results reused
     calls.clear()
     interrupt[0] = False
     resumed = compare.run_compare(_quick(), tmp_path, progress=False)
@@ -93,9 +109,9 @@ def test_interrupted_compare_resumes_with_the_next_method(fresh, tmp_path, monke
     assert compare.run_compare(_quick(), tmp_path, progress=False)["methods"] == resumed["methods"]
 
 
-def test_changed_settings_or_restart_retrain(tmp_path, monkeypatch):
+def test_changed_settings_or_restart_retrain(fresh, tmp_path, monkeypatch, no_figures):
     config = _quick(seeds=(0,), methods=compare.DEFAULT_METHODS[:1])
-    compare.run_compare(config, tmp_path, progress=False)
+    shutil.copytree(fresh[0] / "seed0", tmp_path / "seed0")  # stored under these settings
     real_train_rl, calls = workflow.train_rl, []
 
     def counted(*args, **kwargs):
@@ -103,6 +119,8 @@ def test_changed_settings_or_restart_retrain(tmp_path, monkeypatch):
         return real_train_rl(*args, **kwargs)
 
     monkeypatch.setattr(workflow, "train_rl", counted)
+    compare.run_compare(config, tmp_path, progress=False)
+    assert calls == []  # the same settings: the stored result is reused
     config.rl.steps += 1  # another setting: the stored result is stale
     compare.run_compare(config, tmp_path, progress=False)
     compare.run_compare(config, tmp_path, progress=False, resume=False)
@@ -136,15 +154,18 @@ def test_bad_seeds_are_refused_before_anything_is_written(tmp_path, seeds, match
     assert not (tmp_path / "out").exists()
 
 
-def test_cli_compare_prints_intervals_and_verdicts(tmp_path):
+def test_cli_compare_prints_intervals_and_verdicts(fresh, tmp_path):
+    # --quick's settings are _quick()'s: seed 1's results, stored, are reused, not retrained.
+    shutil.copytree(fresh[0] / "seed1", tmp_path / "seed1")
     result = subprocess.run(
         [sys.executable, "-m", "pmrlhf.cli", "lm", "compare", "--quick", "--model",
-         "tiny-llama", "--task", "two_answers", "--seeds", "3", "--out", str(tmp_path)],
+         "tiny-llama", "--task", "two_answers", "--seeds", "1", "--out", str(tmp_path)],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "means over 1 seed(s) [3]" in result.stdout
-    assert json.loads((tmp_path / "summary.json").read_text())["seeds"] == [3]
+    assert "[seed 1, cPM b=1 a=0.1] stored result reused" in result.stdout
+    assert "means over 1 seed(s) [1]" in result.stdout
+    assert json.loads((tmp_path / "summary.json").read_text())["seeds"] == [1]
 
 
 def test_fingerprints_follow_options_and_release_not_source(monkeypatch):
