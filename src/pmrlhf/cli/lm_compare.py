@@ -23,6 +23,12 @@ def add_compare(commands) -> None:
     )
     compare.add_argument("--steps", type=int, default=None, help="RL steps per method")
     compare.add_argument(
+        "--samples-per-prompt",
+        type=int,
+        default=None,
+        help="RLOO samples of each prompt per step (default 24)",
+    )
+    compare.add_argument(
         "--penalty-gradient",
         choices=("expected", "sampled"),
         help="the penalty's gradient (docs/theory.md §4): its exact expectation over the "
@@ -69,6 +75,8 @@ def _compare(args) -> int:
         config.methods = grid_methods(args.betas, args.alphas)
     if args.steps is not None:
         config.rl = replace(config.rl, steps=args.steps)
+    if args.samples_per_prompt is not None:
+        config.rl = replace(config.rl, samples_per_prompt=args.samples_per_prompt)
     if args.penalty_gradient is not None:
         config.rl = replace(config.rl, penalty_gradient=args.penalty_gradient)
     config.validate()  # before anything is written or loaded

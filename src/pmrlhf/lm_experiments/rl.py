@@ -48,7 +48,8 @@ class RLConfig:
     alpha: float | None = None  # cpm only
     steps: int = 50
     prompts_per_step: int | None = None  # None: every prompt of the task, every step
-    samples_per_prompt: int = 12  # k of RLOO
+    # k of RLOO; at 12, KL at beta 0.1's nearly dropped answers ended seed-dependent (README)
+    samples_per_prompt: int = 24
     max_new_tokens: int | None = None  # None: the task's longest candidate, end token included
     lr: float = 3e-5
     warmup_steps: int = 10  # linear warmup: Adam's first steps move every weight by ~lr
