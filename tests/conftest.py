@@ -1,5 +1,6 @@
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -7,3 +8,26 @@ settings.register_profile(
 )
 settings.register_profile("dev", max_examples=25, deadline=None)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+@pytest.fixture
+def pmrlhf_here(capsys):
+    """``pmrlhf ARGS`` in this process, returning ``(exit status, stderr)``.
+
+    A fresh Python costs ~5 s of CPU importing torch and transformers before a check made
+    before anything runs, ~9 s before a tiny run that itself takes ~1 s; the CLI's own
+    code is the same in-process. An exception the CLI does not turn into its one-line
+    message propagates and fails the test, as a traceback would. Real processes remain
+    where a process is the point (one-line errors end to end, a second process on a busy
+    folder, torchrun, killed runs, ``pmrlhf reproduce`` stages).
+    """
+    from pmrlhf.cli import main
+
+    def run(*args):
+        try:
+            status = main([str(arg) for arg in args])
+        except SystemExit as exit:  # argparse's own usage errors
+            status = exit.code
+        return status, capsys.readouterr().err
+
+    return run

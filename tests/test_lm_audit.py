@@ -116,7 +116,9 @@ def test_saved_reward_model_loads_as_a_sequence_classifier(fitted, pairs_file, t
         (["--fit-reward-model", "--pairs", "/nonexistent.jsonl"], "does not exist"),
     ],
 )
-def test_audit_errors_are_one_line_and_write_nothing(pairs_file, tmp_path, args, match):
+def test_audit_errors_are_one_line_and_write_nothing(
+    pairs_file, tmp_path, monkeypatch, pmrlhf_here, args, match
+):
     options = {"--model": "tiny-llama", "--pairs": str(pairs_file), "--out": str(tmp_path / "o")}
     flags = []
     for arg, value in zip(args, [*args[1:], None], strict=True):
@@ -126,10 +128,11 @@ def test_audit_errors_are_one_line_and_write_nothing(pairs_file, tmp_path, args,
             flags.append(arg)
         elif arg.startswith("--"):
             flags += [arg, value]
-    result = cli("audit", *[x for kv in options.items() for x in kv], *flags, cwd=tmp_path)
-    assert result.returncode == 2
-    assert "Traceback" not in result.stderr, result.stderr[-2000:]
-    assert match in result.stderr.strip().splitlines()[-1]
+    monkeypatch.chdir(tmp_path)
+    status, stderr = pmrlhf_here("lm", "audit", *[x for kv in options.items() for x in kv], *flags)
+    assert status == 2
+    assert "Traceback" not in stderr, stderr[-2000:]
+    assert match in stderr.strip().splitlines()[-1]
     assert not (tmp_path / "o").exists()
 
 

@@ -17,35 +17,19 @@ def cli(*args, timeout=600):
     )
 
 
-def cli_here(capsys, *args):
-    """``pmrlhf lm ARGS`` in this process: ``(exit status, stderr)``. Saves the ~9 s of CPU a
-    fresh Python spends importing torch, transformers and accelerate per call (a tiny run
-    itself takes about 1 s); an exception the CLI does not turn into its one-line message
-    propagates and fails the test, as a traceback would. Real processes remain where they
-    are the point: test_cli_error_of_a_real_process_is_one_line, a second process on a busy
-    folder, two processes under torchrun, and test_lm_faults' killed runs."""
-    from pmrlhf.cli import main
-
-    try:
-        status = main(["lm", *args])
-    except SystemExit as exit:  # argparse's own usage errors
-        status = exit.code
-    return status, capsys.readouterr().err
-
-
-def test_cli_run_with_config_then_resume(tmp_path, capsys):
+def test_cli_run_with_config_then_resume(tmp_path, pmrlhf_here):
     config = tmp_path / "run.yaml"
     config.write_text(
         "model: tiny-llama\ntask: two_answers\nsft: {steps: 2}\n"
         "rl: {steps: 2, lr: 0.001, regularizer: cpm, alpha: 0.2, checkpoint_every: 1}\n"
     )
     out = tmp_path / "run"
-    first, stderr = cli_here(capsys, "run", "--config", str(config), "--out", str(out))
+    first, stderr = pmrlhf_here("lm", "run", "--config", str(config), "--out", str(out))
     assert first == 0, stderr[-2000:]
     for name in ("config.yaml", "metrics.jsonl", "eval.json", "checkpoint"):
         assert (out / name).exists(), name
     args = ("run", "--config", str(config), "--out", str(out), "--steps", "3", "--resume")
-    again, stderr = cli_here(capsys, *args)
+    again, stderr = pmrlhf_here("lm", *args)
     assert again == 0, stderr[-2000:]
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 3
 
@@ -70,9 +54,9 @@ CLI_ERRORS = [
 
 
 @pytest.mark.parametrize("args,match", CLI_ERRORS)
-def test_cli_errors_are_one_line_and_write_nothing(tmp_path, monkeypatch, capsys, args, match):
+def test_cli_errors_are_one_line_and_write_nothing(tmp_path, monkeypatch, pmrlhf_here, args, match):
     monkeypatch.chdir(tmp_path)  # where a default or relative --out would write
-    status, stderr = cli_here(capsys, *args)
+    status, stderr = pmrlhf_here("lm", *args)
     assert status == 2
     assert "Traceback" not in stderr, stderr[-2000:]
     last = stderr.strip().splitlines()[-1]
@@ -95,15 +79,15 @@ def test_cli_error_of_a_real_process_is_one_line(tmp_path):
     assert not list(tmp_path.iterdir())  # nothing half-written
 
 
-def test_cli_config_file_errors_name_the_field(tmp_path, capsys):
+def test_cli_config_file_errors_name_the_field(tmp_path, pmrlhf_here):
     config = tmp_path / "run.yaml"
     for text, match in (
         ('model: tiny-llama\nrl: {beta: "abc"}\n', "rl.beta must be a number"),
         ("model: tiny-llama\nrl: {checkpoint_minutes: .nan}\n", "rl.checkpoint_minutes"),
     ):
         config.write_text(text)
-        status, stderr = cli_here(
-            capsys, "run", "--config", str(config), "--out", str(tmp_path / "run")
+        status, stderr = pmrlhf_here(
+            "lm", "run", "--config", str(config), "--out", str(tmp_path / "run")
         )
         assert status == 2 and "Traceback" not in stderr, stderr
         assert match in stderr.strip().splitlines()[-1]
@@ -167,22 +151,22 @@ def _small_reward_model(tmp_path) -> str:
     return str(path)
 
 
-def test_cli_run_restart_discards_the_previous_run(tmp_path, capsys):
+def test_cli_run_restart_discards_the_previous_run(tmp_path, pmrlhf_here):
     out = tmp_path / "run"
     args = ["--config", _small_reward_model(tmp_path), "--model", "tiny-llama", "--task"]
     args += ["two_answers", "--sft-steps", "0", "--out", str(out)]
-    first, stderr = cli_here(capsys, "run", *args, "--steps", "2", "--reward", "rm")
+    first, stderr = pmrlhf_here("lm", "run", *args, "--steps", "2", "--reward", "rm")
     assert first == 0, stderr[-2000:]
-    again, stderr = cli_here(capsys, "run", *args, "--steps", "1", "--restart")
+    again, stderr = pmrlhf_here("lm", "run", *args, "--steps", "1", "--restart")
     assert again == 0, stderr[-2000:]
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 1
     assert not (out / "reward_model.json").exists()
 
 
-def test_cli_run_flags_reach_the_run(tmp_path, capsys):
+def test_cli_run_flags_reach_the_run(tmp_path, pmrlhf_here):
     out = tmp_path / "run"
-    status, stderr = cli_here(
-        capsys, "run", "--config", _small_reward_model(tmp_path), "--model", "tiny-llama",
+    status, stderr = pmrlhf_here(
+        "lm", "run", "--config", _small_reward_model(tmp_path), "--model", "tiny-llama",
         "--task", "two_answers", "--regularizer", "kl", "--beta", "0.5", "--steps", "1",
         "--sft-steps", "1", "--seed", "3", "--reward", "rm", "--penalty-gradient", "sampled",
         "--out", str(out),

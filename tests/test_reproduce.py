@@ -160,11 +160,11 @@ def test_damaged_manifest_names_the_file_and_force_replaces_it(tmp_path, damage)
         (("--stages", "theory", "--publish"), "needs a full run"),
     ],
 )
-def test_bad_options_fail_before_anything_is_written(tmp_path, args, match):
+def test_bad_options_fail_before_anything_is_written(tmp_path, pmrlhf_here, args, match):
     out = tmp_path / "r"
-    result = run("--out", str(out), "--quick", *args)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip().count("\n") == 0 and match in result.stderr
+    status, stderr = pmrlhf_here("reproduce", "--out", str(out), "--quick", *args)
+    assert status == 2 and "Traceback" not in stderr
+    assert stderr.strip().count("\n") == 0 and match in stderr
     assert not out.exists()
 
 
