@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from pmrlhf.report import texts
+from pmrlhf.report import lm_texts, texts
 
 ROOT = Path(__file__).resolve().parents[1]
 THEORY = ROOT / "docs" / "theory.md"
@@ -44,7 +44,7 @@ def test_every_citation_names_an_existing_section_and_nothing_outside_the_reposi
 
 
 def test_report_texts_cite_docs_theory():
-    prose = list(texts.DERIVATION_TEXT) + [texts.LM_INTRO]
+    prose = list(texts.DERIVATION_TEXT) + [lm_texts.LM_INTRO, *lm_texts.ESTIMATOR_TEXT.values()]
     prose += [p for _, paragraphs in texts.EXPERIMENT_TEXT.values() for p in paragraphs]
     joined = " ".join(prose)
     assert "docs/theory.md §" in joined

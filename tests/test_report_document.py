@@ -31,7 +31,7 @@ def test_markdown_links_figures_relative_to_the_report(tmp_path):
 
 
 def test_lm_prose_reads_null_numbers_as_not_available():
-    from pmrlhf.report.texts import lm_paragraphs
+    from pmrlhf.report.lm_texts import lm_paragraphs
 
     def method(regularizer, beta, **mean):
         return {"regularizer": regularizer, "beta": beta, "alpha": None, "mean": mean,
@@ -55,7 +55,7 @@ def test_lm_prose_reads_null_numbers_as_not_available():
 
 
 def test_lm_prose_compares_tv_to_target_at_matched_beta_and_names_the_estimator():
-    from pmrlhf.report.texts import lm_paragraphs
+    from pmrlhf.report.lm_texts import lm_paragraphs
 
     def method(regularizer, beta, alpha=None, **ci):
         return {"regularizer": regularizer, "beta": beta, "alpha": alpha, "prompts": [],
@@ -99,3 +99,38 @@ def test_math_steps_are_latex_in_markdown_and_mathml_in_html():
     assert mathml in page and "<code>derive</code>" in page
     assert r"\frac" not in page  # the step with MathML shows no LaTeX
     assert "<pre><code>x^{2}</code></pre>" in page  # without MathML: its LaTeX, as code
+
+
+def test_lm_prose_says_the_reference_is_closer_only_where_an_interval_clears_it():
+    from pmrlhf.report.lm_texts import lm_paragraphs
+
+    def method(regularizer, beta, **ci):
+        return {"regularizer": regularizer, "beta": beta, "alpha": None, "prompts": [],
+                "mean": {k: (lo + hi) / 2 for k, (lo, hi) in ci.items()},
+                "ci95": {k: [lo, hi] for k, (lo, hi) in ci.items()}}  # fmt: skip
+
+    reference = {"regularizer": None, "mean": {"pairwise_pmd": 0.14, "pairwise_abs_gap": 0.3}}
+    summary = {
+        "methods": {
+            "reference (SFT)": reference,
+            "KL b=0.1": method(
+                "kl",
+                0.1,
+                pairwise_pmd=(1.5, 3.9),
+                pairwise_abs_gap=(0.2, 0.3),
+                minority_mass=(0, 4.4e-6),
+                target_minority_mass=(0.4, 0.4),
+            ),  # fmt: skip
+            "KL b=1": method("kl", 1.0, pairwise_pmd=(-0.29, 0.81)),
+            "cPM b=1 a=0.1": method("cpm", 1.0, pairwise_pmd=(-0.12, 0.23)),
+        },
+    }
+    text = " ".join(lm_paragraphs(summary))
+    assert "on pairwise PMD (ours) (0.14) than KL b=0.1 (" in text  # KL b=1 is not claimed
+    assert "inside its 95% interval, so no result: KL b=1 on pairwise PMD (ours)" in text
+    assert "cPM b=1 a=0.1 on" not in text  # its mean is below the reference's
+    assert "(0.00055% of it): preference collapse" in text  # 2.2e-6 / 0.4, not "0.0%"
+    # KL b=0.1: clearly worse than the reference on the PMD, better on the bounded gap
+    assert "The unbounded PMD and the bounded gap disagree here" in text
+    summary["methods"]["KL b=0.1"]["mean"]["pairwise_abs_gap"] = 0.31  # worse on both
+    assert "disagree" not in " ".join(lm_paragraphs(summary))

@@ -18,7 +18,7 @@ import pandas as pd
 from .._io import atomic_write_text
 from ..errors import PmrlhfUserError
 from .document import markdown_table
-from .texts import lm_paragraphs
+from .lm_texts import lm_paragraphs
 
 START = "<!-- results:start (written by `pmrlhf reproduce`; do not edit by hand) -->"
 END = "<!-- results:end -->"

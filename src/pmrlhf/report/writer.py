@@ -10,7 +10,8 @@ import pandas as pd
 
 from .._io import atomic_write_text
 from .document import MathStep, Section, render_html, render_markdown
-from .texts import DERIVATION_TEXT, EXPERIMENT_TEXT, lm_paragraphs
+from .lm_texts import lm_paragraphs
+from .texts import DERIVATION_TEXT, EXPERIMENT_TEXT
 
 MAX_TABLE_ROWS = 12
 

@@ -1,0 +1,218 @@
+"""The language-model section's prose: every statement decided by the numbers of a
+comparison's ``summary.json`` (means with 95% intervals; docs/theory.md §8)."""
+
+LM_INTRO = (
+    "A real causal language model is fine-tuned with RLOO against the task's exact reward "
+    "(a completion is a candidate iff its token ids are the candidate's, docs/theory.md §7), "
+    "from the same SFT reference per seed, with the KL, PM and conditional-PM penalties of "
+    "docs/theory.md §4. Every candidate's probability is computed exactly by teacher forcing, "
+    "and each method's exact optimum given the trained reference is computed beside it "
+    "(docs/theory.md §7). Pairwise PMD is this project's definition (unbounded; "
+    "docs/theory.md §5); abs pref gap, the mean |sigma(r_a - r_b) - pi_a/(pi_a + pi_b)|, is its "
+    "bounded companion. Numbers are means over seeds with a 95% Student-t interval "
+    "(docs/theory.md §8)."
+)
+
+
+ESTIMATOR_TEXT = {
+    "expected": "The penalty's gradient is the exact expectation over the vocabulary at every "
+    "sampled history, its score-function part counting only the penalties after each token "
+    '(docs/theory.md §4, "Gradients").',
+    "sampled": "The sampled tokens' summed penalty is subtracted from the reward, as TRL does "
+    '(docs/theory.md §4, "Gradients").',
+}
+
+
+def _num(value, spec: str = ".3g") -> str:
+    """``value`` formatted by ``spec``; ``n/a`` for ``null`` (a value that was not finite)."""
+    return "n/a" if value is None else format(value, spec)
+
+
+def _interval(values: dict, key: str) -> str:
+    mean = values.get("mean", {}).get(key)
+    lo, hi = values.get("ci95", {}).get(key, (None, None))
+    if lo is None or hi is None or lo != lo:  # null or nan: one seed
+        return _num(mean)
+    return f"{_num(mean)} [{_num(lo)}, {_num(hi)}]"
+
+
+def _find(summary: dict, regularizer: str, beta: float | None = None):
+    for name, values in summary.get("methods", {}).items():
+        if values.get("regularizer") == regularizer and (beta is None or values["beta"] == beta):
+            return name, values
+    return None, None
+
+
+def _below(a: dict, b: dict, key: str) -> bool | None:
+    """True when a's 95% interval of ``key`` lies entirely below b's, False when they
+    overlap, None when there is no interval (one seed) or a value is missing."""
+    try:
+        a_hi, b_lo = a["ci95"][key][1], b["ci95"][key][0]
+    except (KeyError, TypeError, IndexError):
+        return None
+    if a_hi is None or b_lo is None or a_hi != a_hi or b_lo != b_lo:
+        return None
+    return a_hi < b_lo
+
+
+def lm_paragraphs(summary: dict) -> list[str]:
+    """The LM section's prose, every statement decided by the numbers of ``summary.json``."""
+    methods = summary.get("methods", {})
+    paragraphs = [LM_INTRO]
+    estimator = summary.get("config", {}).get("rl", {}).get("penalty_gradient")
+    if estimator in ESTIMATOR_TEXT:
+        paragraphs[0] += " " + ESTIMATOR_TEXT[estimator]
+    rl = {n: v for n, v in methods.items() if v.get("regularizer")}
+    if not rl:
+        return paragraphs
+    converged, far = [], []
+    for name, values in rl.items():
+        distance = values.get("mean", {}).get("tv_to_optimum")
+        if distance is None:
+            continue
+        (converged if distance <= 0.1 else far).append(f"{name} ({_num(distance, '.3f')})")
+    sentences = []
+    if converged:
+        sentences.append(
+            "Within 0.1 (mean TV) of its exact optimum given the reference: "
+            + ", ".join(converged)
+            + "."
+        )
+    if far:
+        sentences.append(
+            "Further than 0.1 from its optimum, so its numbers describe training, not the "
+            "objective: " + ", ".join(far) + "."
+        )
+    paragraphs.append(" ".join(sentences))
+    sentences = []
+    kl_small = next(
+        ((n, v) for n, v in rl.items() if v["regularizer"] == "kl" and v["beta"] < 1), (None, None)
+    )
+    if kl_small[0]:
+        name, values = kl_small
+        mass = values["mean"].get("minority_mass")
+        target = values["mean"].get("target_minority_mass")
+        share = None if mass is None or not target else mass / target
+        if share is None:
+            verdict = "."
+        elif share < 0.5:
+            verdict = f" ({_num(100 * share, '.3g')}% of it): preference collapse."
+        else:
+            verdict = f" ({_num(100 * share, '.0f')}% of it): no collapse in this run."
+        sentences.append(
+            f"{name} leaves the minority answers {_num(mass)} of the candidate mass where the "
+            f"preferences give them {_num(target)}" + verdict
+        )
+    cpm_name, cpm = _find(summary, "cpm", 1.0)
+    for other_name, other in ((kl_small[0], kl_small[1]), _find(summary, "kl", 1.0)):
+        if cpm is None or other is None:
+            continue
+        verdict = _below(cpm, other, "pairwise_pmd")
+        text = (
+            f"{cpm_name}'s pairwise PMD {_interval(cpm, 'pairwise_pmd')} against {other_name}'s "
+            f"{_interval(other, 'pairwise_pmd')}: "
+        )
+        if verdict is True:
+            text += "its interval lies entirely below"
+        elif verdict is False:
+            text += "the intervals overlap, so this difference is no result"
+        else:
+            text += "one seed, no interval"
+        optimum_a = cpm["mean"].get("optimum_pairwise_pmd")
+        optimum_b = other["mean"].get("optimum_pairwise_pmd")
+        if optimum_a is not None and optimum_b is not None:
+            text += f" (their exact optima: {_num(optimum_a)} vs {_num(optimum_b)})"
+        sentences.append(text + ".")
+    kl_name, kl = _find(summary, "kl", 1.0)
+    if cpm is not None and kl is not None:
+        text = (
+            f"At matched beta 1, TV to the preference distribution: {cpm_name} "
+            f"{_interval(cpm, 'tv_to_target')} against {kl_name} {_interval(kl, 'tv_to_target')}"
+        )
+        verdict = _below(cpm, kl, "tv_to_target")
+        if verdict is True:
+            text += (
+                ": conditional PM lies entirely below; KL's optimum keeps the reference's odds "
+                "(pi_ref e^{r/beta}), conditional PM's replaces them on plausible answers"
+            )
+        elif verdict is False:
+            text += ": the intervals overlap"
+        optimum_a = cpm["mean"].get("optimum_tv_to_target")
+        optimum_b = kl["mean"].get("optimum_tv_to_target")
+        if optimum_a is not None and optimum_b is not None:
+            text += f" (their exact optima: {_num(optimum_a)} vs {_num(optimum_b)})"
+        sentences.append(text + ".")
+    pm_name, pm = _find(summary, "pm", 1.0)
+    if pm is not None:
+        sentences.append(
+            f"{pm_name} keeps {_num(pm['mean'].get('coverage'))} of its mass on the candidate "
+            f"answers (its optimum: {_num(pm['mean'].get('optimum_coverage'))}): plain PM "
+            "rewards entropy on every token and spreads over text that is not an answer, which "
+            "is why conditional PM exists (docs/theory.md §4)."
+        )
+    paragraphs.append(" ".join(sentences))
+    reference = methods.get("reference (SFT)")
+    if reference is not None:
+        paragraphs += _reference_paragraph(reference, rl)
+    flagged = []
+    for name, values in methods.items():
+        for j, prompt in enumerate(values.get("prompts", []), start=1):
+            if prompt.get("collapsed_seeds"):
+                flagged.append(f"{name} on prompt {j} ({prompt['collapsed_seeds']} seed(s))")
+    if flagged:
+        paragraphs.append(
+            "More than 90% of the candidate mass on one answer: " + "; ".join(flagged) + "."
+        )
+    return paragraphs
+
+
+REFERENCE_LABELS = {
+    "tv_to_target": "TV to the target",
+    "pairwise_abs_gap": "abs pref gap",
+    "pairwise_pmd": "pairwise PMD (ours)",
+}
+
+
+def _reference_paragraph(reference: dict, rl: dict) -> list[str]:
+    """Where the SFT reference (one deterministic value per metric) is closer to the
+    preferences than an RL method: "beats" when the method's whole 95% interval lies above
+    the reference's value (its mean, with one seed), "within" when only its mean does. The
+    unbounded PMD and the bounded gap "disagree" when a method is beaten on one of them and
+    its mean is at or below the reference's on the other."""
+    parts, beaten_on, better_on, within = [], {}, {}, []
+    for key, label in REFERENCE_LABELS.items():
+        value = reference["mean"].get(key)
+        beaten, level, better_on[key] = [], [], set()
+        for name, values in rl.items():
+            mean = values["mean"].get(key)
+            if value is None or mean is None:
+                continue
+            if mean <= value:
+                better_on[key].add(name)
+                continue
+            lo = (values.get("ci95", {}).get(key) or (None, None))[0]
+            no_interval = lo is None or lo != lo
+            (beaten if no_interval or lo > value else level).append(name)
+        beaten_on[key] = set(beaten)
+        if beaten:
+            parts.append(f"on {label} ({_num(value)}) than {', '.join(beaten)}")
+        if level:
+            within.append(f"{', '.join(level)} on {label}")
+    paragraphs = []
+    if parts:
+        text = "The SFT reference itself is closer to the preferences " + "; ".join(parts)
+        text += " (each of these methods' 95% interval lies entirely above the reference)"
+        pmd, gap = "pairwise_pmd", "pairwise_abs_gap"
+        if beaten_on[pmd] & better_on[gap] or beaten_on[gap] & better_on[pmd]:
+            text += (
+                ". The unbounded PMD and the bounded gap disagree here: the PMD is driven "
+                "by answers with little mass, its log-odds growing without bound as a "
+                "probability goes to zero"
+            )
+        paragraphs.append(text + ".")
+    if within:
+        paragraphs.append(
+            "Further from the preferences than the reference on average, but with the "
+            "reference's value inside its 95% interval, so no result: " + "; ".join(within) + "."
+        )
+    return paragraphs
