@@ -76,6 +76,8 @@ def test_lm_prose_compares_tv_to_target_at_matched_beta_and_names_the_estimator(
     overlap = " ".join(lm_paragraphs(summary((0.1, 0.25), "sampled")))
     assert "intervals overlap" in overlap and "lies entirely below" not in overlap
     assert "as TRL does" in overlap
+    above = " ".join(lm_paragraphs(summary((0.31, 0.4), "expected")))  # KL b=1 clearly closer
+    assert "KL b=1's interval lies entirely below" in above and "overlap" not in above
 
 
 def test_code_spans_become_code_and_the_rest_is_escaped():

@@ -114,6 +114,8 @@ def lm_paragraphs(summary: dict) -> list[str]:
         )
         if verdict is True:
             text += "its interval lies entirely below"
+        elif verdict is False and _below(other, cpm, "pairwise_pmd"):
+            text += f"{other_name}'s interval lies entirely below"
         elif verdict is False:
             text += "the intervals overlap, so this difference is no result"
         else:
@@ -135,6 +137,8 @@ def lm_paragraphs(summary: dict) -> list[str]:
                 ": conditional PM lies entirely below; KL's optimum keeps the reference's odds "
                 "(pi_ref e^{r/beta}), conditional PM's replaces them on plausible answers"
             )
+        elif verdict is False and _below(kl, cpm, "tv_to_target"):
+            text += f": {kl_name}'s interval lies entirely below"
         elif verdict is False:
             text += ": the intervals overlap"
         optimum_a = cpm["mean"].get("optimum_tv_to_target")
