@@ -43,16 +43,32 @@ def _find(summary: dict, regularizer: str, beta: float | None = None):
     return None, None
 
 
-def _below(a: dict, b: dict, key: str) -> bool | None:
-    """True when a's 95% interval of ``key`` lies entirely below b's, False when they
-    overlap, None when there is no interval (one seed) or a value is missing."""
+def _bound(values: dict, key: str, side: int) -> float | None:
+    """The lower (``side`` 0) or upper (1) end of ``key``'s 95% interval; None when there is
+    none (one seed: null or nan) or the value is missing."""
     try:
-        a_hi, b_lo = a["ci95"][key][1], b["ci95"][key][0]
+        bound = values["ci95"][key][side]
     except (KeyError, TypeError, IndexError):
         return None
-    if a_hi is None or b_lo is None or a_hi != a_hi or b_lo != b_lo:
+    return None if bound is None or bound != bound else bound
+
+
+def _order(a: dict, b: dict, key: str) -> str | None:
+    """ "below" when a's 95% interval of ``key`` lies entirely below b's, "above" when b's lies
+    entirely below a's, "overlap" otherwise, None when an interval is missing (one seed)."""
+    bounds = [_bound(a, key, 0), _bound(a, key, 1), _bound(b, key, 0), _bound(b, key, 1)]
+    if None in bounds:
         return None
-    return a_hi < b_lo
+    a_lo, a_hi, b_lo, b_hi = bounds
+    return "below" if a_hi < b_lo else "above" if b_hi < a_lo else "overlap"
+
+
+def _optima(a: dict, b: dict, key: str) -> str:
+    """ " (their exact optima: A vs B)" from the means of ``optimum_<key>``, or nothing."""
+    optimum_a, optimum_b = a["mean"].get(f"optimum_{key}"), b["mean"].get(f"optimum_{key}")
+    if optimum_a is None or optimum_b is None:
+        return ""
+    return f" (their exact optima: {_num(optimum_a)} vs {_num(optimum_b)})"
 
 
 def lm_paragraphs(summary: dict) -> list[str]:
@@ -107,45 +123,31 @@ def lm_paragraphs(summary: dict) -> list[str]:
     for other_name, other in ((kl_small[0], kl_small[1]), _find(summary, "kl", 1.0)):
         if cpm is None or other is None:
             continue
-        verdict = _below(cpm, other, "pairwise_pmd")
         text = (
             f"{cpm_name}'s pairwise PMD {_interval(cpm, 'pairwise_pmd')} against {other_name}'s "
             f"{_interval(other, 'pairwise_pmd')}: "
         )
-        if verdict is True:
-            text += "its interval lies entirely below"
-        elif verdict is False and _below(other, cpm, "pairwise_pmd"):
-            text += f"{other_name}'s interval lies entirely below"
-        elif verdict is False:
-            text += "the intervals overlap, so this difference is no result"
-        else:
-            text += "one seed, no interval"
-        optimum_a = cpm["mean"].get("optimum_pairwise_pmd")
-        optimum_b = other["mean"].get("optimum_pairwise_pmd")
-        if optimum_a is not None and optimum_b is not None:
-            text += f" (their exact optima: {_num(optimum_a)} vs {_num(optimum_b)})"
-        sentences.append(text + ".")
+        text += {
+            "below": "its interval lies entirely below",
+            "above": f"{other_name}'s interval lies entirely below",
+            "overlap": "the intervals overlap, so this difference is no result",
+            None: "one seed, no interval",
+        }[_order(cpm, other, "pairwise_pmd")]
+        sentences.append(text + _optima(cpm, other, "pairwise_pmd") + ".")
     kl_name, kl = _find(summary, "kl", 1.0)
     if cpm is not None and kl is not None:
         text = (
             f"At matched beta 1, TV to the preference distribution: {cpm_name} "
             f"{_interval(cpm, 'tv_to_target')} against {kl_name} {_interval(kl, 'tv_to_target')}"
         )
-        verdict = _below(cpm, kl, "tv_to_target")
-        if verdict is True:
-            text += (
-                ": conditional PM lies entirely below; KL's optimum keeps the reference's odds "
-                "(pi_ref e^{r/beta}), conditional PM's replaces them on plausible answers"
-            )
-        elif verdict is False and _below(kl, cpm, "tv_to_target"):
-            text += f": {kl_name}'s interval lies entirely below"
-        elif verdict is False:
-            text += ": the intervals overlap"
-        optimum_a = cpm["mean"].get("optimum_tv_to_target")
-        optimum_b = kl["mean"].get("optimum_tv_to_target")
-        if optimum_a is not None and optimum_b is not None:
-            text += f" (their exact optima: {_num(optimum_a)} vs {_num(optimum_b)})"
-        sentences.append(text + ".")
+        text += {
+            "below": ": conditional PM lies entirely below; KL's optimum keeps the reference's "
+            "odds (pi_ref e^{r/beta}), conditional PM's replaces them on plausible answers",
+            "above": f": {kl_name}'s interval lies entirely below",
+            "overlap": ": the intervals overlap",
+            None: "",
+        }[_order(cpm, kl, "tv_to_target")]
+        sentences.append(text + _optima(cpm, kl, "tv_to_target") + ".")
     pm_name, pm = _find(summary, "pm", 1.0)
     if pm is not None:
         sentences.append(
@@ -194,9 +196,8 @@ def _reference_paragraph(reference: dict, rl: dict) -> list[str]:
             if mean <= value:
                 better_on[key].add(name)
                 continue
-            lo = (values.get("ci95", {}).get(key) or (None, None))[0]
-            no_interval = lo is None or lo != lo
-            (beaten if no_interval or lo > value else level).append(name)
+            lo = _bound(values, key, 0)
+            (beaten if lo is None or lo > value else level).append(name)
         beaten_on[key] = set(beaten)
         if beaten:
             parts.append(f"on {label} ({_num(value)}) than {', '.join(beaten)}")
