@@ -42,3 +42,21 @@ def load_stored(path, key: str) -> dict | None:
     if not isinstance(saved, dict) or saved.get("fingerprint") != key:
         return None
     return saved
+
+
+def git_state() -> dict:
+    """The source the results came from: ``{"version", "commit", "dirty"}``, where ``commit``
+    is the git commit of the checkout that holds this package (``None`` for an installed
+    copy outside git) and ``dirty`` whether tracked files differ from it."""
+    import subprocess
+
+    here = Path(__file__).resolve().parent
+    state = {"version": __version__, "commit": None, "dirty": None}
+    try:
+        run = dict(cwd=here, capture_output=True, text=True, timeout=10, check=True)
+        state["commit"] = subprocess.run(["git", "rev-parse", "HEAD"], **run).stdout.strip()
+        changed = subprocess.run(["git", "status", "--porcelain", "-uno"], **run).stdout
+        state["dirty"] = bool(changed.strip())
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return state

@@ -37,6 +37,14 @@ def add_compare(commands) -> None:
     )
     compare.add_argument("--quick", action="store_true", help="a few steps (tests, CI)")
     compare.add_argument(
+        "--methods",
+        nargs="+",
+        metavar="REG:BETA[:ALPHA]",
+        help="the methods to train, e.g. kl:1 cpm:1:0.1 cpm:1:0.2 (named 'KL b=1', "
+        "'cPM b=1 a=0.1'; beta weighs the penalty: PM's optimum is softmax(r / beta)); "
+        "default: kl:0.1 kl:1 pm:1 cpm:1:0.1",
+    )
+    compare.add_argument(
         "--betas",
         type=float,
         nargs="+",
@@ -59,7 +67,7 @@ def _compare(args) -> int:
 
     from .._validation import check_out_dir
     from ..lm_experiments import CompareConfig, console_table, quick_config, run_compare
-    from ..lm_experiments.compare import grid_methods
+    from ..lm_experiments.compare_config import grid_methods, parse_methods
     from ..lm_experiments.plots import FIGURES
 
     config = (
@@ -71,8 +79,12 @@ def _compare(args) -> int:
         config.seeds = tuple(args.seeds)
     if (args.betas is None) != (args.alphas is None):
         raise PmrlhfUserError("--betas and --alphas go together (grid mode)")
+    if args.betas is not None and args.methods is not None:
+        raise PmrlhfUserError("--methods and --betas/--alphas exclude each other")
     if args.betas is not None:
         config.methods = grid_methods(args.betas, args.alphas)
+    if args.methods is not None:
+        config.methods = parse_methods(args.methods)
     if args.steps is not None:
         config.rl = replace(config.rl, steps=args.steps)
     if args.samples_per_prompt is not None:

@@ -12,12 +12,12 @@ from __future__ import annotations
 import copy
 import shutil
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
 
-from .._fingerprint import fingerprint, load_stored, store
+from .._fingerprint import fingerprint, git_state, load_stored, store
 from .._io import atomic_write_csv, atomic_write_json, remove_stale_temp_files
 from .._lock import run_lock
 from .._validation import check_out_dir
@@ -31,9 +31,19 @@ from .compare_config import (
     quick_config,
 )
 from .evaluate import evaluate_candidates
+from .models import TINY_MODELS
 from .optima import method_optima
 from .oracle import OracleReward
-from .summary import REFERENCE, aggregate, seed_metrics, summary_table, task_targets
+from .predictions import prediction_table, reference_predictions
+from .sft import candidate_pairs
+from .summary import (
+    REFERENCE,
+    aggregate,
+    paired_differences,
+    seed_metrics,
+    summary_table,
+    task_targets,
+)
 from .workflow import sft_reference, train_and_evaluate
 
 
@@ -50,13 +60,78 @@ def method_fingerprint(config: CompareConfig, task, seed: int, method) -> str:
     return fingerprint(options)
 
 
+def reference_fingerprint(config: CompareConfig, task, seed: int) -> str:
+    """What the SFT reference depends on. The seed only where it changes the reference: a
+    tiny model's random initialisation, or SFT batches drawn at random (more pairs than
+    ``sft.batch_size``). Full-batch SFT of a pretrained model is the same for every seed."""
+    seeded = config.model in TINY_MODELS or len(candidate_pairs(task)[0]) > config.sft.batch_size
+    return fingerprint(
+        {
+            "task": task.to_dict(),
+            "model": config.model,
+            "sft": asdict(config.sft),
+            "seed": seed if seeded else None,
+        }
+    )
+
+
+@dataclass
+class Reference:
+    """A trained reference and what every method needs from it: the exact optima
+    (docs/theory.md §7) and the prediction they make, computed before any RL step."""
+
+    key: str
+    model: object
+    tokenizer: object
+    reward: OracleReward
+    sft_losses: list
+    max_len: int
+    optima: dict
+    evaluation: dict
+    seconds: float
+    seeds: list = field(default_factory=list)
+
+
+def prepare_reference(config: CompareConfig, task, seed: int, *, progress=True) -> Reference:
+    """SFT the reference for ``seed``, then compute every method's exact optimum given it."""
+    started = time.perf_counter()
+    model, tokenizer, sft_losses = sft_reference(
+        config.model, task, config.sft, seed=seed, progress=progress
+    )
+    reward = OracleReward(task, tokenizer)
+    max_len = config.rl.max_new_tokens or reward.max_len
+    optima = method_optima(model, tokenizer, task, config.methods, max_len=max_len)
+    return Reference(
+        key=reference_fingerprint(config, task, seed),
+        model=model,
+        tokenizer=tokenizer,
+        reward=reward,
+        sft_losses=sft_losses,
+        max_len=max_len,
+        optima=optima,
+        evaluation=evaluate_candidates(model, tokenizer, task),
+        seconds=time.perf_counter() - started,
+    )
+
+
 def run_seed(
-    config: CompareConfig, task, seed: int, out: Path, *, progress=True, resume=True
+    config: CompareConfig,
+    task,
+    seed: int,
+    out: Path,
+    *,
+    progress=True,
+    resume=True,
+    references: dict | None = None,
+    on_reference=None,
 ) -> dict[str, dict]:
     """One seed: SFT reference, optima, RL per method, evaluations (stored as they finish).
 
     Returns ``{name: {"evaluation", "optimum", "curve", "seconds"}}`` for the reference and
     every method. A stored result with a matching fingerprint is reused (``resume``).
+    ``references`` maps :func:`reference_fingerprint` to a :class:`Reference` already
+    trained in this process (reused, and the newest one kept there); ``on_reference`` is
+    called with a newly trained one before any RL step (the comparison's predictions).
     """
     names = [REFERENCE, *(m.name for m in config.methods)]
     paths = {REFERENCE: out / "reference.json"}
@@ -72,68 +147,88 @@ def run_seed(
                 print(f"[seed {seed}, {name}] stored result reused ({paths[name]})")
     if len(results) == len(names):
         return results
-    started = time.perf_counter()
-    # Redone on resume: the same seed gives the same reference (deterministic SFT).
-    reference, tokenizer, sft_losses = sft_reference(
-        config.model, task, config.sft, seed=seed, progress=progress
-    )
-    reward = OracleReward(task, tokenizer)
-    max_len = config.rl.max_new_tokens or reward.max_len
-    todo = [m for m in config.methods if m.name not in results]
-    optima = method_optima(reference, tokenizer, task, todo, max_len=max_len)
+    references = {} if references is None else references
+    key = reference_fingerprint(config, task, seed)
+    ref = references.get(key)
+    if ref is None:
+        # Redone on resume: the same seed gives the same reference (deterministic SFT).
+        ref = prepare_reference(config, task, seed, progress=progress)
+        references.clear()  # one model kept: seeds that share a reference come in a row
+        references[key] = ref
+        spent = ref.seconds
+    else:
+        spent = 0.0
+        if progress:
+            print(f"[seed {seed}] the reference trained for seed(s) {ref.seeds} is reused")
+    ref.seeds.append(seed)
+    if on_reference is not None:
+        on_reference(ref)
     if REFERENCE not in results:
         results[REFERENCE] = store(
             paths[REFERENCE],
             keys[REFERENCE],
-            evaluation=evaluate_candidates(reference, tokenizer, task),
-            seconds=time.perf_counter() - started,
-            sft_losses=sft_losses,
-            max_len=max_len,
+            evaluation=ref.evaluation,
+            seconds=spent,
+            sft_losses=ref.sft_losses,
+            max_len=ref.max_len,
         )
-    for method in todo:
-        method_started = time.perf_counter()
-        policy = copy.deepcopy(reference)
-        rl = replace(
-            config.rl, regularizer=method.regularizer, beta=method.beta, alpha=method.alpha
-        )
-        curve = []
-
-        def on_eval(step, policy, optimum=optima[method.name], curve=curve):
-            now = evaluate_candidates(policy, tokenizer, task)
-            distance = seed_metrics(now, optimum)["tv_to_optimum"]
-            curve.append([step, distance])
-            return {"tv_to_optimum": distance}
-
-        if rl.eval_every:
-            on_eval(0, policy)
-        run_dir = paths[method.name].parent
-        run_dir.mkdir(parents=True, exist_ok=True)
-        evaluation = train_and_evaluate(
-            policy,
-            reference,
-            tokenizer,
+    for method in (m for m in config.methods if m.name not in results):
+        results[method.name] = _train_method(
+            config,
             task,
-            reward,
-            rl,
-            seed=seed,
-            run_dir=run_dir,
-            progress=progress,
-            on_eval=on_eval,
-        )
-        results[method.name] = store(
+            seed,
+            method,
+            ref,
             paths[method.name],
             keys[method.name],
-            evaluation=evaluation,
-            optimum=optima[method.name],
-            curve=curve,
-            seconds=time.perf_counter() - method_started,
+            progress=progress,
         )
-        # The checkpoint only lets an interrupted method resume; once its evaluation is
-        # stored it is dead weight of three models' size (weights and Adam's two moments):
-        # 12 of them filled 19 GB. `pmrlhf lm run` keeps its policy for later use.
-        shutil.rmtree(run_dir / "checkpoint", ignore_errors=True)
-        del policy
     return results
+
+
+def _train_method(config, task, seed, method, ref: Reference, path: Path, key: str, *, progress):
+    """RL of one method from the reference, its curve of TV to the optimum, and its exact
+    evaluation, stored under ``key`` at ``path``."""
+    started = time.perf_counter()
+    policy = copy.deepcopy(ref.model)
+    rl = replace(config.rl, regularizer=method.regularizer, beta=method.beta, alpha=method.alpha)
+    optimum, curve = ref.optima[method.name], []
+
+    def on_eval(step, policy):
+        now = evaluate_candidates(policy, ref.tokenizer, task)
+        distance = seed_metrics(now, optimum)["tv_to_optimum"]
+        curve.append([step, distance])
+        return {"tv_to_optimum": distance}
+
+    if rl.eval_every:
+        on_eval(0, policy)
+    run_dir = path.parent
+    run_dir.mkdir(parents=True, exist_ok=True)
+    evaluation = train_and_evaluate(
+        policy,
+        ref.model,
+        ref.tokenizer,
+        task,
+        ref.reward,
+        rl,
+        seed=seed,
+        run_dir=run_dir,
+        progress=progress,
+        on_eval=on_eval,
+    )
+    result = store(
+        path,
+        key,
+        evaluation=evaluation,
+        optimum=optimum,
+        curve=curve,
+        seconds=time.perf_counter() - started,
+    )
+    # The checkpoint only lets an interrupted method resume; once its evaluation is
+    # stored it is three models' weight (weights and Adam's two moments) of no further use.
+    # `pmrlhf lm run` keeps its policy for later use.
+    shutil.rmtree(run_dir / "checkpoint", ignore_errors=True)
+    return result
 
 
 def run_compare(config: CompareConfig, out, *, progress: bool = True, resume: bool = True):
@@ -182,9 +277,31 @@ def _compare_locked(config: CompareConfig, task, out: Path, *, progress: bool, r
 
     started = time.perf_counter()
     per_seed = {name: [] for name in (REFERENCE, *(m.name for m in config.methods))}
+    references, predicted = {}, {}
+
+    def on_reference(ref: Reference) -> None:
+        """Write (and on first sight print) the prediction before RL starts."""
+        if ref.key not in predicted and progress:
+            entry = reference_predictions(task, config.methods, ref.optima, ref.evaluation, [])
+            print(prediction_table(entry | {"seeds": list(ref.seeds)}))
+        predicted[ref.key] = reference_predictions(
+            task, config.methods, ref.optima, ref.evaluation, ref.seeds
+        )
+        atomic_write_json(
+            out / "predictions.json",
+            {"task": task.name, "model": config.model, "references": list(predicted.values())},
+        )
+
     for seed in config.seeds:
         results = run_seed(
-            config, task, seed, out / f"seed{seed}", progress=progress, resume=resume
+            config,
+            task,
+            seed,
+            out / f"seed{seed}",
+            progress=progress,
+            resume=resume,
+            references=references,
+            on_reference=on_reference,
         )
         for name, result in results.items():
             per_seed[name].append(result)
@@ -196,6 +313,7 @@ def _compare_locked(config: CompareConfig, task, out: Path, *, progress: bool, r
         "task": task.name,
         "model": config.model,
         "seeds": list(config.seeds),
+        "code": git_state(),
         "compute_seconds": round(sum(r["seconds"] for rs in per_seed.values() for r in rs), 1),
         "wall_seconds": round(time.perf_counter() - started, 1),
         "run_seconds": {  # per method, one entry per seed
@@ -212,6 +330,7 @@ def _compare_locked(config: CompareConfig, task, out: Path, *, progress: bool, r
             r["sft_losses"][-1] if r["sft_losses"] else None for r in per_seed[REFERENCE]
         ],
         "methods": methods,
+        "paired": paired_differences(config.methods, methods),
         "prompts": task_targets(task),
     }
     atomic_write_json(out / "summary.json", summary)

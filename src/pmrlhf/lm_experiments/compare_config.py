@@ -47,6 +47,58 @@ DEFAULT_METHODS = (
 )
 
 
+_LABELS = {"kl": "KL", "pm": "PM", "cpm": "cPM"}
+
+
+def method_name(regularizer: str, beta: float, alpha: float | None = None) -> str:
+    """The name a comparison shows: ``KL b=1``, ``PM b=1``, ``cPM b=1 a=0.1``."""
+    name = f"{_LABELS[regularizer]} b={beta:g}"
+    return name if alpha is None else f"{name} a={alpha:g}"
+
+
+def parse_method(spec: str) -> Method:
+    """A method from ``REG:BETA[:ALPHA]`` (``kl:1``, ``pm:1``, ``cpm:1:0.1``), named by
+    :func:`method_name`. Conditional PM needs ``ALPHA`` in (0, 1); KL and PM take none.
+
+    Raises
+    ------
+    PmrlhfUserError
+        A malformed spec, an unknown regularizer, ``beta <= 0`` or a bad ``alpha``.
+    """
+    form = "REG:BETA[:ALPHA] (e.g. kl:1, pm:1, cpm:1:0.1)"
+    if not isinstance(spec, str):
+        raise PmrlhfUserError(f"methods: expected {form}, got {spec!r}")
+    parts = spec.strip().split(":")
+    regularizer = parts[0].strip().lower()
+    if regularizer not in _LABELS or len(parts) not in (2, 3):
+        raise PmrlhfUserError(f"methods: {spec!r} is not {form}")
+    if (regularizer == "cpm") != (len(parts) == 3):
+        need = (
+            "cpm needs an alpha (cpm:BETA:ALPHA)"
+            if regularizer == "cpm"
+            else (f"{regularizer} takes no alpha ({regularizer}:BETA)")
+        )
+        raise PmrlhfUserError(f"methods: {spec!r}: {need}")
+    try:
+        numbers = [float(x) for x in parts[1:]]
+    except ValueError:
+        raise PmrlhfUserError(f"methods: {spec!r} is not {form}") from None
+    beta = check_beta(numbers[0], f"beta of method {spec!r}")
+    alpha = check_alpha(numbers[1], f"alpha of method {spec!r}") if len(numbers) > 1 else None
+    return Method(method_name(regularizer, beta, alpha), regularizer, beta, alpha).validate()
+
+
+def parse_methods(specs) -> tuple[Method, ...]:
+    """:func:`parse_method` of each spec; at least one, no two of the same name."""
+    if isinstance(specs, str) or not specs:
+        raise PmrlhfUserError(f"methods: expected a list of REG:BETA[:ALPHA], got {specs!r}")
+    methods = tuple(parse_method(spec) for spec in specs)
+    names = [m.name for m in methods]
+    if len(set(names)) != len(names):
+        raise PmrlhfUserError(f"methods: each method once, got {names}")
+    return methods
+
+
 def grid_methods(betas, alphas) -> tuple[Method, ...]:
     """KL and plain PM at every ``beta``, conditional PM at every ``(beta, alpha)``: the
     paper's table (``pmrlhf lm compare --betas ... --alphas ...``)."""
@@ -54,9 +106,9 @@ def grid_methods(betas, alphas) -> tuple[Method, ...]:
     alphas = [check_alpha(a, "alphas") for a in alphas]
     if not betas or not alphas:
         raise PmrlhfUserError("betas and alphas must each hold at least one value")
-    methods = [Method(f"KL b={b:g}", "kl", b) for b in betas]
-    methods += [Method(f"PM b={b:g}", "pm", b) for b in betas]
-    methods += [Method(f"cPM b={b:g} a={a:g}", "cpm", b, a) for b in betas for a in alphas]
+    methods = [Method(method_name("kl", b), "kl", b) for b in betas]
+    methods += [Method(method_name("pm", b), "pm", b) for b in betas]
+    methods += [Method(method_name("cpm", b, a), "cpm", b, a) for b in betas for a in alphas]
     return tuple(methods)
 
 

@@ -11,6 +11,11 @@
         mean: {metric: value}
         ci95: {metric: [lo, hi]}               # two-sided Student-t interval over seeds
         prompts: [{...}, ...]                  # per prompt: mean distributions and verdicts
+        per_seed_prompts: [[{metric: value} per seed] per prompt]   # PAIRED_METRICS only
+    paired:                                    # method vs method at the same beta
+      - {a: NAME, b: NAME, metric: M, per_seed: [a - b per seed], mean: x, ci95: [lo, hi],
+         prompts: [{per_seed, mean, ci95}, ...], across_prompts: {per_prompt, mean, ci95}}
+    code: {version, commit, dirty}             # the source the numbers came from
 
 Metrics: :data:`~pmrlhf.lm_experiments.evaluate.METRICS`, plus for RL methods
 ``tv_to_optimum`` and the optimum's own ``optimum_pairwise_pmd``, ``optimum_coverage``,
@@ -126,6 +131,11 @@ def aggregate(seeds, methods, per_seed: dict[str, list[dict]]) -> dict:
                 entry["optimum"] = np.mean([r["optimum"]["optimum"][j] for r in runs], 0).tolist()
             prompts.append(entry)
         curves = [run.get("curve") or [] for run in runs]
+        # per prompt, per seed: the metrics that paired differences compare
+        by_prompt = [
+            [{k: run["evaluation"]["prompts"][j][k] for k in PAIRED_METRICS} for run in runs]
+            for j in range(len(prompts))
+        ]
         out[name] = {
             "regularizer": None if method is None else method.regularizer,
             "beta": None if method is None else method.beta,
@@ -135,8 +145,64 @@ def aggregate(seeds, methods, per_seed: dict[str, list[dict]]) -> dict:
             "ci95": ci95,
             "prompts": prompts,
             "curves": curves,
+            "per_seed_prompts": by_prompt,
         }
     return out
+
+
+# Method-vs-method claims rest on these (paired per seed, docs/theory.md §8).
+PAIRED_METRICS = ("tv_to_target", "pairwise_abs_gap", "pairwise_pmd")
+
+
+def paired_differences(methods, summarised: dict) -> list[dict]:
+    """``summary["paired"]``: for every two RL methods at the same ``beta`` (in the order of
+    ``methods``) and each of :data:`PAIRED_METRICS`, the difference ``a - b`` per seed with
+    its mean and 95% Student-t interval (df = seeds - 1).
+
+    Seeds share the sampler's stream and the reference, so the per-seed difference removes
+    what the two runs have in common: a tighter test than comparing two unpaired intervals.
+    Each entry also holds the same difference per prompt (``prompts``: per seed, mean and
+    interval) and ``across_prompts``: the seed-averaged difference of each prompt with a
+    t-interval over prompts, whose unit is a (prompt, reference) pair rather than an RL run.
+    """
+    rl = [m for m in methods if m.name in summarised]
+    out = []
+    for i, a in enumerate(rl):
+        for b in rl[i + 1 :]:
+            if a.beta != b.beta:
+                continue
+            for metric in PAIRED_METRICS:
+                out.append(_paired(summarised[a.name], summarised[b.name], a.name, b.name, metric))
+    return out
+
+
+def _paired(a: dict, b: dict, name_a: str, name_b: str, metric: str) -> dict:
+    diff = [x[metric] - y[metric] for x, y in zip(a["per_seed"], b["per_seed"], strict=True)]
+    prompts = []
+    for pa, pb in zip(a["per_seed_prompts"], b["per_seed_prompts"], strict=True):
+        per_seed = [x[metric] - y[metric] for x, y in zip(pa, pb, strict=True)]
+        prompts.append(
+            {
+                "per_seed": per_seed,
+                "mean": float(np.mean(per_seed)),
+                "ci95": list(t_interval(per_seed)),
+            }
+        )
+    means = [p["mean"] for p in prompts]
+    return {
+        "a": name_a,
+        "b": name_b,
+        "metric": metric,
+        "per_seed": diff,
+        "mean": float(np.mean(diff)),
+        "ci95": list(t_interval(diff)),
+        "prompts": prompts,
+        "across_prompts": {
+            "per_prompt": means,
+            "mean": float(np.mean(means)),
+            "ci95": list(t_interval(means)),
+        },
+    }
 
 
 def task_targets(task) -> list[dict]:
