@@ -19,28 +19,40 @@ from __future__ import annotations
 
 import numpy as np
 
-from .evaluate import candidate_metrics
-
 # What the optimum predicts: the preference metrics and how much of the mass it keeps on
 # the candidates; ``optimum_bound`` is conditional PM's error bound (0 for KL and PM).
 PREDICTED = ("tv_to_target", "pairwise_abs_gap", "pairwise_pmd", "coverage")
 
 
+def optimum_scores(best, reward) -> dict:
+    """The scores of an optimum ``best`` (shape (C + 1,): the candidates' mass, then
+    everything else) against ``reward`` (C,): :data:`PREDICTED`, the preference metrics on
+    the candidates renormalised as a trained policy's are (docs/theory.md §5)."""
+    from ..simulate.metrics import pairwise_pmd_matrix, total_variation
+
+    on = np.asarray(best[:-1], dtype=float)
+    reward = np.asarray(reward, dtype=float)
+    target = np.exp(reward - reward.max())
+    pmd = pairwise_pmd_matrix(np.log(np.maximum(on, np.finfo(float).tiny)), reward)
+    return {
+        "tv_to_target": float(total_variation(target / target.sum(), on / on.sum())),
+        "pairwise_abs_gap": pmd["abs_preference_gap"],
+        "pairwise_pmd": pmd["kl_bernoulli"],
+        "coverage": float(on.sum()),
+    }
+
+
 def optimum_prediction(task, optimum: dict) -> dict:
-    """The metrics of one method's optimum ``{"optimum": [(C + 1,) per prompt], "bound":
-    [...]}`` (:func:`~pmrlhf.lm_experiments.optima.method_optima`) against the task's
-    oracle reward: per prompt and their mean over prompts."""
+    """The scores (:func:`optimum_scores`) of one method's optimum ``{"optimum": [(C + 1,)
+    per prompt], "bound": [...]}`` (:func:`~pmrlhf.lm_experiments.optima.method_optima`)
+    against the task's oracle reward: per prompt and their mean over prompts."""
     rewards = task.oracle_rewards()
     prompts = []
-    for i, (best, bound) in enumerate(zip(optimum["optimum"], optimum["bound"], strict=True)):
+    for best, bound, reward in zip(optimum["optimum"], optimum["bound"], rewards, strict=True):
         on = np.asarray(best[:-1], dtype=float)
-        log_on = np.log(np.maximum(on, np.finfo(float).tiny))
-        row = candidate_metrics(
-            log_on, rewards[i], task.prompts[i].target, task.off_candidate_reward(i)
-        )
         prompts.append(
-            {key: row[key] for key in PREDICTED}
-            | {"distribution": row["distribution"], "bound": float(bound)}
+            optimum_scores(best, reward)
+            | {"distribution": (on / on.sum()).tolist(), "bound": float(bound)}
         )
     mean = {key: float(np.mean([p[key] for p in prompts])) for key in PREDICTED}
     mean["optimum_bound"] = float(np.mean([p["bound"] for p in prompts]))

@@ -12,9 +12,11 @@
         ci95: {metric: [lo, hi]}               # two-sided Student-t interval over seeds
         prompts: [{...}, ...]                  # per prompt: mean distributions and verdicts
         per_seed_prompts: [[{metric: value} per seed] per prompt]   # PAIRED_METRICS only
-    paired:                                    # method vs method at the same beta
-      - {a: NAME, b: NAME, metric: M, per_seed: [a - b per seed], mean: x, ci95: [lo, hi],
-         prompts: [{per_seed, mean, ci95}, ...], across_prompts: {per_prompt, mean, ci95}}
+    paired:                                    # every two RL methods, a - b
+      - {a: NAME, b: NAME, metric: M, matched_beta: bool, per_seed: [a - b per seed],
+         mean: x, ci95: [lo, hi], predicted: (difference of the exact optima),
+         prompts: [{per_seed, mean, ci95, predicted}, ...],
+         across_prompts: {per_prompt, mean, ci95, predicted}}
     code: {version, commit, dirty}             # the source the numbers came from
 
 Metrics: :data:`~pmrlhf.lm_experiments.evaluate.METRICS`, plus for RL methods
@@ -55,36 +57,33 @@ def t_interval(values) -> tuple[float, float]:
     return mean - float(half), mean + float(half)
 
 
+def optimum_prompt_metrics(evaluation: dict, optimum: dict) -> list[dict]:
+    """Per prompt: the trained policy's distance to its optimum (candidates plus everything
+    else, not renormalised: ``tv_to_optimum``), and the optimum's own scores against the
+    same reward (:func:`~pmrlhf.lm_experiments.predictions.optimum_scores`, prefixed
+    ``optimum_``) with conditional PM's error bound ``optimum_bound``."""
+    from .optima import tv_with_other
+    from .predictions import optimum_scores
+
+    rows = []
+    for prompt, best, bound in zip(
+        evaluation["prompts"], optimum["optimum"], optimum["bound"], strict=True
+    ):
+        mass = np.asarray(prompt["mass"])
+        row = {"tv_to_optimum": tv_with_other(np.append(mass, max(1 - mass.sum(), 0.0)), best)}
+        row |= {f"optimum_{k}": v for k, v in optimum_scores(best, prompt["reward"]).items()}
+        rows.append(row | {"optimum_bound": float(bound)})
+    return rows
+
+
 def seed_metrics(evaluation: dict, optimum: dict | None) -> dict:
     """One seed's metrics of one method: the evaluation's means, and for an RL method the
-    distance to its optimum (candidates plus everything else, not renormalised)."""
-    from ..simulate.metrics import pairwise_pmd_matrix, total_variation
-    from .optima import tv_with_other
-
+    means over prompts of :func:`optimum_prompt_metrics`."""
     row = {key: evaluation[key] for key in METRICS}
     if optimum is None:
         return row
-    tv, pmd, coverage, to_target = [], [], [], []
-    for prompt, best in zip(evaluation["prompts"], optimum["optimum"], strict=True):
-        mass = np.asarray(prompt["mass"])
-        tv.append(tv_with_other(np.append(mass, max(1 - mass.sum(), 0.0)), best))
-        best = np.asarray(best[:-1])
-        coverage.append(best.sum())
-        # The optimum's TV to softmax(r) on the candidates, renormalised as tv_to_target is.
-        reward = np.asarray(prompt["reward"])
-        target = np.exp(reward - reward.max())
-        to_target.append(total_variation(target / target.sum(), best / best.sum()))
-        # The optimum's own pairwise PMD against the same reward (docs/theory.md §5).
-        log_best = np.log(np.maximum(best, np.finfo(float).tiny))
-        pmd.append(pairwise_pmd_matrix(log_best, prompt["reward"])["kl_bernoulli"])
-    row |= {
-        "tv_to_optimum": float(np.mean(tv)),
-        "optimum_pairwise_pmd": float(np.mean(pmd)),
-        "optimum_coverage": float(np.mean(coverage)),
-        "optimum_tv_to_target": float(np.mean(to_target)),
-        "optimum_bound": float(np.mean(optimum["bound"])),
-    }
-    return row
+    prompts = optimum_prompt_metrics(evaluation, optimum)
+    return row | {key: float(np.mean([p[key] for p in prompts])) for key in prompts[0]}
 
 
 def verdicts(evaluation: dict, reference: dict) -> list[dict]:
@@ -131,11 +130,17 @@ def aggregate(seeds, methods, per_seed: dict[str, list[dict]]) -> dict:
                 entry["optimum"] = np.mean([r["optimum"]["optimum"][j] for r in runs], 0).tolist()
             prompts.append(entry)
         curves = [run.get("curve") or [] for run in runs]
-        # per prompt, per seed: the metrics that paired differences compare
-        by_prompt = [
-            [{k: run["evaluation"]["prompts"][j][k] for k in PAIRED_METRICS} for run in runs]
-            for j in range(len(prompts))
-        ]
+        # per prompt, per seed: what paired differences compare, measured and predicted
+        by_prompt = [[{} for _ in runs] for _ in prompts]
+        for s, run in enumerate(runs):
+            optimum = run.get("optimum")
+            predicted = optimum_prompt_metrics(run["evaluation"], optimum) if optimum else None
+            for j, cell in enumerate(run["evaluation"]["prompts"]):
+                by_prompt[j][s] = {k: cell[k] for k in PAIRED_METRICS}
+                if predicted:
+                    by_prompt[j][s] |= {
+                        f"optimum_{k}": predicted[j][f"optimum_{k}"] for k in PAIRED_METRICS
+                    }
         out[name] = {
             "regularizer": None if method is None else method.regularizer,
             "beta": None if method is None else method.beta,
@@ -155,52 +160,56 @@ PAIRED_METRICS = ("tv_to_target", "pairwise_abs_gap", "pairwise_pmd")
 
 
 def paired_differences(methods, summarised: dict) -> list[dict]:
-    """``summary["paired"]``: for every two RL methods at the same ``beta`` (in the order of
-    ``methods``) and each of :data:`PAIRED_METRICS`, the difference ``a - b`` per seed with
-    its mean and 95% Student-t interval (df = seeds - 1).
+    """``summary["paired"]``: for every two RL methods (in the order of ``methods``) and each
+    of :data:`PAIRED_METRICS`, the difference ``a - b`` per seed with its mean and 95%
+    Student-t interval (df = seeds - 1); ``matched_beta`` says whether both have the same
+    ``beta`` (the like-with-like comparison).
 
     Seeds share the sampler's stream and the reference, so the per-seed difference removes
     what the two runs have in common: a tighter test than comparing two unpaired intervals.
-    Each entry also holds the same difference per prompt (``prompts``: per seed, mean and
-    interval) and ``across_prompts``: the seed-averaged difference of each prompt with a
-    t-interval over prompts, whose unit is a (prompt, reference) pair rather than an RL run.
+    ``predicted`` is the same difference between the two exact optima given the reference
+    (docs/theory.md §7), averaged over seeds. Each entry also holds the difference per
+    prompt (``prompts``: per seed, mean, interval, prediction) and ``across_prompts``: each
+    prompt's seed-averaged difference with a t-interval over prompts, whose unit is a
+    (prompt, reference) pair rather than an RL run.
     """
     rl = [m for m in methods if m.name in summarised]
     out = []
     for i, a in enumerate(rl):
         for b in rl[i + 1 :]:
-            if a.beta != b.beta:
-                continue
             for metric in PAIRED_METRICS:
-                out.append(_paired(summarised[a.name], summarised[b.name], a.name, b.name, metric))
+                entry = _paired(summarised[a.name], summarised[b.name], metric)
+                out.append({"a": a.name, "b": b.name, "metric": metric} | entry)
+                out[-1]["matched_beta"] = a.beta == b.beta
     return out
 
 
-def _paired(a: dict, b: dict, name_a: str, name_b: str, metric: str) -> dict:
-    diff = [x[metric] - y[metric] for x, y in zip(a["per_seed"], b["per_seed"], strict=True)]
-    prompts = []
-    for pa, pb in zip(a["per_seed_prompts"], b["per_seed_prompts"], strict=True):
-        per_seed = [x[metric] - y[metric] for x, y in zip(pa, pb, strict=True)]
-        prompts.append(
-            {
-                "per_seed": per_seed,
-                "mean": float(np.mean(per_seed)),
-                "ci95": list(t_interval(per_seed)),
-            }
-        )
-    means = [p["mean"] for p in prompts]
+def _difference(a: list[dict], b: list[dict], metric: str) -> dict:
+    """Per seed ``a - b`` of ``metric``, its mean, 95% interval and predicted mean."""
+    diff = [x[metric] - y[metric] for x, y in zip(a, b, strict=True)]
+    optimum = f"optimum_{metric}"
+    predicted = [x[optimum] - y[optimum] for x, y in zip(a, b, strict=True)]
     return {
-        "a": name_a,
-        "b": name_b,
-        "metric": metric,
         "per_seed": diff,
         "mean": float(np.mean(diff)),
         "ci95": list(t_interval(diff)),
+        "predicted": float(np.mean(predicted)),
+    }
+
+
+def _paired(a: dict, b: dict, metric: str) -> dict:
+    prompts = [
+        _difference(pa, pb, metric)
+        for pa, pb in zip(a["per_seed_prompts"], b["per_seed_prompts"], strict=True)
+    ]
+    means = [p["mean"] for p in prompts]
+    return _difference(a["per_seed"], b["per_seed"], metric) | {
         "prompts": prompts,
         "across_prompts": {
             "per_prompt": means,
             "mean": float(np.mean(means)),
             "ci95": list(t_interval(means)),
+            "predicted": float(np.mean([p["predicted"] for p in prompts])),
         },
     }
 
