@@ -1,10 +1,13 @@
 """The comparison's figures, drawn from summaries built without a model."""
 
+import copy
+
 import numpy as np
 import pytest
 
 from pmrlhf.lm_experiments.compare_config import Method
 from pmrlhf.lm_experiments.evaluate import METRICS, candidate_metrics
+from pmrlhf.lm_experiments.paired_plots import predicted_differences
 from pmrlhf.lm_experiments.plots import FIGURES, renormalised_label, save_figures, whisker_lengths
 from pmrlhf.lm_experiments.summary import REFERENCE, aggregate, paired_differences
 
@@ -95,8 +98,35 @@ def test_save_figures_writes_every_figure_as_png(tmp_path, summary):
     _assert_pngs(save_figures(tmp_path, summary), tmp_path)
 
 
+def test_a_summary_without_paired_entries_still_draws(tmp_path, summary):
+    alone = copy.deepcopy(summary)
+    alone["methods"] = {k: alone["methods"][k] for k in (REFERENCE, "KL b=0.1")}
+    alone["paired"] = []
+    _assert_pngs(save_figures(tmp_path, alone), tmp_path)
+
+
 def test_a_single_seed_draws_without_intervals(tmp_path):
     _assert_pngs(save_figures(tmp_path, fake_summary(seeds=(0,))), tmp_path)
+
+
+def test_predicted_difference_is_the_tv_difference_of_the_renormalised_optima():
+    summary = {
+        "prompts": [{"candidates": ["x", "y"], "target": [0.75, 0.25]}],
+        "methods": {
+            # renormalised on the candidates: (0.5, 0.5) and (0.8, 0.2)
+            "a": {"prompts": [{"optimum": [0.25, 0.25, 0.5]}]},
+            "b": {"prompts": [{"optimum": [0.08, 0.02, 0.9]}]},
+        },
+    }
+    # TV((0.75, 0.25), (0.5, 0.5)) = 0.25; TV((0.75, 0.25), (0.8, 0.2)) = 0.05
+    assert predicted_differences(summary, "a", "b") == pytest.approx([0.2])
+    assert predicted_differences(summary, "b", "a") == pytest.approx([-0.2])
+
+
+def test_predicted_differences_are_per_prompt(summary):
+    predicted = predicted_differences(summary, "KL b=1", "cPM b=1 a=0.1")
+    assert predicted.shape == (len(summary["prompts"]),)
+    assert np.all(np.isfinite(predicted)) and np.any(predicted != 0)
 
 
 def test_pmd_lower_whisker_never_reaches_below_zero():

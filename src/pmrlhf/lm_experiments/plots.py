@@ -8,7 +8,12 @@ import numpy as np
 
 from .._io import atomic_save_figure
 
-FIGURES = ("lm_compare.png", "lm_convergence.png", "lm_implied_preferences.png")
+FIGURES = (
+    "lm_compare.png",
+    "lm_convergence.png",
+    "lm_implied_preferences.png",
+    "lm_paired.png",
+)
 # The first five match the default comparison (reference, KL b=0.1, KL b=1, PM, cPM); the
 # rest keep a grid of methods (--betas, --alphas) apart by colour.
 COLORS = [
@@ -25,8 +30,10 @@ def save_figures(out, summary: dict) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from .paired_plots import draw_paired
+
     paths = []
-    draws = (_distributions, _convergence, _implied)
+    draws = (_distributions, _convergence, _implied, draw_paired)
     for name, draw in zip(FIGURES, draws, strict=True):
         figure = draw(summary)
         paths.append(atomic_save_figure(Path(out) / name, figure))
