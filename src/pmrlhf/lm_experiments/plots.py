@@ -8,7 +8,12 @@ import numpy as np
 
 from .._io import atomic_save_figure
 
-FIGURES = ("lm_compare.png", "lm_convergence.png", "lm_implied_preferences.png")
+FIGURES = (
+    "lm_compare.png",
+    "lm_convergence.png",
+    "lm_implied_preferences.png",
+    "lm_paired.png",
+)
 # The first five match the default comparison (reference, KL b=0.1, KL b=1, PM, cPM); the
 # rest keep a grid of methods (--betas, --alphas) apart by colour.
 COLORS = [
@@ -25,8 +30,11 @@ def save_figures(out, summary: dict) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from .paired_plots import draw_paired
+
     paths = []
-    for name, draw in zip(FIGURES, (_distributions, _convergence, _implied), strict=True):
+    draws = (_distributions, _convergence, _implied, draw_paired)
+    for name, draw in zip(FIGURES, draws, strict=True):
         figure = draw(summary)
         paths.append(atomic_save_figure(Path(out) / name, figure))
         plt.close(figure)
@@ -36,6 +44,31 @@ def save_figures(out, summary: dict) -> list[Path]:
 def _title(summary: dict) -> str:
     n = len(summary["seeds"])
     return f"{summary['model']} on '{summary['task']}', {n} seed(s)"
+
+
+def whisker_lengths(means, intervals, *, floor: float = -np.inf) -> np.ndarray:
+    """Error bars for ``errorbar`` / ``bar``: shape (2, n), from each mean down to
+    ``max(lo, floor)`` and up to ``hi``; 0 where the interval is undefined (a single seed).
+    ``floor=0`` keeps the whisker of a non-negative metric (PMD) from reaching below 0."""
+    means = np.asarray(means, float)
+    intervals = np.asarray(intervals, float).reshape(-1, 2)
+    return np.nan_to_num([means - np.maximum(intervals[:, 0], floor), intervals[:, 1] - means])
+
+
+def renormalised_label(name: str, values: dict) -> str:
+    """The legend label of a method: plain PM's is suffixed with its candidate mass, since
+    its candidate distribution is renormalised from almost none of its mass."""
+    if values["regularizer"] != "pm":
+        return name
+    return f"{name} (renormalised from {values['mean']['coverage']:.2g} of the mass)"
+
+
+def _bar_style(m: int, values: dict) -> dict:
+    """Method ``m``'s bars: its colour, or for plain PM a pale hatched bar of that colour."""
+    color = COLORS[m % len(COLORS)]
+    if values["regularizer"] != "pm":
+        return {"color": color}
+    return {"facecolor": "#e6e6e6", "edgecolor": color, "hatch": "///", "linewidth": 0.8}
 
 
 def _distributions(summary):
@@ -63,27 +96,30 @@ def _distributions(summary):
     )
     axes = axes[0]
     width = 0.8 / (len(names) + 1)
-    tick = (1.2 * 72 * group * width) ** 2  # an optimum's mark: a bit wider than its bar
     for j, (ax, prompt) in enumerate(zip(axes, prompts, strict=False)):
         x = np.arange(len(prompt["candidates"]))
         ax.bar(x, prompt["target"], width, color="black", label="target softmax(r)")
+        marked = False
         for m, name in enumerate(names):
             values = summary["methods"][name]
             cell = values["prompts"][j]
             position = x + (m + 1) * width
-            ax.bar(position, cell["distribution"], width, color=COLORS[m % len(COLORS)], label=name)
-            if "optimum" in cell:
-                best = np.asarray(cell["optimum"][:-1])
-                if best.sum() > 1e-12:  # plain PM's optimum has no mass to renormalise
-                    ax.scatter(
-                        position,
-                        best / best.sum(),
-                        marker="_",
-                        s=min(tick, 90),
-                        color="black",
-                        zorder=3,
-                        label="exact optimum" if m == 1 else None,
-                    )
+            label = renormalised_label(name, values)
+            ax.bar(position, cell["distribution"], width, label=label, **_bar_style(m, values))
+            best = np.asarray(cell.get("optimum", [0.0])[:-1])
+            if best.sum() > 0:  # an optimum with candidate mass to renormalise
+                # A segment in data units, centred on its bar and a little narrower, whatever
+                # the figure's size: equal optima of neighbouring bars stay two marks.
+                ax.hlines(
+                    best / best.sum(),
+                    position - 0.35 * width,
+                    position + 0.35 * width,
+                    color="black",
+                    lw=2,
+                    zorder=3,
+                    label=None if marked else "exact optimum",
+                )
+                marked = True
         ticks = x + width * len(names) / 2
         if flat:
             ax.set_xticks(ticks, prompt["candidates"], fontsize=9)
@@ -100,17 +136,12 @@ def _distributions(summary):
         )
     ax = axes[-1]
     means = [summary["methods"][n]["mean"]["pairwise_pmd"] for n in names]
-    lows = [summary["methods"][n]["ci95"]["pairwise_pmd"][0] for n in names]
-    highs = [summary["methods"][n]["ci95"]["pairwise_pmd"][1] for n in names]
-    errors = np.nan_to_num([np.subtract(means, lows), np.subtract(highs, means)])
+    intervals = [summary["methods"][n]["ci95"]["pairwise_pmd"] for n in names]
+    errors = whisker_lengths(means, intervals, floor=0.0)  # PMD >= 0
     # Horizontal bars: the method names read as written, however many there are.
-    ax.barh(
-        range(len(names)),
-        means,
-        color=[COLORS[m % len(COLORS)] for m in range(len(names))],
-        xerr=errors,
-        capsize=3,
-    )
+    for m, name in enumerate(names):
+        style = _bar_style(m, summary["methods"][name])
+        ax.barh(m, means[m], xerr=errors[:, m : m + 1], capsize=3, **style)
     ax.set_yticks(range(len(names)), names, fontsize=9)
     ax.invert_yaxis()  # the legend's order, top to bottom
     ax.axvline(0, color="black", lw=0.8)
@@ -124,7 +155,7 @@ def _distributions(summary):
         labels,
         loc="outside lower center",
         ncol=min(len(labels), 7),
-        fontsize=8,
+        fontsize=9,
         frameon=False,
     )
     fig.suptitle(f"{_title(summary)}: candidate distributions after RL", fontsize=12)
@@ -133,10 +164,16 @@ def _distributions(summary):
 
 def _convergence(summary):
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     methods = {n: v for n, v in summary["methods"].items() if v["regularizer"] is not None}
     fig, axes = plt.subplots(
-        1, len(methods), figsize=(3.6 * len(methods), 3.4), squeeze=False, sharey=True
+        1,
+        len(methods),
+        figsize=(3.6 * len(methods), 3.7),
+        squeeze=False,
+        sharey=True,
+        layout="constrained",
     )
     for m, (ax, (name, values)) in enumerate(zip(axes[0], methods.items(), strict=True)):
         curves = [np.asarray(c) for c in values["curves"] if c]
@@ -145,21 +182,25 @@ def _convergence(summary):
             ax.plot(curve[:, 0], curve[:, 1], color=color, alpha=0.35, lw=1)
         if curves and all(len(c) == len(curves[0]) for c in curves):
             mean = np.mean([c[:, 1] for c in curves], axis=0)
-            ax.plot(curves[0][:, 0], mean, color=color, lw=2.2, label="mean over seeds")
-        ax.axhline(0.1, color="black", ls="--", lw=0.8, label="0.1")
+            ax.plot(curves[0][:, 0], mean, color=color, lw=2.2)
+        ax.axhline(0.1, color="black", ls="--", lw=0.8)
         ax.set(
             title=name,
             xlabel="RL step",
             ylim=(0, 1.02),
             ylabel="TV to the exact optimum" if m == 0 else None,
         )
-        ax.legend(fontsize=7, loc="upper right")
+    # One legend for every panel, below them: it hides no curve.
+    keys = [
+        Line2D([], [], color="grey", lw=2.2, label="mean over seeds"),
+        Line2D([], [], color="grey", alpha=0.35, lw=1, label="one seed"),
+        Line2D([], [], color="black", ls="--", lw=0.8, label="TV 0.1 (our bound for 'reached')"),
+    ]
+    fig.legend(handles=keys, loc="outside lower center", ncol=3, fontsize=9, frameon=False)
     fig.suptitle(
-        f"{_title(summary)}: distance to each method's optimum given the "
-        "reference (thin: one seed)",
+        f"{_title(summary)}: distance to each method's optimum given the reference",
         fontsize=11,
     )
-    fig.tight_layout()
     return fig
 
 
@@ -211,7 +252,7 @@ def _implied(summary):
         xlabel="preference for the better answer, p_r = sigma(r(a) - r(b))",
         ylabel="implied preference, pi(a) / (pi(a) + pi(b)) (seed mean)",
         title=f"{_title(summary)}: every candidate pair\n"
-        "(diagonal = preference matching; 1 = collapse)",
+        "(diagonal = preference matching; 1 or 0 = collapse onto one answer)",
     )
     ax.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     fig.tight_layout()

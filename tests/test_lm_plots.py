@@ -1,0 +1,151 @@
+"""The comparison's figures, drawn from summaries built without a model."""
+
+import copy
+
+import numpy as np
+import pytest
+
+from pmrlhf.lm_experiments.compare_config import Method
+from pmrlhf.lm_experiments.evaluate import METRICS, candidate_metrics
+from pmrlhf.lm_experiments.paired_plots import predicted_differences
+from pmrlhf.lm_experiments.plots import FIGURES, renormalised_label, save_figures, whisker_lengths
+from pmrlhf.lm_experiments.summary import REFERENCE, aggregate, paired_differences
+
+PNG = b"\x89PNG\r\n\x1a\n"
+METHODS = (
+    Method("KL b=0.1", "kl", 0.1),
+    Method("KL b=1", "kl", 1.0),
+    Method("PM b=1", "pm", 1.0),
+    Method("cPM b=1 a=0.1", "cpm", 1.0, 0.1),
+)
+REWARDS = np.log([[0.6, 0.3, 0.1], [0.5, 0.35, 0.15], [0.6, 0.3, 0.1], [0.45, 0.4, 0.15]])
+OFF_REWARD = -4.0
+
+
+def _optimum(method, reference, reward):
+    """``pi*(c) = W(c) exp(r_c / beta) / E`` over the candidates, then the rest (the LM
+    layer's closed form): KL weighs by the reference, PM by 1 over 10^7 sequences, cPM by 1
+    over a plausible tree of 5."""
+    weight, total = {"kl": (reference, 1.0), "pm": (1.0, 1e7), "cpm": (1.0, 5.0)}[
+        method.regularizer
+    ]
+    weight = np.broadcast_to(weight, reward.shape)
+    off = np.exp(OFF_REWARD / method.beta)
+    scaled = weight * np.exp(reward / method.beta)
+    best = scaled / (off * total + np.sum(scaled - weight * off))
+    return [*best, 1 - best.sum()]
+
+
+def _evaluation(masses):
+    rows = [
+        candidate_metrics(np.log(mass), reward, np.exp(reward), OFF_REWARD)
+        for mass, reward in zip(masses, REWARDS, strict=True)
+    ]
+    return {**{k: float(np.mean([r[k] for r in rows])) for k in METRICS}, "prompts": rows}
+
+
+def fake_summary(seeds=(0, 1, 2)):
+    """A summary as :func:`~pmrlhf.lm_experiments.summary.aggregate` writes it: each RL
+    method ends near its exact optimum, seed by seed, with noise that keeps differences
+    non-zero."""
+    rng = np.random.default_rng(0)
+    reference = np.array([[0.2, 0.25, 0.15], [0.3, 0.1, 0.2], [0.1, 0.2, 0.3], [0.2, 0.2, 0.2]])
+    per_seed = {REFERENCE: [{"evaluation": _evaluation(reference), "optimum": None}] * len(seeds)}
+    for method in METHODS:
+        optima = [_optimum(method, ref, r) for ref, r in zip(reference, REWARDS, strict=True)]
+        runs = []
+        for _ in seeds:
+            noise = np.exp(rng.normal(0, 0.3, reference.shape))
+            masses = np.array([o[:-1] for o in optima]) * noise
+            masses = masses / np.maximum(masses.sum(1, keepdims=True), 1.0)
+            rate = rng.uniform(10, 40)
+            curve = [[step, 0.8 * np.exp(-step / rate) + 0.05] for step in range(0, 101, 10)]
+            runs.append(
+                {
+                    "evaluation": _evaluation(masses),
+                    "optimum": {"optimum": optima, "bound": [0.0] * len(optima)},
+                    "curve": curve,
+                }
+            )
+        per_seed[method.name] = runs
+    methods = aggregate(list(seeds), METHODS, per_seed)
+    targets = np.exp(REWARDS) / np.exp(REWARDS).sum(1, keepdims=True)
+    return {
+        "task": "fake_task",
+        "model": "no-model",
+        "seeds": list(seeds),
+        "methods": methods,
+        "paired": paired_differences(METHODS, methods),
+        "prompts": [
+            {"candidates": ["Summer", "Autumn", "Winter"], "target": t.tolist()} for t in targets
+        ],
+    }
+
+
+@pytest.fixture(scope="module")
+def summary():
+    return fake_summary()
+
+
+def _assert_pngs(paths, out):
+    assert [p.name for p in paths] == list(FIGURES)
+    for name in FIGURES:
+        data = (out / name).read_bytes()
+        assert data.startswith(PNG) and len(data) > 1000, name
+
+
+def test_save_figures_writes_every_figure_as_png(tmp_path, summary):
+    _assert_pngs(save_figures(tmp_path, summary), tmp_path)
+
+
+def test_a_summary_without_paired_entries_still_draws(tmp_path, summary):
+    alone = copy.deepcopy(summary)
+    alone["methods"] = {k: alone["methods"][k] for k in (REFERENCE, "KL b=0.1")}
+    alone["paired"] = []
+    _assert_pngs(save_figures(tmp_path, alone), tmp_path)
+
+
+def test_a_single_seed_draws_without_intervals(tmp_path):
+    _assert_pngs(save_figures(tmp_path, fake_summary(seeds=(0,))), tmp_path)
+
+
+def test_predicted_difference_is_the_tv_difference_of_the_renormalised_optima():
+    summary = {
+        "prompts": [{"candidates": ["x", "y"], "target": [0.75, 0.25]}],
+        "methods": {
+            # renormalised on the candidates: (0.5, 0.5) and (0.8, 0.2)
+            "a": {"prompts": [{"optimum": [0.25, 0.25, 0.5]}]},
+            "b": {"prompts": [{"optimum": [0.08, 0.02, 0.9]}]},
+        },
+    }
+    # TV((0.75, 0.25), (0.5, 0.5)) = 0.25; TV((0.75, 0.25), (0.8, 0.2)) = 0.05
+    assert predicted_differences(summary, "a", "b") == pytest.approx([0.2])
+    assert predicted_differences(summary, "b", "a") == pytest.approx([-0.2])
+
+
+def test_predicted_differences_are_per_prompt(summary):
+    predicted = predicted_differences(summary, "KL b=1", "cPM b=1 a=0.1")
+    assert predicted.shape == (len(summary["prompts"]),)
+    assert np.all(np.isfinite(predicted)) and np.any(predicted != 0)
+
+
+def test_pmd_lower_whisker_never_reaches_below_zero():
+    means = [0.05, 1.0, 0.3]
+    intervals = [[-0.2, 0.3], [0.4, 1.6], [float("nan"), float("nan")]]
+    errors = whisker_lengths(means, intervals, floor=0.0)
+    assert np.all(np.subtract(means, errors[0]) >= 0)
+    assert errors[:, 0] == pytest.approx([0.05, 0.25])  # clipped at 0 below, as is above
+    assert errors[:, 1] == pytest.approx([0.6, 0.6])
+    assert errors[:, 2] == pytest.approx([0.0, 0.0])  # one seed: no interval
+    unclipped = whisker_lengths(means, intervals)
+    assert unclipped[0, 0] == pytest.approx(0.25)
+
+
+def test_plain_pm_is_labelled_with_its_candidate_mass(summary):
+    pm = summary["methods"]["PM b=1"]
+    coverage = f"{pm['mean']['coverage']:.2g}"
+    assert renormalised_label("PM b=1", pm) == f"PM b=1 (renormalised from {coverage} of the mass)"
+    assert renormalised_label("KL b=1", summary["methods"]["KL b=1"]) == "KL b=1"
+    assert renormalised_label("x", {"regularizer": "pm", "mean": {"coverage": 2.34e-7}}).endswith(
+        "from 2.3e-07 of the mass)"
+    )
