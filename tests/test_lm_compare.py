@@ -209,3 +209,85 @@ def test_cli_compare_options_reach_the_rl_config(tmp_path, monkeypatch, pmrlhf_h
     status, stderr = pmrlhf_here(*args, "--samples-per-prompt", "1", "--out", tmp_path / "b")
     assert status == 2 and "samples_per_prompt" in stderr.strip().splitlines()[-1], stderr
     assert len(seen) == 1 and not (tmp_path / "b").exists()
+
+
+def test_paired_differences_are_per_seed_with_a_t_interval(fresh):
+    import numpy as np
+    import scipy.stats
+
+    out, summary = fresh
+    names = [m.name for m in compare.DEFAULT_METHODS]
+    pairs = {(p["a"], p["b"], p["metric"]): p for p in summary["paired"]}
+    assert len(pairs) == len(summary["paired"]) == 3 * len(names) * (len(names) - 1) // 2
+    for (a, b, metric), entry in pairs.items():
+        assert names.index(a) < names.index(b)
+        rows_a, rows_b = (summary["methods"][n]["per_seed"] for n in (a, b))
+        diff = [x[metric] - y[metric] for x, y in zip(rows_a, rows_b, strict=True)]
+        assert entry["per_seed"] == pytest.approx(diff)
+        assert entry["mean"] == pytest.approx(np.mean(diff))
+        if np.std(diff) > 0:
+            expected = scipy.stats.t.interval(
+                0.95, len(diff) - 1, loc=np.mean(diff), scale=scipy.stats.sem(diff)
+            )
+            assert entry["ci95"] == pytest.approx(expected)
+        optimum = f"optimum_{metric}"
+        predicted = np.mean([x[optimum] - y[optimum] for x, y in zip(rows_a, rows_b, strict=True)])
+        assert entry["predicted"] == pytest.approx(predicted)
+        assert entry["matched_beta"] == (
+            summary["methods"][a]["beta"] == summary["methods"][b]["beta"]
+        )
+        # per prompt: the seeds' differences average to the overall one
+        assert np.mean([p["mean"] for p in entry["prompts"]]) == pytest.approx(entry["mean"])
+        assert entry["across_prompts"]["mean"] == pytest.approx(entry["mean"])
+
+
+def test_the_prediction_is_written_before_rl_and_matches_the_optima(fresh):
+    out, summary = fresh
+    predictions = json.loads((out / "predictions.json").read_text())
+    assert [r["seeds"] for r in predictions["references"]] == [[0], [1]]  # tiny: seeded init
+    for seed, entry in zip((0, 1), predictions["references"], strict=True):
+        for name, predicted in entry["methods"].items():
+            row = summary["methods"][name]["per_seed"][seed]
+            for key in ("tv_to_target", "pairwise_pmd", "pairwise_abs_gap", "coverage"):
+                assert predicted["mean"][key] == pytest.approx(row[f"optimum_{key}"])
+            assert predicted["mean"]["optimum_bound"] == pytest.approx(row["optimum_bound"])
+    assert summary["code"]["version"] and "commit" in summary["code"]
+
+
+def test_prediction_exists_when_rl_starts(tmp_path, monkeypatch, no_figures):
+    real_train_rl, seen = workflow.train_rl, []
+
+    def check(*args, **kwargs):
+        seen.append((tmp_path / "predictions.json").exists())
+        return real_train_rl(*args, **kwargs)
+
+    monkeypatch.setattr(workflow, "train_rl", check)
+    compare.run_compare(_quick(seeds=(0,), methods=compare.DEFAULT_METHODS[:1]), tmp_path,
+                        progress=False)  # fmt: skip
+    assert seen == [True]
+
+
+def test_one_reference_serves_every_seed_it_does_not_depend_on(tmp_path, monkeypatch, no_figures):
+    config, task = _quick(methods=compare.DEFAULT_METHODS[:1]), load_task("two_answers")
+    key = compare.reference_fingerprint
+    assert key(config, task, 0) != key(config, task, 1)  # a tiny model's init is seeded
+    config.model = "smollm2-135m"  # pretrained, full-batch SFT: no seed in the reference
+    assert key(config, task, 0) == key(config, task, 1)
+    config.sft.batch_size = 2  # SFT batches drawn at random: seeded again
+    assert key(config, task, 0) != key(config, task, 1)
+    # A seed-independent reference is trained once for two seeds (tiny model, as if pretrained)
+    monkeypatch.setattr(compare, "TINY_MODELS", ())
+    real, trained = compare.prepare_reference, []
+
+    def counted(config, task, seed, **kwargs):
+        trained.append(seed)
+        return real(config, task, seed, **kwargs)
+
+    monkeypatch.setattr(compare, "prepare_reference", counted)
+    summary = compare.run_compare(_quick(methods=compare.DEFAULT_METHODS[:1]), tmp_path,
+                                  progress=False)  # fmt: skip
+    assert trained == [0]
+    predictions = json.loads((tmp_path / "predictions.json").read_text())
+    assert [r["seeds"] for r in predictions["references"]] == [[0, 1]]
+    seconds = summary["run_seconds"][REFERENCE]
+    assert seconds[0] > 0 and seconds[1] == 0  # SFT's time counted once

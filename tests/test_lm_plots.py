@@ -109,23 +109,12 @@ def test_a_single_seed_draws_without_intervals(tmp_path):
     _assert_pngs(save_figures(tmp_path, fake_summary(seeds=(0,))), tmp_path)
 
 
-def test_predicted_difference_is_the_tv_difference_of_the_renormalised_optima():
-    summary = {
-        "prompts": [{"candidates": ["x", "y"], "target": [0.75, 0.25]}],
-        "methods": {
-            # renormalised on the candidates: (0.5, 0.5) and (0.8, 0.2)
-            "a": {"prompts": [{"optimum": [0.25, 0.25, 0.5]}]},
-            "b": {"prompts": [{"optimum": [0.08, 0.02, 0.9]}]},
-        },
-    }
-    # TV((0.75, 0.25), (0.5, 0.5)) = 0.25; TV((0.75, 0.25), (0.8, 0.2)) = 0.05
-    assert predicted_differences(summary, "a", "b") == pytest.approx([0.2])
-    assert predicted_differences(summary, "b", "a") == pytest.approx([-0.2])
-
-
-def test_predicted_differences_are_per_prompt(summary):
-    predicted = predicted_differences(summary, "KL b=1", "cPM b=1 a=0.1")
-    assert predicted.shape == (len(summary["prompts"]),)
+def test_the_paired_figure_marks_the_entries_predictions(summary):
+    pair = next(p for p in summary["paired"] if p["metric"] == "tv_to_target")
+    predicted = predicted_differences(pair)
+    assert predicted.shape == (len(summary["prompts"]) + 1,)
+    assert predicted[:-1] == pytest.approx([p["predicted"] for p in pair["prompts"]])
+    assert predicted[-1] == pair["predicted"]
     assert np.all(np.isfinite(predicted)) and np.any(predicted != 0)
 
 

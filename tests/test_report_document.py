@@ -54,30 +54,75 @@ def test_lm_prose_reads_null_numbers_as_not_available():
     assert "n/a" in text and "nan" not in text
 
 
-def test_lm_prose_compares_tv_to_target_at_matched_beta_and_names_the_estimator():
+def _paired_summary(per_seed, predicted, estimator="expected", across=None):
+    """KL b=1 against cPM b=1 a=0.1 with the paired TV differences ``per_seed``."""
+    import numpy as np
+
+    from pmrlhf.lm_experiments.summary import t_interval
+
+    def method(regularizer, alpha=None):
+        return {"regularizer": regularizer, "beta": 1.0, "alpha": alpha, "prompts": [],
+                "mean": {}, "ci95": {}}  # fmt: skip
+
+    entry = {"a": "KL b=1", "b": "cPM b=1 a=0.1", "metric": "tv_to_target",
+             "matched_beta": True, "per_seed": per_seed, "mean": float(np.mean(per_seed)),
+             "ci95": list(t_interval(per_seed)), "predicted": predicted}  # fmt: skip
+    if across is not None:
+        mean, ci95 = float(np.mean(across)), list(t_interval(across))
+        entry["across_prompts"] = {"per_prompt": across, "mean": mean, "ci95": ci95}
+    return {
+        "config": {"rl": {"penalty_gradient": estimator}},
+        "methods": {"KL b=1": method("kl"), "cPM b=1 a=0.1": method("cpm", 0.1)},
+        "paired": [entry],
+    }
+
+
+def test_method_vs_method_prose_follows_the_paired_interval_and_names_the_estimator():
     from pmrlhf.report.lm_texts import lm_paragraphs
 
-    def method(regularizer, beta, alpha=None, **ci):
-        return {"regularizer": regularizer, "beta": beta, "alpha": alpha, "prompts": [],
-                "mean": {k: (lo + hi) / 2 for k, (lo, hi) in ci.items()},
-                "ci95": {k: [lo, hi] for k, (lo, hi) in ci.items()}}  # fmt: skip
+    above = " ".join(lm_paragraphs(_paired_summary([0.18, 0.2, 0.22], 0.21)))
+    assert "KL b=1 minus cPM b=1 a=0.1 in TV to the target: predicted +0.21" in above
+    assert "cPM b=1 a=0.1 is closer (the interval lies above 0)" in above
+    assert "keeps the reference's odds" in above  # the optima differ: the mechanism is named
+    assert "exact expectation over the vocabulary" in above
+    contains = " ".join(lm_paragraphs(_paired_summary([-0.1, 0.05, 0.12], 0.21, "sampled")))
+    assert "the interval contains 0: no result" in contains and "is closer" not in contains
+    assert "as TRL does" in contains
+    below = " ".join(lm_paragraphs(_paired_summary([-0.03, -0.02, -0.04], 0.21)))
+    assert "KL b=1 is closer (the interval lies below 0)" in below
+    one = " ".join(lm_paragraphs(_paired_summary([0.2], 0.21)))
+    assert "one seed, no interval: no result" in one
 
-    def summary(cpm_tv, estimator):
-        return {
-            "config": {"rl": {"penalty_gradient": estimator}},
-            "methods": {
-                "KL b=1": method("kl", 1.0, tv_to_target=(0.2, 0.3)),
-                "cPM b=1 a=0.1": method("cpm", 1.0, 0.1, tv_to_target=cpm_tv),
-            },
-        }
 
-    below = " ".join(lm_paragraphs(summary((0.01, 0.05), "expected")))
-    assert "lies entirely below" in below and "exact expectation over the vocabulary" in below
-    overlap = " ".join(lm_paragraphs(summary((0.1, 0.25), "sampled")))
-    assert "intervals overlap" in overlap and "lies entirely below" not in overlap
-    assert "as TRL does" in overlap
-    above = " ".join(lm_paragraphs(summary((0.31, 0.4), "expected")))  # KL b=1 clearly closer
-    assert "KL b=1's interval lies entirely below" in above and "overlap" not in above
+def test_no_difference_is_predicted_where_the_optima_agree():
+    from pmrlhf.report.lm_texts import lm_paragraphs
+
+    text = " ".join(lm_paragraphs(_paired_summary([0.01, -0.01, 0.02], 0.004)))
+    assert "no difference is predicted" in text and "keeps the reference's odds" not in text
+
+
+def test_the_interval_over_prompts_is_cited_where_prompts_differ():
+    from pmrlhf.report.lm_texts import lm_paragraphs
+
+    text = " ".join(lm_paragraphs(_paired_summary([0.2, 0.21, 0.19], 0.2, across=[0.1, 0.3])))
+    assert "over the 2 prompts (each with its own reference odds; seed means) +0.2 [" in text
+
+
+def test_collapse_names_its_threshold_and_leaves_plain_pm_out():
+    from pmrlhf.report.lm_texts import lm_paragraphs
+
+    def method(regularizer, beta, collapsed, **mean):
+        return {"regularizer": regularizer, "beta": beta, "alpha": None, "mean": mean,
+                "ci95": {}, "prompts": [{"collapsed_seeds": collapsed}]}  # fmt: skip
+
+    summary = {"methods": {
+        "KL b=0.1": method("kl", 0.1, 3, minority_mass=0.001, target_minority_mass=0.4),
+        "PM b=1": method("pm", 1.0, 2, coverage=2.3e-7, optimum_coverage=1e-12),
+    }}  # fmt: skip
+    text = " ".join(lm_paragraphs(summary))
+    assert "preference collapse by our threshold (the minority keeps less than 50%" in text
+    assert "more than 90% of the candidate mass on one answer): KL b=0.1 on prompt 1" in text
+    assert "PM b=1 on prompt" not in text and "renormalised from 2.3e-07 of the mass" in text
 
 
 def test_code_spans_become_code_and_the_rest_is_escaped():

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..simulate.metrics import total_variation
 from .plots import _title, whisker_lengths
 
 METRIC = "tv_to_target"
@@ -14,25 +13,11 @@ OBSERVED = "black"
 PREDICTED = "#d62728"
 
 
-def optimum_tv_to_target(summary: dict, name: str) -> np.ndarray:
-    """Per prompt, ``TV(target, optimum)`` of method ``name``: its exact optimum given the
-    reference (seed mean), renormalised on the candidates as ``tv_to_target`` is; NaN where
-    the method has no optimum or the optimum holds no candidate mass. Shape (prompts,)."""
-    out = []
-    for prompt, cell in zip(summary["prompts"], summary["methods"][name]["prompts"], strict=True):
-        best = np.asarray(cell.get("optimum", [])[:-1], float)  # the last: off the candidates
-        if best.sum() > 0:
-            out.append(float(total_variation(prompt["target"], best / best.sum())))
-        else:
-            out.append(np.nan)
-    return np.asarray(out)
-
-
-def predicted_differences(summary: dict, a: str, b: str) -> np.ndarray:
-    """The theory's ``a - b`` in TV to the target, per prompt:
-    ``TV(target, optimum_a) - TV(target, optimum_b)`` with both optima renormalised on the
-    candidates (:func:`optimum_tv_to_target`). Shape (prompts,)."""
-    return optimum_tv_to_target(summary, a) - optimum_tv_to_target(summary, b)
+def predicted_differences(pair: dict) -> np.ndarray:
+    """The theory's ``a - b`` of an entry of ``summary["paired"]``: per prompt, then over
+    all prompts, the difference between the two exact optima given the reference (the
+    entry's ``predicted``, seed means). Shape (prompts + 1,)."""
+    return np.array([p["predicted"] for p in pair["prompts"]] + [pair["predicted"]])
 
 
 def draw_paired(summary: dict):
@@ -41,7 +26,9 @@ def draw_paired(summary: dict):
     seeds) beside the difference of the two exact optima."""
     import matplotlib.pyplot as plt
 
-    pairs = [p for p in summary.get("paired", []) if p["metric"] == METRIC]
+    pairs = [
+        p for p in summary.get("paired", []) if p["metric"] == METRIC and p.get("matched_beta")
+    ]
     title = f"{_title(summary)}:\npaired differences a - b in TV to the preference target"
     if not pairs:
         fig, ax = plt.subplots(figsize=(6.4, 2.4), layout="constrained")
@@ -74,8 +61,7 @@ def draw_paired(summary: dict):
         entries = [*pair["prompts"], pair]
         means = np.array([e["mean"] for e in entries])
         errors = whisker_lengths(means, [e["ci95"] for e in entries])
-        predicted = predicted_differences(summary, pair["a"], pair["b"])
-        predicted = np.append(predicted, predicted.mean())
+        predicted = predicted_differences(pair)
         ax.axhline(0, color="grey", lw=0.8, zorder=0)
         ax.axvline(n_prompts + 0.8, color="grey", lw=0.6, ls=":")
         ax.errorbar(

@@ -1,6 +1,13 @@
 """The language-model section's prose: every statement decided by the numbers of a
 comparison's ``summary.json`` (means with 95% intervals; docs/theory.md §8)."""
 
+from ..lm_experiments.summary import COLLAPSE
+from .paired_texts import method_vs_method
+
+# Our threshold for "preference collapse": the minority answers keep less than this share of
+# the mass the preferences give them.
+COLLAPSE_SHARE = 0.5
+
 LM_INTRO = (
     "A real causal language model is fine-tuned with RLOO against the task's exact reward "
     "(a completion is a candidate iff its token ids are the candidate's, docs/theory.md §7), "
@@ -10,7 +17,11 @@ LM_INTRO = (
     "(docs/theory.md §7). Pairwise PMD is this project's definition (unbounded; "
     "docs/theory.md §5); abs pref gap, the mean |sigma(r_a - r_b) - pi_a/(pi_a + pi_b)|, is its "
     "bounded companion. Numbers are means over seeds with a 95% Student-t interval "
-    "(docs/theory.md §8)."
+    "(docs/theory.md §8). Full-batch SFT of a pretrained model does not depend on the seed, so "
+    "every seed starts from the same reference: the intervals measure RL's run-to-run "
+    "variation around that reference, not how a result changes with the reference; a "
+    "difference between two methods cites the paired per-seed interval, and where prompts "
+    "differ in their reference odds the interval over prompts as well."
 )
 
 
@@ -28,14 +39,6 @@ def _num(value, spec: str = ".3g") -> str:
     return "n/a" if value is None else format(value, spec)
 
 
-def _interval(values: dict, key: str) -> str:
-    mean = values.get("mean", {}).get(key)
-    lo, hi = values.get("ci95", {}).get(key, (None, None))
-    if lo is None or hi is None or lo != lo:  # null or nan: one seed
-        return _num(mean)
-    return f"{_num(mean)} [{_num(lo)}, {_num(hi)}]"
-
-
 def _find(summary: dict, regularizer: str, beta: float | None = None):
     for name, values in summary.get("methods", {}).items():
         if values.get("regularizer") == regularizer and (beta is None or values["beta"] == beta):
@@ -51,24 +54,6 @@ def _bound(values: dict, key: str, side: int) -> float | None:
     except (KeyError, TypeError, IndexError):
         return None
     return None if bound is None or bound != bound else bound
-
-
-def _order(a: dict, b: dict, key: str) -> str | None:
-    """ "below" when a's 95% interval of ``key`` lies entirely below b's, "above" when b's lies
-    entirely below a's, "overlap" otherwise, None when an interval is missing (one seed)."""
-    bounds = [_bound(a, key, 0), _bound(a, key, 1), _bound(b, key, 0), _bound(b, key, 1)]
-    if None in bounds:
-        return None
-    a_lo, a_hi, b_lo, b_hi = bounds
-    return "below" if a_hi < b_lo else "above" if b_hi < a_lo else "overlap"
-
-
-def _optima(a: dict, b: dict, key: str) -> str:
-    """ " (their exact optima: A vs B)" from the means of ``optimum_<key>``, or nothing."""
-    optimum_a, optimum_b = a["mean"].get(f"optimum_{key}"), b["mean"].get(f"optimum_{key}")
-    if optimum_a is None or optimum_b is None:
-        return ""
-    return f" (their exact optima: {_num(optimum_a)} vs {_num(optimum_b)})"
 
 
 def lm_paragraphs(summary: dict) -> list[str]:
@@ -111,50 +96,30 @@ def lm_paragraphs(summary: dict) -> list[str]:
         share = None if mass is None or not target else mass / target
         if share is None:
             verdict = "."
-        elif share < 0.5:
-            verdict = f" ({_num(100 * share, '.3g')}% of it): preference collapse."
+        elif share < COLLAPSE_SHARE:
+            verdict = (
+                f" ({_num(100 * share, '.3g')}% of it): preference collapse by our threshold "
+                f"(the minority keeps less than {COLLAPSE_SHARE:.0%} of its preferred share)."
+            )
         else:
-            verdict = f" ({_num(100 * share, '.0f')}% of it): no collapse in this run."
+            verdict = (
+                f" ({_num(100 * share, '.0f')}% of it): no collapse by our threshold (less "
+                f"than {COLLAPSE_SHARE:.0%} of its preferred share)."
+            )
         sentences.append(
             f"{name} leaves the minority answers {_num(mass)} of the candidate mass where the "
             f"preferences give them {_num(target)}" + verdict
         )
-    cpm_name, cpm = _find(summary, "cpm", 1.0)
-    for other_name, other in ((kl_small[0], kl_small[1]), _find(summary, "kl", 1.0)):
-        if cpm is None or other is None:
-            continue
-        text = (
-            f"{cpm_name}'s pairwise PMD {_interval(cpm, 'pairwise_pmd')} against {other_name}'s "
-            f"{_interval(other, 'pairwise_pmd')}: "
-        )
-        text += {
-            "below": "its interval lies entirely below",
-            "above": f"{other_name}'s interval lies entirely below",
-            "overlap": "the intervals overlap, so this difference is no result",
-            None: "one seed, no interval",
-        }[_order(cpm, other, "pairwise_pmd")]
-        sentences.append(text + _optima(cpm, other, "pairwise_pmd") + ".")
-    kl_name, kl = _find(summary, "kl", 1.0)
-    if cpm is not None and kl is not None:
-        text = (
-            f"At matched beta 1, TV to the preference distribution: {cpm_name} "
-            f"{_interval(cpm, 'tv_to_target')} against {kl_name} {_interval(kl, 'tv_to_target')}"
-        )
-        text += {
-            "below": ": conditional PM lies entirely below; KL's optimum keeps the reference's "
-            "odds (pi_ref e^{r/beta}), conditional PM's replaces them on plausible answers",
-            "above": f": {kl_name}'s interval lies entirely below",
-            "overlap": ": the intervals overlap",
-            None: "",
-        }[_order(cpm, kl, "tv_to_target")]
-        sentences.append(text + _optima(cpm, kl, "tv_to_target") + ".")
+    sentences += method_vs_method(summary)
     pm_name, pm = _find(summary, "pm", 1.0)
     if pm is not None:
         sentences.append(
             f"{pm_name} keeps {_num(pm['mean'].get('coverage'))} of its mass on the candidate "
             f"answers (its optimum: {_num(pm['mean'].get('optimum_coverage'))}): plain PM "
             "rewards entropy on every token and spreads over text that is not an answer, which "
-            "is why conditional PM exists (docs/theory.md §4)."
+            "is why conditional PM exists (docs/theory.md §4). Its candidate metrics are "
+            f"renormalised from {_num(pm['mean'].get('coverage'), '.2g')} of the mass and "
+            "describe almost nothing it generates; it is left out of the collapse flags."
         )
     paragraphs.append(" ".join(sentences))
     reference = methods.get("reference (SFT)")
@@ -162,12 +127,15 @@ def lm_paragraphs(summary: dict) -> list[str]:
         paragraphs += _reference_paragraph(reference, rl)
     flagged = []
     for name, values in methods.items():
+        if values.get("regularizer") == "pm":  # renormalised from almost no mass
+            continue
         for j, prompt in enumerate(values.get("prompts", []), start=1):
             if prompt.get("collapsed_seeds"):
                 flagged.append(f"{name} on prompt {j} ({prompt['collapsed_seeds']} seed(s))")
     if flagged:
         paragraphs.append(
-            "More than 90% of the candidate mass on one answer: " + "; ".join(flagged) + "."
+            f"Collapsed prompts (our flag: more than {COLLAPSE:.0%} of the candidate mass on one "
+            "answer): " + "; ".join(flagged) + "."
         )
     return paragraphs
 
