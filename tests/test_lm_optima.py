@@ -177,8 +177,17 @@ def test_sft_weights_are_validated(tmp_path, weights, match):
 def test_biased_task_gives_sft_its_weights():
     task = load_task("biased_reference")
     pairs, weights = candidate_pairs(task)
-    assert len(pairs) == 6 and weights.sum() == pytest.approx(1.0)
-    np.testing.assert_allclose(weights[:3] * 2, task.prompts[0].sft_weights)
+    assert len(pairs) == 12 and weights.sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(weights[:3] * 4, task.prompts[0].sft_weights)
+
+
+def test_biased_task_disagrees_with_its_annotators_on_every_prompt():
+    """The matched-beta test's design: the SFT weights differ from the preferences on
+    every prompt, none below 0.17 (plausible at alpha 0.1), the lowest below 0.2."""
+    for prompt in load_task("biased_reference").prompts:
+        weights = np.asarray(prompt.sft_weights)
+        assert 0.5 * np.abs(weights - prompt.target).sum() > 0.1
+        assert weights.min() >= 0.17 and weights.min() < 0.2
 
 
 def test_the_seed_reaches_sft_batches():

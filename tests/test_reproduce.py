@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -102,6 +103,24 @@ def test_quick_main_job_runs_every_stage_and_reports_them(tmp_path, monkeypatch)
     text = readme.read_text()
     assert text.startswith("head\n" + START) and text.endswith(END + "\ntail\n")
     assert "stale numbers" not in text and text.count(START) == 1
+    # The matched-beta block, from results/lm_biased_reference where README has its markers.
+    from pmrlhf.report import matched_beta
+
+    shutil.copytree(out / "lm", out / matched_beta.FOLDER)
+    assert f"**`{matched_beta.FOLDER}`.**" not in results_block(out, command="c", date="d")
+    stale = f"{matched_beta.START}\nSTALE\n{matched_beta.END}\n{START}\nSTALE\n{END}\n"
+    readme.write_text(stale)
+    update_readme(readme, out, command="c")
+    text = readme.read_text()
+    assert "STALE" not in text and text.count(matched_beta.START) == 1
+    assert "The theory's call, before training" in text and "Paired differences" in text
+    paired = json.loads((out / matched_beta.FOLDER / "summary.json").read_text())["paired"]
+    for entry in (e for e in paired if e["matched_beta"]):
+        assert f"{entry['a']} - {entry['b']}" in text and f"{entry['predicted']:+.3g}" in text
+    shutil.rmtree(out / matched_beta.FOLDER)  # no results: its block stays as it was
+    readme.write_text(f"{matched_beta.START}\nKEPT\n{matched_beta.END}\n{START}\nSTALE\n{END}\n")
+    update_readme(readme, out, command="c")
+    assert "KEPT" in readme.read_text() and "STALE" not in readme.read_text()
     readme.write_text("no markers\n")
     with pytest.raises(ValueError, match="results block"):
         update_readme(readme, out, command="c")
@@ -110,11 +129,11 @@ def test_quick_main_job_runs_every_stage_and_reports_them(tmp_path, monkeypatch)
     # its README and figures/ alone by default, and refreshes them when asked to.
     checkout = tmp_path / "checkout"
     (checkout / "figures").mkdir(parents=True)
-    (checkout / "README.md").write_text(f"head\n{START}\nold\n{END}\n")
+    (checkout / "README.md").write_text(f"head\n{START}\nSTALE\n{END}\n")
     (checkout / "figures" / "collapse.png").write_bytes(b"old")
     monkeypatch.chdir(checkout)
     reproduce(ReproduceConfig(out=out, stages=("report",), progress=False), log=lambda _: None)
-    assert (checkout / "README.md").read_text() == f"head\n{START}\nold\n{END}\n"
+    assert (checkout / "README.md").read_text() == f"head\n{START}\nSTALE\n{END}\n"
     assert sorted(p.name for p in (checkout / "figures").iterdir()) == ["collapse.png"]
     assert (checkout / "figures" / "collapse.png").read_bytes() == b"old"
     manifest = reproduce(
@@ -122,7 +141,7 @@ def test_quick_main_job_runs_every_stage_and_reports_them(tmp_path, monkeypatch)
         log=lambda _: None,
     )
     assert manifest["stages"]["report"]["readme_updated"] == "README.md"
-    assert "old" not in (checkout / "README.md").read_text()
+    assert "STALE" not in (checkout / "README.md").read_text()
     published = (checkout / "figures" / "collapse.png").read_bytes()
     assert published == (out / "simulate" / "collapse.png").read_bytes()
     assert (checkout / "figures" / "lm_compare.png").exists()

@@ -27,6 +27,16 @@ class ReadmeFigure:
 
 README_FIGURES = (
     ReadmeFigure(
+        "matched_beta_paired.png",
+        "lm_biased_reference/lm_paired.png",
+        "pmrlhf.lm_experiments.compare:run_compare",
+    ),
+    ReadmeFigure(
+        "matched_beta_compare.png",
+        "lm_biased_reference/lm_compare.png",
+        "pmrlhf.lm_experiments.compare:run_compare",
+    ),
+    ReadmeFigure(
         "lm_compare.png", "lm/lm_compare.png", "pmrlhf.lm_experiments.compare:run_compare"
     ),
     ReadmeFigure(

@@ -85,8 +85,12 @@ EXPERIMENT_TEXT = {
             "(the paper reports 29-41% for OPT-1.3B and Llama-2-7B).",
             "Conditional PM helps when alpha sits below the probability the reference gives "
             "plausible tokens; a threshold above it treats plausible tokens as implausible and "
-            "re-imports the reference's bias. At beta < 1 every policy is sharpened towards "
-            "softmax(r/beta), which dominates the divergence.",
+            "re-imports the reference's bias. Its weight jumps from pi_ref to 1 at the "
+            "threshold (docs/theory.md §4, 'The threshold is a cliff'), so a token just below "
+            "alpha is damped by its whole reference probability where KL damps it only "
+            "relative to its neighbours: that is why a too-high alpha (0.5 here) ends further "
+            "from the preferences than KL itself (negative reductions). At beta < 1 every "
+            "policy is sharpened towards softmax(r/beta), which dominates the divergence.",
         ),
     ),
 }

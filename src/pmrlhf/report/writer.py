@@ -87,12 +87,39 @@ def _lm_sections(out: Path) -> list[Section]:
     section = Section(
         "Language model: KL vs PM vs conditional PM", paragraphs=lm_paragraphs(summary)
     )
-    from .readme import lm_table
+    from .lm_tables import lm_table
 
     if summary.get("methods"):
         section.tables.append(
             ("Mean [95% t-interval] over seeds (summary.json)", lm_table(summary))
         )
+    for png in sorted(folder.glob("*.png")):
+        section.figures.append((png.stem.replace("_", " "), png))
+    return [section]
+
+
+def _matched_beta_sections(out: Path) -> list[Section]:
+    """The matched-beta test (``results/lm_biased_reference``), when it was run."""
+    from . import matched_beta
+    from .lm_tables import lm_table
+
+    folder = out / matched_beta.FOLDER
+    if not (folder / "summary.json").exists():
+        return []
+    summary = json.loads((folder / "summary.json").read_text())
+    section = Section(
+        "Language model: KL vs conditional PM at matched beta, reference against the annotators",
+        paragraphs=lm_paragraphs(summary),
+    )
+    section.tables += [
+        (
+            "Prediction: each method's exact optimum given the reference",
+            matched_beta.prediction_table(summary),
+        ),
+        ("Measurement: mean [95% t-interval] over seeds", lm_table(summary)),
+        ("Paired differences a - b (per seed)", matched_beta.paired_table(summary)),
+        ("Per prompt", matched_beta.prompt_table(summary)),
+    ]
     for png in sorted(folder.glob("*.png")):
         section.figures.append((png.stem.replace("_", " "), png))
     return [section]
@@ -120,7 +147,8 @@ def _provenance(out: Path) -> pd.DataFrame | None:
 def write_report(out: Path, *, quick: bool) -> dict:
     """Write ``out/REPORT.md`` and ``out/REPORT.html``; return their paths."""
     out = Path(out)
-    sections = _theory_sections(out) + _simulate_sections(out) + _lm_sections(out)
+    sections = _theory_sections(out) + _simulate_sections(out)
+    sections += _matched_beta_sections(out) + _lm_sections(out)
     stamp = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     command = "pmrlhf reproduce" + (" --quick" if quick else "")
     intro = Section(
