@@ -181,3 +181,21 @@ def test_lm_prose_says_the_reference_is_closer_only_where_an_interval_clears_it(
     assert "The unbounded PMD and the bounded gap disagree here" in text
     summary["methods"]["KL b=0.1"]["mean"]["pairwise_abs_gap"] = 0.31  # worse on both
     assert "disagree" not in " ".join(lm_paragraphs(summary))
+
+
+def test_far_prompts_and_the_threshold_mechanism_are_named():
+    from pmrlhf.report.lm_texts import lm_paragraphs
+
+    summary = _paired_summary([-0.3, -0.31, -0.29], -0.33)
+    summary["methods"]["cPM b=1 a=0.2"] = {"regularizer": "cpm", "beta": 1.0, "alpha": 0.2,
+                                          "prompts": [], "mean": {}, "ci95": {}}  # fmt: skip
+    entry = summary["paired"][0] | {"a": "cPM b=1 a=0.1", "b": "cPM b=1 a=0.2"}
+    summary["paired"] = [entry]
+    cells = [{"tv_to_optimum": 0.15}, {"tv_to_optimum": 0.17}]
+    summary["methods"]["cPM b=1 a=0.1"]["per_seed_prompts"] = [cells]
+    summary["methods"]["cPM b=1 a=0.1"]["prompts"] = [{"optimum": [0.6, 0.3, 0.1, 0.0]}]
+    summary["methods"]["reference (SFT)"] = {"regularizer": None, "mean": {}, "ci95": {},
+                                             "prompts": [{"mass": [0.2, 0.3, 0.5]}]}  # fmt: skip
+    text = " ".join(lm_paragraphs(summary))
+    assert "lies between 0.1 and 0.2: matched to the preferences at alpha 0.1" in text
+    assert "cPM b=1 a=0.1 on prompt 1 (0.160; the reference starts 0.400 from it)" in text

@@ -11,7 +11,8 @@
         mean: {metric: value}
         ci95: {metric: [lo, hi]}               # two-sided Student-t interval over seeds
         prompts: [{...}, ...]                  # per prompt: mean distributions and verdicts
-        per_seed_prompts: [[{metric: value} per seed] per prompt]   # PAIRED_METRICS only
+        per_seed_prompts: [[{metric: value} per seed] per prompt]   # PAIRED_METRICS, their
+                                               # optimum_ values and tv_to_optimum
     paired:                                    # every two RL methods, a - b
       - {a: NAME, b: NAME, metric: M, matched_beta: bool, per_seed: [a - b per seed],
          mean: x, ci95: [lo, hi], predicted: (difference of the exact optima),
@@ -141,6 +142,7 @@ def aggregate(seeds, methods, per_seed: dict[str, list[dict]]) -> dict:
                     by_prompt[j][s] |= {
                         f"optimum_{k}": predicted[j][f"optimum_{k}"] for k in PAIRED_METRICS
                     }
+                    by_prompt[j][s]["tv_to_optimum"] = predicted[j]["tv_to_optimum"]
         out[name] = {
             "regularizer": None if method is None else method.regularizer,
             "beta": None if method is None else method.beta,

@@ -84,6 +84,7 @@ def lm_paragraphs(summary: dict) -> list[str]:
             "Further than 0.1 from its optimum, so its numbers describe training, not the "
             "objective: " + ", ".join(far) + "."
         )
+    sentences += _far_prompts(summary, rl)
     paragraphs.append(" ".join(sentences))
     sentences = []
     kl_small = next(
@@ -138,6 +139,35 @@ def lm_paragraphs(summary: dict) -> list[str]:
             "answer): " + "; ".join(flagged) + "."
         )
     return paragraphs
+
+
+def _far_prompts(summary: dict, rl: dict) -> list[str]:
+    """Prompts where a method's seed-mean TV to its optimum exceeds 0.1, each beside the
+    reference's own distance to that optimum (where RL started)."""
+    from ..lm_experiments.optima import tv_with_other
+
+    reference = summary.get("methods", {}).get("reference (SFT)", {}).get("prompts", [])
+    far = []
+    for name, values in rl.items():
+        for j, cells in enumerate(values.get("per_seed_prompts", [])):
+            distances = [c["tv_to_optimum"] for c in cells if "tv_to_optimum" in c]
+            if not distances or sum(distances) / len(distances) <= 0.1:
+                continue
+            text = f"{name} on prompt {j + 1} ({sum(distances) / len(distances):.3f}"
+            optimum = values["prompts"][j].get("optimum")
+            if j < len(reference) and optimum:
+                mass = reference[j]["mass"]
+                start = tv_with_other([*mass, max(1 - sum(mass), 0.0)], optimum)
+                text += f"; the reference starts {start:.3f} from it"
+            far.append(text + ")")
+    if not far:
+        return []
+    return [
+        "Per prompt, further than 0.1 from the optimum (seed mean of TV): "
+        + "; ".join(far)
+        + ". There RL has not reached its objective in these steps, and the measured "
+        "difference to another method is not the optima's."
+    ]
 
 
 REFERENCE_LABELS = {

@@ -69,11 +69,20 @@ def paired_sentence(summary: dict, entry: dict) -> str:
 def mechanism_sentence(summary: dict, entry: dict) -> str | None:
     """Why KL and conditional PM differ, or why they cannot here, from the optima alone."""
     methods = summary.get("methods", {})
-    kinds = {methods[entry["a"]]["regularizer"], methods[entry["b"]]["regularizer"]}
-    if kinds != {"kl", "cpm"} or entry["metric"] != "tv_to_target":
-        return None
+    a, b = methods[entry["a"]], methods[entry["b"]]
     predicted = entry.get("predicted")
-    if predicted is None:
+    if entry["metric"] != "tv_to_target" or predicted is None:
+        return None
+    if a["regularizer"] == b["regularizer"] == "cpm" and a["alpha"] != b["alpha"]:
+        low, high = sorted((a["alpha"], b["alpha"]))
+        return (
+            f"The two thresholds differ on the answers whose reference probability lies between "
+            f"{low:g} and {high:g}: matched to the preferences at alpha {low:g}, damped by "
+            f"their whole reference probability at alpha {high:g}, where KL damps them only "
+            "relative to the other answers (docs/theory.md §4, 'The threshold is a cliff'); "
+            f"the optima differ by {abs(predicted):.3g}."
+        )
+    if {a["regularizer"], b["regularizer"]} != {"kl", "cpm"}:
         return None
     if abs(predicted) <= NO_DIFFERENCE:
         return (
@@ -93,12 +102,18 @@ def mechanism_sentence(summary: dict, entry: dict) -> str | None:
 def method_vs_method(summary: dict) -> list[str]:
     """The sentences of every matched-beta pair in TV to the target (the claim), then the
     pairs across beta in pairwise PMD (collapse), each citing its paired interval."""
-    sentences = []
+    sentences, said = [], set()
     for entry in summary.get("paired", []):
         if entry["metric"] != "tv_to_target" or not entry.get("matched_beta"):
             continue
         sentences.append(paired_sentence(summary, entry))
         mechanism = mechanism_sentence(summary, entry)
+        if mechanism and mechanism.split(":")[0] in said:  # the same reason, said once
+            mechanism = (
+                f"(The optima differ by {abs(entry['predicted']):.3g}, for the same reason.)"
+            )
+        elif mechanism:
+            said.add(mechanism.split(":")[0])
         if mechanism:
             sentences.append(mechanism)
     methods = summary.get("methods", {})
