@@ -55,7 +55,7 @@ def _reproduce(args) -> int:
         print(f"published {len(figures)} figure(s) to {PUBLISH['figures_dir']}/")
         updated = report.get("readme_updated", "no: the report stage did not run")
         if updated == str(PUBLISH["readme"]):
-            print(f"rewrote the results block of {updated}")
+            print(f"rewrote the generated blocks of {updated} whose results are here")
         else:
             print(f"did not rewrite README.md's results block ({updated})")
     return 0
