@@ -25,10 +25,14 @@ OPTIMUM_COLUMNS = {
 
 
 def lm_table(summary: dict) -> pd.DataFrame:
-    """One row per method: mean and 95% t-interval of each metric, the optimum beside."""
+    """One row per method: mean and 95% t-interval of each metric, the optimum beside. Plain
+    PM's name says how little of its mass its candidate metrics are renormalised from."""
+    from ..lm_experiments.plots import renormalised_label
+
     rows = []
     for name, values in summary["methods"].items():
-        row = {"method": name, "beta": _cell(values["beta"]), "alpha": _cell(values["alpha"])}
+        label = name if values["regularizer"] is None else renormalised_label(name, values)
+        row = {"method": label, "beta": _cell(values["beta"]), "alpha": _cell(values["alpha"])}
         for key, label in LM_COLUMNS.items():
             row[label] = _with_interval(values, key)
         for key, label in OPTIMUM_COLUMNS.items():
