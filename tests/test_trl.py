@@ -567,6 +567,53 @@ def test_lm_trl_writes_lm_runs_eval_json_and_refuses_a_second_run(tmp_path, caps
     assert main(bad) == 2 and "alpha" in capsys.readouterr().err
 
 
+def test_lm_trl_grpo_switches_reward_scaling_off_for_pm_unless_asked(tmp_path):
+    from pmrlhf.lm_experiments.runs import RunConfig
+    from pmrlhf.trl.run import run_trl, trl_config
+
+    def config(regularizer, trainer="grpo", scale_rewards=None):
+        rl = {"regularizer": regularizer, "alpha": 0.1 if regularizer == "cpm" else None}
+        run = RunConfig(model="tiny-llama", task="two_answers").with_overrides({}, rl)
+        return trl_config(run, trainer, tmp_path / "t", 3, 2, scale_rewards)
+
+    with no_user_warning():  # beta 1, sampling at temperature 1, no scaling: as the theory
+        assert config("pm").scale_rewards == config("cpm").scale_rewards == "none"
+    assert config("kl").scale_rewards == "group"  # TRL's default with TRL's own KL
+    with pytest.warns(UserWarning, match=re.escape("beta / std(batch rewards)")):
+        assert config("pm", scale_rewards="batch").scale_rewards == "batch"
+    assert not hasattr(config("pm", "rloo"), "scale_rewards")
+    run = RunConfig(model="tiny-llama", task="two_answers")
+    with pytest.raises(ValueError, match="^scale_rewards only applies to trainer='grpo'"):
+        run_trl(run, tmp_path / "r", trainer="rloo", scale_rewards="none")
+    assert not (tmp_path / "r").exists()
+
+
+def test_lm_trl_options_reach_run_trl(tmp_path, monkeypatch, pmrlhf_here):
+    import pmrlhf.trl.run
+
+    class Stop(Exception):
+        pass
+
+    seen = []
+
+    def capture(config, out, **kwargs):
+        seen.append((config, kwargs))
+        raise Stop  # only the settings are checked; the CLI lets other errors propagate
+
+    monkeypatch.setattr(pmrlhf.trl.run, "run_trl", capture)
+    args = ["lm", "trl", "--model", "tiny-llama", "--task", "two_answers", "--trainer", "grpo"]
+    with pytest.raises(Stop):
+        pmrlhf_here(*args, "--samples-per-prompt", "6", "--out", tmp_path / "a")
+    with pytest.raises(Stop):
+        pmrlhf_here(*args, "--scale-rewards", "group", "--out", tmp_path / "b")
+    (first, default), (_, given) = seen
+    assert first.rl.samples_per_prompt == 6
+    assert (default["scale_rewards"], given["scale_rewards"]) == (None, "group")
+    status, stderr = pmrlhf_here(*args, "--samples-per-prompt", "1", "--out", tmp_path / "c")
+    assert status == 2 and "samples_per_prompt" in stderr.strip().splitlines()[-1], stderr
+    assert len(seen) == 2 and not (tmp_path / "c").exists()
+
+
 def test_trl_version_guard_and_missing_trl(monkeypatch):
     from pmrlhf.trl import check_trl_version
 
