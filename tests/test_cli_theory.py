@@ -48,3 +48,31 @@ def test_negative_n_responses_names_the_option():
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().count("\n") == 0 and "n_responses" in result.stderr
     assert "-3" in result.stderr
+
+
+def _first_line_then_close(args):
+    """``args | head -n 1``: read one line of the process's stdout, close the pipe, wait."""
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = process.stdout.readline()
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    return first, process.wait(timeout=300), stderr
+
+
+def test_a_closed_pipe_ends_the_command_quietly():
+    first, status, stderr = _first_line_then_close(
+        [sys.executable, "-m", "pmrlhf.cli", "derive", "--format", "json"]
+    )
+    assert first.startswith(b"{") and status in (0, 1) and stderr == "", stderr
+    # Output well beyond the pipe's buffer: the writer surely meets the closed pipe.
+    flood = (
+        "import sys, pmrlhf.cli, pmrlhf.cli.theory as theory\n"
+        "def flood(args):\n"
+        "    for _ in range(100_000):\n"
+        "        print('x' * 99)\n"
+        "theory._derive = flood\n"
+        "sys.exit(pmrlhf.cli.main(['derive']))\n"
+    )
+    first, status, stderr = _first_line_then_close([sys.executable, "-c", flood])
+    assert first == b"x" * 99 + b"\n"
+    assert status == 1 and stderr == "", stderr

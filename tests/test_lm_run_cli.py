@@ -183,6 +183,28 @@ def test_cli_run_flags_reach_the_run(tmp_path, pmrlhf_here):
     assert (out / "reward_model.json").exists()
 
 
+def test_cli_run_samples_per_prompt_reaches_the_rl_config(tmp_path, monkeypatch, pmrlhf_here):
+    import pmrlhf.lm_experiments.runs as runs
+
+    class Stop(Exception):
+        pass
+
+    seen = []
+
+    def capture(config, out, **kwargs):
+        seen.append(config)
+        raise Stop  # only the settings are checked; the CLI lets other errors propagate
+
+    monkeypatch.setattr(runs, "run_one", capture)
+    args = ["lm", "run", "--model", "tiny-llama", "--task", "two_answers"]
+    with pytest.raises(Stop):
+        pmrlhf_here(*args, "--samples-per-prompt", "7", "--steps", "5", "--out", tmp_path / "a")
+    assert (seen[0].rl.samples_per_prompt, seen[0].rl.steps) == (7, 5)
+    status, stderr = pmrlhf_here(*args, "--samples-per-prompt", "1", "--out", tmp_path / "b")
+    assert status == 2 and "samples_per_prompt" in stderr.strip().splitlines()[-1], stderr
+    assert len(seen) == 1 and not (tmp_path / "b").exists()
+
+
 def _launch_two(config, out, *args):
     """``pmrlhf lm run`` in two CPU processes (torchrun; ``accelerate launch --cpu`` starts
     one), the Accelerator of run_one set up by the environment as under accelerate."""

@@ -6,6 +6,7 @@ near 0, and a threshold ``alpha = 0.1`` splits them (conditional PM is then neit
 KL on them).
 """
 
+import contextlib
 import functools
 import importlib
 import json
@@ -15,6 +16,7 @@ import runpy
 import shlex
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -198,12 +200,128 @@ def test_configs_reject_invalid_combinations_naming_the_field(tmp_path):
         with pytest.raises(ValueError, match=f"^{field}"):
             PMRLOOConfig(output_dir=str(tmp_path), bf16=False, **extra)
     grpo = {"output_dir": str(tmp_path), "bf16": False, "regularizer": "cpm", "cpm_alpha": 0.1}
-    with pytest.raises(ValueError, match="^beta"):  # GRPO's default beta is 0: no penalty
-        PMGRPOConfig(**grpo)
+    with pytest.raises(ValueError, match="^beta"):  # beta = 0 would switch the penalty off
+        PMGRPOConfig(**grpo, beta=0.0)
     with pytest.raises(ValueError, match="^multi_objective_aggregation"):
         PMGRPOConfig(**grpo, beta=1.0, multi_objective_aggregation="normalize_then_sum")
     ok = PMRLOOConfig(output_dir=str(tmp_path), bf16=False, regularizer="cpm", cpm_alpha=0.1)
-    assert (ok.regularizer, ok.cpm_alpha, ok.beta) == ("cpm", 0.1, 0.05)
+    assert (ok.regularizer, ok.cpm_alpha, ok.beta) == ("cpm", 0.1, 1.0)
+
+
+@contextlib.contextmanager
+def no_user_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        yield
+
+
+BETA_WARNING = "softmax(r / beta) = softmax(r / 0.05), not the preference distribution softmax(r)"
+
+
+@pytest.mark.parametrize("kind", ["rloo", "grpo"])
+def test_pm_and_cpm_beta_defaults_to_one_and_another_beta_warns(tmp_path, kind):
+    from trl import GRPOConfig, RLOOConfig
+
+    from pmrlhf.trl import PMGRPOConfig, PMRLOOConfig
+
+    cls, trl_cls = {"rloo": (PMRLOOConfig, RLOOConfig), "grpo": (PMGRPOConfig, GRPOConfig)}[kind]
+    base = {"output_dir": str(tmp_path), "bf16": False}
+    base |= {"scale_rewards": "none"} if kind == "grpo" else {}  # GRPO's scaling warns apart
+    with no_user_warning():  # the optimum is softmax(r): nothing to say
+        for regularizer in ("pm", "cpm"):
+            config = cls(**base, **_settings(regularizer))
+            assert config.beta == 1.0, regularizer
+            assert cls(**base, **_settings(regularizer), beta=1.0).beta == 1.0
+        # TRL's own KL keeps TRL's default beta (0.05 for RLOO, 0 for GRPO), silently.
+        assert cls(**base).beta == trl_cls(output_dir=str(tmp_path), bf16=False).beta
+        assert cls(**base, beta=0.05).beta == 0.05
+    for regularizer in ("pm", "cpm"):
+        with pytest.warns(UserWarning, match=re.escape(BETA_WARNING)):
+            config = cls(**base, **_settings(regularizer), beta=0.05)
+        assert config.beta == 0.05  # honoured, only named
+
+
+def test_trl_parser_tells_a_given_beta_from_none_on_the_command_line_and_in_yaml(tmp_path):
+    from trl import TrlParser
+
+    from pmrlhf.trl import PMGRPOConfig, PMRLOOConfig
+
+    def parse(argv, cls=PMRLOOConfig):
+        (config,) = TrlParser((cls,)).parse_args_and_config(
+            ["--output_dir", str(tmp_path), "--bf16", "False", *argv]
+        )
+        return config
+
+    with no_user_warning():
+        assert parse(["--regularizer", "pm"]).beta == 1.0
+        assert parse([]).beta == 0.05  # kl: TRL's
+        assert parse(["--regularizer", "pm", "--scale_rewards", "none"], PMGRPOConfig).beta == 1.0
+    with pytest.warns(UserWarning, match=re.escape(BETA_WARNING)):
+        assert parse(["--regularizer", "pm", "--beta", "0.05"]).beta == 0.05
+    yaml_file = tmp_path / "pm.yaml"
+    yaml_file.write_text("regularizer: cpm\ncpm_alpha: 0.1\n")
+    with no_user_warning():
+        assert parse(["--config", str(yaml_file)]).beta == 1.0
+    yaml_file.write_text("regularizer: cpm\ncpm_alpha: 0.1\nbeta: 0.05\n")
+    with pytest.warns(UserWarning, match=re.escape(BETA_WARNING)):
+        assert parse(["--config", str(yaml_file)]).beta == 0.05
+    for cls in (PMRLOOConfig, PMGRPOConfig):  # --beta's help says what beta does now
+        text = " ".join(TrlParser((cls,)).format_help().split())
+        assert "softmax(r / beta)" in text and "KL coefficient" not in text
+
+
+def test_grpo_reward_scaling_with_pm_or_cpm_warns_and_names_the_way_out(tmp_path):
+    from pmrlhf.trl import PMGRPOConfig
+
+    base = {"output_dir": str(tmp_path), "bf16": False}
+    for regularizer in ("pm", "cpm"):
+        for scale, spread in (
+            (None, "group"),
+            ("group", "group"),
+            ("batch", "batch"),
+            (True, "group"),
+        ):
+            given = {} if scale is None else {"scale_rewards": scale}
+            with pytest.warns(UserWarning, match=r"scale_rewards='none'") as record:
+                PMGRPOConfig(**base, **_settings(regularizer), **given)
+            (message,) = [str(w.message) for w in record if "scale_rewards" in str(w.message)]
+            assert f"the penalty's weight becomes beta / std({spread} rewards)" in message
+            assert "softmax(r / beta)" in message
+        with no_user_warning():
+            for off in ("none", False):
+                PMGRPOConfig(**base, **_settings(regularizer), scale_rewards=off)
+    with no_user_warning():  # GRPO's own KL: TRL's business
+        PMGRPOConfig(**base, beta=0.1)
+
+
+SAMPLING = [
+    ("temperature", 0.7),
+    ("top_p", 0.9),
+    ("top_k", 50),
+    ("min_p", 0.05),
+    ("repetition_penalty", 1.1),
+]
+
+
+@pytest.mark.parametrize("kind", ["rloo", "grpo"])
+def test_sampling_other_than_from_the_policy_warns_naming_the_field(tmp_path, kind):
+    from pmrlhf.trl import PMGRPOConfig, PMRLOOConfig
+
+    cls = {"rloo": PMRLOOConfig, "grpo": PMGRPOConfig}[kind]
+    base = {"output_dir": str(tmp_path), "bf16": False}
+    base |= {"scale_rewards": "none"} if kind == "grpo" else {}
+    for name, value in SAMPLING:
+        with pytest.warns(UserWarning, match=re.escape(f"{name}={value!r}")):
+            cls(**base, regularizer="pm", **{name: value})
+        with pytest.warns(UserWarning, match=re.escape(f"{name}={value!r}")):  # TRL: overrides
+            cls(**base, regularizer="pm", generation_kwargs={name: value})
+        with no_user_warning():  # TRL's own KL: TRL's business
+            cls(**base, beta=0.1, **{name: value})
+    with no_user_warning():  # the neutral values, vLLM's "no top-k" included
+        for top_k in (0, -1):
+            cls(**base, regularizer="pm", temperature=1.0, top_p=1.0, top_k=top_k, min_p=0.0)
+    with pytest.warns(UserWarning, match=r"temperature=0\.7, top_p=0\.9, top_k=50"):
+        cls(**base, regularizer="cpm", cpm_alpha=0.1, temperature=0.7, top_p=0.9, top_k=50)
 
 
 def test_trl_parser_reads_the_new_fields_as_in_readme(tmp_path):
@@ -447,6 +565,53 @@ def test_lm_trl_writes_lm_runs_eval_json_and_refuses_a_second_run(tmp_path, caps
     assert "already holds a run" in error and len(error.strip().splitlines()) == 1
     bad = ["lm", "trl", "--regularizer", "pm", "--alpha", "0.1", "--out", str(tmp_path / "b")]
     assert main(bad) == 2 and "alpha" in capsys.readouterr().err
+
+
+def test_lm_trl_grpo_switches_reward_scaling_off_for_pm_unless_asked(tmp_path):
+    from pmrlhf.lm_experiments.runs import RunConfig
+    from pmrlhf.trl.run import run_trl, trl_config
+
+    def config(regularizer, trainer="grpo", scale_rewards=None):
+        rl = {"regularizer": regularizer, "alpha": 0.1 if regularizer == "cpm" else None}
+        run = RunConfig(model="tiny-llama", task="two_answers").with_overrides({}, rl)
+        return trl_config(run, trainer, tmp_path / "t", 3, 2, scale_rewards)
+
+    with no_user_warning():  # beta 1, sampling at temperature 1, no scaling: as the theory
+        assert config("pm").scale_rewards == config("cpm").scale_rewards == "none"
+    assert config("kl").scale_rewards == "group"  # TRL's default with TRL's own KL
+    with pytest.warns(UserWarning, match=re.escape("beta / std(batch rewards)")):
+        assert config("pm", scale_rewards="batch").scale_rewards == "batch"
+    assert not hasattr(config("pm", "rloo"), "scale_rewards")
+    run = RunConfig(model="tiny-llama", task="two_answers")
+    with pytest.raises(ValueError, match="^scale_rewards only applies to trainer='grpo'"):
+        run_trl(run, tmp_path / "r", trainer="rloo", scale_rewards="none")
+    assert not (tmp_path / "r").exists()
+
+
+def test_lm_trl_options_reach_run_trl(tmp_path, monkeypatch, pmrlhf_here):
+    import pmrlhf.trl.run
+
+    class Stop(Exception):
+        pass
+
+    seen = []
+
+    def capture(config, out, **kwargs):
+        seen.append((config, kwargs))
+        raise Stop  # only the settings are checked; the CLI lets other errors propagate
+
+    monkeypatch.setattr(pmrlhf.trl.run, "run_trl", capture)
+    args = ["lm", "trl", "--model", "tiny-llama", "--task", "two_answers", "--trainer", "grpo"]
+    with pytest.raises(Stop):
+        pmrlhf_here(*args, "--samples-per-prompt", "6", "--out", tmp_path / "a")
+    with pytest.raises(Stop):
+        pmrlhf_here(*args, "--scale-rewards", "group", "--out", tmp_path / "b")
+    (first, default), (_, given) = seen
+    assert first.rl.samples_per_prompt == 6
+    assert (default["scale_rewards"], given["scale_rewards"]) == (None, "group")
+    status, stderr = pmrlhf_here(*args, "--samples-per-prompt", "1", "--out", tmp_path / "c")
+    assert status == 2 and "samples_per_prompt" in stderr.strip().splitlines()[-1], stderr
+    assert len(seen) == 2 and not (tmp_path / "c").exists()
 
 
 def test_trl_version_guard_and_missing_trl(monkeypatch):

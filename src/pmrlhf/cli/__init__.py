@@ -6,13 +6,15 @@ status 2, never a traceback: a :class:`~pmrlhf.errors.PmrlhfUserError` (raised b
 argument and file check, :class:`~pmrlhf.errors.PmrlhfTypeError` and
 :class:`~pmrlhf.errors.FolderBusyError` included) and a missing file or folder. Anything
 else (a plain ``ValueError``, ``TypeError``, ``KeyError``, ``OSError``) is a bug or a
-failing machine and keeps its traceback.
+failing machine and keeps its traceback. A reader of stdout that goes away
+(``pmrlhf derive | head -n 1``) ends the command quietly with status 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from .. import __version__
@@ -44,6 +46,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``pmrlhf ARGV``; returns the exit status (0 success, 2 a user's mistake, 130
+    interrupted, 1 stdout closed by its reader or a subcommand's own failure)."""
+    try:
+        try:
+            return _main(argv)
+        finally:
+            sys.stdout.flush()  # a reader gone away shows here, not in Python's exit
+    except BrokenPipeError:
+        # Python's recipe (library/signal.html, "Note on SIGPIPE"): whatever is left in
+        # stdout's buffer goes to devnull, so that the flush at exit stays quiet as well.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):

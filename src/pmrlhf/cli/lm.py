@@ -10,6 +10,12 @@ from ..errors import PmrlhfUserError
 from .lm_audit import add_audit_and_pairs
 from .lm_compare import add_compare
 
+_BETA_HELP = (
+    "rl.beta, the weight of the penalty subtracted from the reward; PM's and conditional PM's "
+    "optimum is softmax(r / beta), the preference distribution at beta 1 (default 1)"
+)
+_SAMPLES_HELP = "rl.samples_per_prompt: completions of each prompt per step (default 24)"
+
 
 def register(subparsers) -> None:
     lm = subparsers.add_parser("lm", help="RL fine-tuning of causal language models")
@@ -30,9 +36,10 @@ def register(subparsers) -> None:
     run.add_argument("--model", help="smollm2-135m, tiny-llama, tiny-opt, a folder or a hub id")
     run.add_argument("--task", help="built-in task name or task file")
     run.add_argument("--regularizer", choices=("kl", "pm", "cpm"))
-    run.add_argument("--beta", type=float)
+    run.add_argument("--beta", type=float, help=_BETA_HELP)
     run.add_argument("--alpha", type=float)
     run.add_argument("--steps", type=int)
+    run.add_argument("--samples-per-prompt", type=int, help=_SAMPLES_HELP)
     run.add_argument(
         "--penalty-gradient",
         choices=("expected", "sampled"),
@@ -79,9 +86,18 @@ def register(subparsers) -> None:
         help="PMRLOOTrainer (default) or PMGRPOTrainer",
     )
     trl.add_argument("--regularizer", choices=("kl", "pm", "cpm"))
-    trl.add_argument("--beta", type=float)
+    trl.add_argument("--beta", type=float, help=_BETA_HELP)
     trl.add_argument("--alpha", type=float, help="conditional PM's threshold (TRL: cpm_alpha)")
     trl.add_argument("--steps", type=int)
+    trl.add_argument("--samples-per-prompt", type=int, help=_SAMPLES_HELP)
+    trl.add_argument(
+        "--scale-rewards",
+        choices=("group", "batch", "none"),
+        help="GRPO's reward scaling (TRL's scale_rewards; --trainer grpo only). Default: 'none' "
+        "with pm and cpm, so that the penalty keeps its weight beta and the optimum "
+        "softmax(r / beta) (scaling divides reward and penalty by the group's reward std); "
+        "TRL's 'group' with kl",
+    )
     trl.add_argument("--sft-steps", type=int)
     trl.add_argument("--seed", type=int)
     trl.add_argument(
@@ -120,6 +136,7 @@ def _run(args) -> int:
         "beta": args.beta,
         "alpha": args.alpha,
         "steps": args.steps,
+        "samples_per_prompt": args.samples_per_prompt,
         "penalty_gradient": args.penalty_gradient,
     }
     config = config.with_overrides(top, rl, {"steps": args.sft_steps})
@@ -145,6 +162,7 @@ def _trl(args) -> int:
         "beta": args.beta,
         "alpha": args.alpha,
         "steps": args.steps,
+        "samples_per_prompt": args.samples_per_prompt,
     }
     config = config.with_overrides(top, rl, {"steps": args.sft_steps})
     config.validate()  # before anything is written or loaded
@@ -155,7 +173,12 @@ def _trl(args) -> int:
     except ImportError as err:  # TRL missing or at an untested version: the message says so
         raise PmrlhfUserError(str(err).splitlines()[0]) from None
     result = run_trl(
-        config, out, trainer=args.trainer, eval_every=args.eval_every, restart=args.restart
+        config,
+        out,
+        trainer=args.trainer,
+        eval_every=args.eval_every,
+        restart=args.restart,
+        scale_rewards=args.scale_rewards,
     )
     keys = ("kl_to_target", "tv_to_target", "coverage", "pairwise_pmd", "minority_mass")
     print(json.dumps({k: result[k] for k in keys}, indent=2))

@@ -48,5 +48,6 @@ def _simulate(args) -> int:
             if k not in ("config", "seconds")
         )
         print(f"{name:<22} {result['seconds']:7.1f} s  {numbers}")
-    print(f"wrote {out}/<name>.csv, <name>.png, summary.json")
+    files = [f"{name}.{ext}" for name in summary["experiments"] for ext in ("csv", "png")]
+    print(f"wrote to {out}: {', '.join([*files, 'summary.json'])}")
     return 0

@@ -17,9 +17,11 @@ more reward function (named ``penalty``, weight ``-beta``), computed from the sa
 policy's log-probabilities of the sampled tokens (one forward pass without gradients) and,
 for ``"cpm"``, the reference's (the separate reference model or the PEFT "adapters off"
 model, as TRL obtains them). GRPO's scaling by the group's reward standard deviation
-(``scale_rewards``) then scales the penalty with the reward: ``beta`` is relative to the
-reward's spread in a group; ``scale_rewards="none"`` keeps the objective
-``E[r] - beta E[sum_t c_t]`` exact. ``regularizer="kl"`` is GRPO as TRL runs it.
+(``scale_rewards``) then divides the penalty with the reward: its weight becomes
+``beta / std(group rewards)``, varying with the prompt and the step, and the updates no
+longer follow ``E[r] - beta E[sum_t c_t]`` (:class:`PMGRPOConfig` warns);
+``scale_rewards="none"`` keeps that objective exact. ``regularizer="kl"`` is GRPO as TRL
+runs it.
 """
 
 from __future__ import annotations

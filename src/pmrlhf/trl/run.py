@@ -8,8 +8,10 @@ completions per step, at most the task's longest candidate new tokens, temperatu
 no top-p / top-k; then :class:`~pmrlhf.trl.PMRLOOTrainer` (``trainer="rloo"``) or
 :class:`~pmrlhf.trl.PMGRPOTrainer` (``"grpo"``) with ``rl.regularizer``, ``rl.beta``,
 ``rl.alpha``. TRL's penalty gradient is the sampled one (``RLConfig.penalty_gradient=
-"sampled"``, docs/theory.md §4). Files in ``out``: ``config.yaml``, ``metrics.jsonl``
-(TRL's log history, with the exact evaluation of
+"sampled"``, docs/theory.md §4). GRPO's ``scale_rewards`` is ``"none"`` with PM and cPM
+unless asked otherwise, so that the updates follow ``E[r] - beta E[sum_t c_t]``, whose
+optimum is ``softmax(r / beta)``; TRL's ``"group"`` with KL. Files in ``out``:
+``config.yaml``, ``metrics.jsonl`` (TRL's log history, with the exact evaluation of
 :class:`~pmrlhf.trl.PreferenceMatchingCallback` every ``eval_every`` steps) and
 ``eval.json`` in ``lm run``'s schema, so the two trainers go on one table.
 """
@@ -29,6 +31,8 @@ from .._validation import check_choice, check_out_dir
 from ..errors import PmrlhfTypeError, PmrlhfUserError
 
 TRAINERS = ("rloo", "grpo")
+SCALE_REWARDS = ("group", "batch", "none")
+"""GRPO's ``scale_rewards`` values (TRL 1.16)."""
 RUN_FILES = ("metrics.jsonl", "eval.json", "config.yaml")
 """What ``lm trl`` writes in its folder; ``restart`` removes them."""
 
@@ -41,6 +45,7 @@ def run_trl(
     eval_every: int = 10,
     restart: bool = False,
     progress: bool = True,
+    scale_rewards: str | None = None,
 ) -> dict:
     """SFT, then TRL's RLOO or GRPO with ``config.rl.regularizer``, then exact evaluation.
 
@@ -57,6 +62,10 @@ def run_trl(
     trainer : {"rloo", "grpo"}
     eval_every : int
         Exact evaluation every this many steps (0: only at the end).
+    scale_rewards : {"group", "batch", "none"} or None
+        GRPO's reward scaling (``trainer="grpo"`` only); None: ``"none"`` with ``"pm"`` and
+        ``"cpm"`` (a scaled penalty no longer follows ``E[r] - beta E[sum_t c_t]``, see
+        :func:`~pmrlhf.trl.config.warn_objective`), TRL's ``"group"`` with ``"kl"``.
 
     Returns
     -------
@@ -76,6 +85,7 @@ def run_trl(
         raise PmrlhfTypeError(f"config must be a RunConfig, got {type(config).__name__}")
     task = config.validate()
     check_choice(trainer, "trainer", TRAINERS)
+    scale_rewards = grpo_scale_rewards(trainer, config.rl.regularizer, scale_rewards)
     if config.reward != "oracle":
         raise PmrlhfUserError(f"lm trl supports reward='oracle' only, got reward={config.reward!r}")
     if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 0:
@@ -87,7 +97,7 @@ def run_trl(
         remove_stale_temp_files(out)
         for name in RUN_FILES if restart else ():
             (out / name).unlink(missing_ok=True)
-        return _run_locked(config, task, out, trainer, eval_every, progress)
+        return _run_locked(config, task, out, trainer, eval_every, progress, scale_rewards)
 
 
 def _check_folder(out: Path, *, restart: bool) -> None:
@@ -97,9 +107,36 @@ def _check_folder(out: Path, *, restart: bool) -> None:
         )
 
 
-def trl_config(config, trainer: str, output_dir, max_new_tokens: int, prompts: int):
+def grpo_scale_rewards(trainer: str, regularizer: str, scale_rewards: str | None) -> str | None:
+    """GRPO's ``scale_rewards`` for a run (see :func:`run_trl`); None for ``"rloo"``.
+
+    Raises
+    ------
+    ValueError
+        ``scale_rewards`` not one of :data:`SCALE_REWARDS`, or given with ``"rloo"``.
+    """
+    if scale_rewards is not None:
+        check_choice(scale_rewards, "scale_rewards", SCALE_REWARDS)
+        if trainer != "grpo":
+            raise PmrlhfUserError(
+                f"scale_rewards only applies to trainer='grpo', got trainer={trainer!r}"
+            )
+        return scale_rewards
+    if trainer != "grpo":
+        return None
+    return "group" if regularizer == "kl" else "none"  # TRL's default with its own KL
+
+
+def trl_config(
+    config,
+    trainer: str,
+    output_dir,
+    max_new_tokens: int,
+    prompts: int,
+    scale_rewards: str | None = None,
+):
     """The :class:`~pmrlhf.trl.PMRLOOConfig` / :class:`~pmrlhf.trl.PMGRPOConfig` of a
-    ``RunConfig`` (see :func:`run_trl`)."""
+    ``RunConfig`` (see :func:`run_trl`; ``scale_rewards`` as there)."""
     import torch
 
     from .config import PMGRPOConfig, PMRLOOConfig
@@ -107,6 +144,8 @@ def trl_config(config, trainer: str, output_dir, max_new_tokens: int, prompts: i
     rl = config.rl
     k = rl.samples_per_prompt
     kind = PMRLOOConfig if trainer == "rloo" else PMGRPOConfig
+    scale = grpo_scale_rewards(trainer, rl.regularizer, scale_rewards)
+    extra = {} if scale is None else {"scale_rewards": scale}
     return kind(
         output_dir=str(output_dir),
         regularizer=rl.regularizer,
@@ -132,10 +171,13 @@ def trl_config(config, trainer: str, output_dir, max_new_tokens: int, prompts: i
         logging_steps=1,
         seed=config.seed,
         dataloader_num_workers=0,
+        **extra,
     )
 
 
-def _run_locked(config, task, out: Path, trainer: str, eval_every: int, progress: bool) -> dict:
+def _run_locked(
+    config, task, out: Path, trainer: str, eval_every: int, progress: bool, scale_rewards
+) -> dict:
     import functools
 
     import torch
@@ -156,6 +198,8 @@ def _run_locked(config, task, out: Path, trainer: str, eval_every: int, progress
         gradient_checkpointing=config.gradient_checkpointing,
     )
     settings = {**asdict(config), "trainer": trainer, "eval_every": eval_every}
+    if scale_rewards is not None:
+        settings["scale_rewards"] = scale_rewards
     atomic_write_text(out / "config.yaml", yaml.safe_dump(settings, sort_keys=False))
     if config.sft.steps:  # the reference, as lm run makes it
         pairs, weights = candidate_pairs(task)
@@ -182,7 +226,9 @@ def _run_locked(config, task, out: Path, trainer: str, eval_every: int, progress
             model.save_pretrained(folder)
             tokenizer.save_pretrained(folder)
             model.config._name_or_path = str(folder)
-        args = trl_config(config, trainer, Path(scratch) / "trainer", max_new, len(task.prompts))
+        args = trl_config(
+            config, trainer, Path(scratch) / "trainer", max_new, len(task.prompts), scale_rewards
+        )
         args.disable_tqdm = not progress
         kind = PMRLOOTrainer if trainer == "rloo" else PMGRPOTrainer
         runner = kind(
