@@ -117,6 +117,11 @@ def test_quick_main_job_runs_every_stage_and_reports_them(tmp_path, monkeypatch)
     paired = json.loads((out / matched_beta.FOLDER / "summary.json").read_text())["paired"]
     for entry in (e for e in paired if e["matched_beta"]):
         assert f"{entry['a']} - {entry['b']}" in text and f"{entry['predicted']:+.3g}" in text
+    # A held-out check of the same design joins the matched-beta block, not "Further tasks".
+    shutil.copytree(out / matched_beta.FOLDER, out / "lm_matched_beta_small")
+    assert "lm_matched_beta_small" not in results_block(out, command="c", date="d")
+    assert "Held-out check: `" in matched_beta.matched_beta_block(out)
+    shutil.rmtree(out / "lm_matched_beta_small")
     shutil.rmtree(out / matched_beta.FOLDER)  # no results: its block stays as it was
     readme.write_text(f"{matched_beta.START}\nKEPT\n{matched_beta.END}\n{START}\nSTALE\n{END}\n")
     update_readme(readme, out, command="c")

@@ -19,6 +19,9 @@ from .lm_texts import lm_paragraphs
 from .paired_texts import LABELS, verdict
 
 FOLDER = "lm_biased_reference"
+# Held-out checks of the same design (e.g. ``examples/tasks/matched_beta_two_prompts.yaml``
+# run with ``--out results/lm_matched_beta_two_prompts``): shown after the main test.
+HELD_OUT = "lm_matched_beta_*"
 START = (
     "<!-- matched-beta:start (written by `pmrlhf reproduce --publish` from "
     f"results/{FOLDER}; do not edit by hand) -->"
@@ -160,4 +163,23 @@ def matched_beta_block(results: Path) -> str:
     folder = Path(results) / FOLDER
     if not (folder / "summary.json").exists():
         raise FileNotFoundError(f"{folder / 'summary.json'} does not exist")
-    return "\n".join([START, "", *matched_beta_part(folder), END])
+    lines = [START, "", *matched_beta_part(folder)]
+    for other in held_out_folders(results):
+        summary = json.loads((other / "summary.json").read_text())
+        lines += [
+            f"**Held-out check: `{summary['task']}`** (`{other.name}`). {lm_setup(summary)}",
+            "",
+            markdown_table(prediction_table(summary)),
+            "",
+            markdown_table(paired_table(summary)),
+            "",
+            markdown_table(prompt_table(summary)),
+            "",
+            *[p + "\n" for p in lm_paragraphs(summary)[1:]],
+        ]
+    return "\n".join([*lines, END])
+
+
+def held_out_folders(results: Path) -> list[Path]:
+    """The held-out comparisons of :data:`HELD_OUT` under ``results``, by name."""
+    return sorted(p.parent for p in Path(results).glob(f"{HELD_OUT}/summary.json"))

@@ -44,7 +44,10 @@ def _other_tasks_part(results: Path) -> list[str]:
     """Every further comparison in ``results/lm_<name>/`` (``pmrlhf lm compare --out``
     there), each with its own table and generated prose; nothing when there is none."""
     folders = sorted(
-        p.parent for p in results.glob("lm_*/summary.json") if p.parent.name != matched_beta.FOLDER
+        p.parent
+        for p in results.glob("lm_*/summary.json")
+        if p.parent.name != matched_beta.FOLDER
+        and p.parent not in matched_beta.held_out_folders(results)
     )
     if not folders:
         return []
