@@ -108,12 +108,13 @@ def method_vs_method(summary: dict) -> list[str]:
             continue
         sentences.append(paired_sentence(summary, entry))
         mechanism = mechanism_sentence(summary, entry)
-        if mechanism and mechanism.split(":")[0] in said:  # the same reason, said once
+        reason = mechanism.split(":", 1)[-1] if mechanism else None
+        if reason in said:  # the same reason, said once
             mechanism = (
                 f"(The optima differ by {abs(entry['predicted']):.3g}, for the same reason.)"
             )
-        elif mechanism:
-            said.add(mechanism.split(":")[0])
+        elif reason:
+            said.add(reason)
         if mechanism:
             sentences.append(mechanism)
     methods = summary.get("methods", {})
