@@ -77,8 +77,9 @@ def reference_fingerprint(config: CompareConfig, task, seed: int) -> str:
 
 @dataclass
 class Reference:
-    """A trained reference and what every method needs from it: the exact optima
-    (docs/theory.md §7) and the prediction they make, computed before any RL step."""
+    """A trained reference and what every method needs from it, computed before any RL
+    step: the exact optima (docs/theory.md §7), the reference's own evaluation, and the
+    seeds that use it."""
 
     key: str
     model: object
@@ -131,7 +132,8 @@ def run_seed(
     every method. A stored result with a matching fingerprint is reused (``resume``).
     ``references`` maps :func:`reference_fingerprint` to a :class:`Reference` already
     trained in this process (reused, and the newest one kept there); ``on_reference`` is
-    called with a newly trained one before any RL step (the comparison's predictions).
+    called with this seed's reference, new or reused, before any RL step (the comparison
+    writes its prediction then).
     """
     names = [REFERENCE, *(m.name for m in config.methods)]
     paths = {REFERENCE: out / "reference.json"}
