@@ -291,3 +291,13 @@ def test_one_reference_serves_every_seed_it_does_not_depend_on(tmp_path, monkeyp
     assert [r["seeds"] for r in predictions["references"]] == [[0, 1]]
     seconds = summary["run_seconds"][REFERENCE]
     assert seconds[0] > 0 and seconds[1] == 0  # SFT's time counted once
+
+
+def test_each_progress_bar_names_its_seed_method_and_position(tmp_path, monkeypatch, no_figures):
+    labels = []
+    monkeypatch.setattr(
+        workflow, "train_rl", lambda *args, **kwargs: labels.append(kwargs["label"])
+    )
+    compare.run_compare(_quick(methods=compare.DEFAULT_METHODS[:2]), tmp_path, progress=False)
+    assert labels == ["seed 0 · KL b=0.1 (1/4)", "seed 0 · KL b=1 (2/4)",
+                      "seed 1 · KL b=0.1 (3/4)", "seed 1 · KL b=1 (4/4)"]  # fmt: skip

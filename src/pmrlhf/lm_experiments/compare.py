@@ -192,6 +192,8 @@ def _train_method(config, task, seed, method, ref: Reference, path: Path, key: s
     """RL of one method from the reference, its curve of TV to the optimum, and its exact
     evaluation, stored under ``key`` at ``path``."""
     started = time.perf_counter()
+    position = config.seeds.index(seed) * len(config.methods) + config.methods.index(method) + 1
+    total = len(config.seeds) * len(config.methods)
     policy = copy.deepcopy(ref.model)
     rl = replace(config.rl, regularizer=method.regularizer, beta=method.beta, alpha=method.alpha)
     optimum, curve = ref.optima[method.name], []
@@ -216,6 +218,7 @@ def _train_method(config, task, seed, method, ref: Reference, path: Path, key: s
         seed=seed,
         run_dir=run_dir,
         progress=progress,
+        label=f"seed {seed} · {method.name} ({position}/{total})",
         on_eval=on_eval,
     )
     result = store(

@@ -121,6 +121,7 @@ def train_rl(
     run_dir=None,
     resume: bool = False,
     progress: bool = True,
+    label: str | None = None,
     accelerator=None,
     on_eval: Callable[[int, object], dict] | None = None,
 ) -> list[dict]:
@@ -134,7 +135,8 @@ def train_rl(
     -> dict`` is called every ``config.eval_every`` steps; its values join that step's
     record. With ``run_dir`` the run checkpoints there (:mod:`.checkpoint`); with
     ``resume=True`` it continues from ``run_dir/checkpoint``. Under ``accelerate launch``
-    pass the ``accelerator``: every process then runs this function.
+    pass the ``accelerator``: every process then runs this function. ``label`` names the
+    progress bar (e.g. ``lm compare``'s ``seed 1 · KL b=1 (4/12)``).
     """
     config.validate()
     if resume and run_dir is None:
@@ -177,7 +179,7 @@ def train_rl(
     policy.train()  # dropout is off in every model load_model returns: train == eval numerics
     bar = tqdm(
         range(start, config.steps),
-        desc=f"rl[{config.regularizer}]",
+        desc=label or f"rl[{config.regularizer}]",
         disable=not progress,
         initial=start,
         total=config.steps,
