@@ -286,12 +286,14 @@ def _compare_locked(config: CompareConfig, task, out: Path, *, progress: bool, r
 
     def on_reference(ref: Reference) -> None:
         """Write (and on first sight print) the prediction before RL starts."""
-        if ref.key not in predicted and progress:
-            entry = reference_predictions(task, config.methods, ref.optima, ref.evaluation, [])
-            print(prediction_table(entry | {"seeds": list(ref.seeds)}))
-        predicted[ref.key] = reference_predictions(
-            task, config.methods, ref.optima, ref.evaluation, ref.seeds
-        )
+        if ref.key in predicted:  # a reused reference: only its list of seeds grows
+            predicted[ref.key]["seeds"] = list(ref.seeds)
+        else:
+            predicted[ref.key] = reference_predictions(
+                task, config.methods, ref.optima, ref.evaluation, ref.seeds
+            )
+            if progress:
+                print(prediction_table(predicted[ref.key]))
         atomic_write_json(
             out / "predictions.json",
             {"task": task.name, "model": config.model, "references": list(predicted.values())},
