@@ -31,3 +31,28 @@ def pmrlhf_here(capsys):
         return status, capsys.readouterr().err
 
     return run
+
+
+class StopBeforeRun(Exception):
+    """Raised by :func:`settings_reaching`'s stand-in once it has recorded the settings."""
+
+
+@pytest.fixture
+def settings_reaching(monkeypatch):
+    """``settings_reaching(module, name)`` replaces the run function ``module.name``
+    (called as ``(config, out, **kwargs)``) by one that records ``config`` and raises
+    ``settings_reaching.stop``: a CLI test then checks what its options set, and nothing
+    trains (the CLI lets that error propagate). Returns the list of recorded configs."""
+
+    def patch(module, name):
+        seen = []
+
+        def capture(config, out, **kwargs):
+            seen.append(config)
+            raise StopBeforeRun
+
+        monkeypatch.setattr(module, name, capture)
+        return seen
+
+    patch.stop = StopBeforeRun
+    return patch

@@ -189,21 +189,12 @@ def test_finished_methods_keep_no_checkpoint(fresh):
         assert (run / "eval.json").exists() and not (run / "checkpoint").exists()
 
 
-def test_cli_compare_options_reach_the_rl_config(tmp_path, monkeypatch, pmrlhf_here):
+def test_cli_compare_options_reach_the_rl_config(tmp_path, settings_reaching, pmrlhf_here):
     import pmrlhf.lm_experiments as lm
 
-    class Stop(Exception):
-        pass
-
-    seen = []
-
-    def capture(config, out, **kwargs):
-        seen.append(config)
-        raise Stop  # only the settings are checked; the CLI lets other errors propagate
-
-    monkeypatch.setattr(lm, "run_compare", capture)
+    seen = settings_reaching(lm, "run_compare")
     args = ["lm", "compare", "--quick", "--model", "tiny-llama", "--task", "two_answers"]
-    with pytest.raises(Stop):
+    with pytest.raises(settings_reaching.stop):
         pmrlhf_here(*args, "--samples-per-prompt", "7", "--steps", "5", "--out", tmp_path / "a")
     assert (seen[0].rl.samples_per_prompt, seen[0].rl.steps) == (7, 5)
     status, stderr = pmrlhf_here(*args, "--samples-per-prompt", "1", "--out", tmp_path / "b")

@@ -51,20 +51,11 @@ def test_cli_refuses_a_bad_method_in_one_line_before_writing(tmp_path, pmrlhf_he
     assert pytest.importorskip("re").search(match, stderr) and not out.exists()
 
 
-def test_cli_methods_reach_the_comparison(tmp_path, monkeypatch, pmrlhf_here):
+def test_cli_methods_reach_the_comparison(tmp_path, settings_reaching, pmrlhf_here):
     import pmrlhf.lm_experiments as lm
 
-    class Stop(Exception):
-        pass
-
-    seen = []
-
-    def capture(config, out, **kwargs):
-        seen.append(config.methods)
-        raise Stop
-
-    monkeypatch.setattr(lm, "run_compare", capture)
-    with pytest.raises(Stop):
+    seen = settings_reaching(lm, "run_compare")
+    with pytest.raises(settings_reaching.stop):
         pmrlhf_here("lm", "compare", "--quick", "--model", "tiny-llama", "--out", tmp_path,
                     "--methods", "kl:1", "cpm:1:0.1", "cpm:1:0.2")  # fmt: skip
-    assert [m.name for m in seen[0]] == ["KL b=1", "cPM b=1 a=0.1", "cPM b=1 a=0.2"]
+    assert [m.name for m in seen[0].methods] == ["KL b=1", "cPM b=1 a=0.1", "cPM b=1 a=0.2"]

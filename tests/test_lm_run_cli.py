@@ -183,21 +183,12 @@ def test_cli_run_flags_reach_the_run(tmp_path, pmrlhf_here):
     assert (out / "reward_model.json").exists()
 
 
-def test_cli_run_samples_per_prompt_reaches_the_rl_config(tmp_path, monkeypatch, pmrlhf_here):
+def test_cli_run_samples_per_prompt_reaches_the_rl_config(tmp_path, settings_reaching, pmrlhf_here):
     import pmrlhf.lm_experiments.runs as runs
 
-    class Stop(Exception):
-        pass
-
-    seen = []
-
-    def capture(config, out, **kwargs):
-        seen.append(config)
-        raise Stop  # only the settings are checked; the CLI lets other errors propagate
-
-    monkeypatch.setattr(runs, "run_one", capture)
+    seen = settings_reaching(runs, "run_one")
     args = ["lm", "run", "--model", "tiny-llama", "--task", "two_answers"]
-    with pytest.raises(Stop):
+    with pytest.raises(settings_reaching.stop):
         pmrlhf_here(*args, "--samples-per-prompt", "7", "--steps", "5", "--out", tmp_path / "a")
     assert (seen[0].rl.samples_per_prompt, seen[0].rl.steps) == (7, 5)
     status, stderr = pmrlhf_here(*args, "--samples-per-prompt", "1", "--out", tmp_path / "b")
