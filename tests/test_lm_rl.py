@@ -12,7 +12,9 @@ from pmrlhf.lm_experiments.sequences import (
     completion_mask,
     encode_prompt,
     left_pad,
+    pick,
     sample_shared,
+    sample_with_logits,
     shared_prompt_logprobs,
     token_logprobs,
 )
@@ -72,6 +74,63 @@ def test_shared_prompt_forward_equals_one_forward_per_row_with_gradients():
     torch.testing.assert_close(shared, plain, rtol=1e-5, atol=1e-5)
     for a, p in zip(grads, model.parameters(), strict=True):
         torch.testing.assert_close(a, p.grad, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("model_name", ["tiny-llama", "tiny-opt"])
+def test_sampling_pass_logits_are_the_gradient_pass_logits(model_name):
+    # The RL step reuses the sampling pass (one token at a time, with its graph) as its
+    # first gradient pass: same completions, same log pi, same gradients as running the
+    # policy again on the sampled completions.
+    model, tok = load_model(model_name, seed=3)
+    task = load_task("three_answers")
+    prompts = [encode_prompt(tok, p.messages) for p in task.prompts]
+    p_ids, p_mask = left_pad(prompts, tok.pad_token_id)
+    options = dict(
+        samples=3, max_new_tokens=4, eos_id=tok.eos_token_id, pad_id=tok.pad_token_id,
+        temperature=0.7,
+    )  # fmt: skip
+    plain = sample_shared(
+        model, p_ids, p_mask, generator=torch.Generator().manual_seed(0), **options
+    )
+    completion, logits = sample_with_logits(
+        model, p_ids, p_mask, generator=torch.Generator().manual_seed(0), **options
+    )
+    assert torch.equal(completion, plain)  # the same draws
+    c_mask, _ = completion_mask(completion, tok.eos_token_id)
+    kept = pick(logits, completion, c_mask)
+    kept.sum().backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    again = shared_prompt_logprobs(model, p_ids, p_mask, completion, c_mask)
+    again.sum().backward()
+    torch.testing.assert_close(kept, again, rtol=1e-5, atol=1e-5)
+    for a, p in zip(grads, model.parameters(), strict=True):
+        torch.testing.assert_close(a, p.grad, rtol=1e-4, atol=1e-5)
+
+
+def test_rl_step_with_the_sampling_pass_reused_trains_as_with_a_second_pass(monkeypatch):
+    first, reused = _train("cpm", steps=1)
+    monkeypatch.setattr(rl, "checkpointing_on", lambda model: True)  # the second-pass path
+    second, again = _train("cpm", steps=1)
+    for key in ("loss", "penalty", "expected_penalty", "kl_to_ref"):
+        assert first[0][key] == pytest.approx(second[0][key], rel=1e-5, abs=1e-6)
+    # Adam's first step moves each weight by about lr = 1e-3 times the sign of its
+    # gradient, so weights whose gradient is rounding noise may differ by part of a step;
+    # the gradients themselves agree to 1e-5 (the test above).
+    for a, b in zip(reused.parameters(), again.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-4)
+
+
+def test_sample_with_logits_refuses_a_model_without_cache():
+    model, tok = load_model("tiny-llama", seed=3)
+    model.gradient_checkpointing_enable()
+    model.train()
+    with pytest.raises(ValueError, match="model"):
+        sample_with_logits(
+            model, torch.tensor([[1, 2]]), torch.ones(1, 2, dtype=torch.long), samples=2,
+            max_new_tokens=2, eos_id=tok.eos_token_id, pad_id=tok.pad_token_id,
+            generator=torch.Generator(),
+        )  # fmt: skip
 
 
 def test_dropout_is_off_in_every_loaded_model():

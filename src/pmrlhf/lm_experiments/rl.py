@@ -6,7 +6,10 @@ Per step: sample ``k`` completions of each prompt from the policy, score them, s
 policy (optionally with a PPO-style clipped ratio over several inner epochs). Each prompt
 runs through the model once per step; its key/value cache is shared by its ``k`` samples,
 in sampling and in the gradient pass alike (except under gradient checkpointing, which
-keeps no cache: :func:`~pmrlhf.lm_experiments.sequences.shared_prompt_logits`).
+keeps no cache: :func:`~pmrlhf.lm_experiments.sequences.shared_prompt_logits`). The
+sampling pass keeps its graph and is the first gradient pass
+(:func:`~pmrlhf.lm_experiments.sequences.sample_with_logits`), except under DDP or
+gradient checkpointing, where the policy runs again on the sampled completions.
 """
 
 from __future__ import annotations
@@ -30,7 +33,15 @@ from ..theory.regularizers import check_regularizer
 from .checkpoint import load_checkpoint, save_checkpoint
 from .models import flush_denormals, make_optimizer
 from .rloo import expected_penalty, leave_one_out, lr_factor, penalized_returns
-from .sequences import completion_mask, encode_prompt, left_pad, pick, sample_shared
+from .sequences import (
+    checkpointing_on,
+    completion_mask,
+    encode_prompt,
+    left_pad,
+    pick,
+    sample_shared,
+    sample_with_logits,
+)
 from .sequences import shared_prompt_logits as logits_of
 
 _clock = time.monotonic  # the time of checkpoint_minutes (a test can replace it)
@@ -175,6 +186,10 @@ def train_rl(
     prompts = [encode_prompt(tokenizer, p.messages) for p in task.prompts]
     per_step = config.prompts_per_step or len(prompts)
     k = config.samples_per_prompt
+    # Without DDP (whose wrapper must run the forward that backpropagates) and with the
+    # key/value cache on, the sampling pass keeps its graph and serves as the first
+    # gradient pass: one policy forward per step fewer.
+    reuse_sampling_pass = accelerator is None and not checkpointing_on(unwrapped)
     ref.eval()
     policy.train()  # dropout is off in every model load_model returns: train == eval numerics
     bar = tqdm(
@@ -192,17 +207,15 @@ def train_rl(
             else rng.choice(len(prompts), size=per_step, replace=per_step > len(prompts))
         )
         p_ids, p_mask = left_pad([prompts[i] for i in chosen], pad)  # (P, Tp)
-        completion = sample_shared(
-            unwrapped,
-            p_ids,
-            p_mask,
-            samples=k,
-            max_new_tokens=max_new,
-            eos_id=eos,
-            pad_id=pad,
-            generator=sampler,
+        sampling = dict(
+            samples=k, max_new_tokens=max_new, eos_id=eos, pad_id=pad, generator=sampler,
             temperature=config.temperature,
-        )  # (B, Tc), B = P k, grouped by prompt
+        )  # fmt: skip
+        if reuse_sampling_pass:  # the sampling pass is the first gradient pass too
+            completion, sampled_logits = sample_with_logits(policy, p_ids, p_mask, **sampling)
+        else:
+            completion = sample_shared(unwrapped, p_ids, p_mask, **sampling)
+        # completion: (B, Tc), B = P k, grouped by prompt
         c_mask, finished = completion_mask(completion, eos)  # (B, Tc), (B,)
         reward = reward_fn(np.repeat(chosen, k), completion, c_mask).float().to(device)  # (B,)
         ref_logits = ref_logp = None
@@ -215,7 +228,10 @@ def train_rl(
                 ref_logp = pick(ref_logits, completion, c_mask)  # (B, Tc)
         expected = config.penalty_gradient == "expected"
         for epoch in range(config.inner_epochs):
-            logits = logits_of(policy, p_ids, p_mask, completion, c_mask)  # (B, Tc, V)
+            if reuse_sampling_pass and epoch == 0:
+                logits = sampled_logits  # (B, Tc, V), with the sampling pass's graph
+            else:
+                logits = logits_of(policy, p_ids, p_mask, completion, c_mask)  # (B, Tc, V)
             logp = pick(logits, completion, c_mask)  # (B, Tc)
             if expected:  # (B, Tc), differentiable: its gradient is exact, not sampled
                 c_exp = c_mask * expected_penalty(

@@ -135,7 +135,7 @@ def _forward(model, **kwargs):
     return out.logits, out["cache"] if "cache" in out else out.get("past_key_values")
 
 
-def _checkpointing(model) -> bool:
+def checkpointing_on(model) -> bool:
     """Whether ``model``'s layers drop the key/value cache now: gradient checkpointing in
     training mode with gradients on (transformers then sets ``use_cache=False``)."""
     inner = getattr(model, "module", model)  # DistributedDataParallel wraps the model
@@ -207,7 +207,7 @@ def shared_prompt_logits(
     prompt_index = torch.as_tensor(prompt_index, dtype=torch.long, device=device)  # (B,)
     prompt_ids, prompt_mask = prompt_ids.to(device), prompt_mask.to(device)
     completion_ids = completion_ids.to(device)
-    if _checkpointing(model):
+    if checkpointing_on(model):
         return full_logits(
             model, prompt_ids[prompt_index], prompt_mask[prompt_index], completion_ids,
             completion_mask_,
@@ -277,20 +277,57 @@ def sample_shared(
     right-padded with ``pad_id`` after the first end token; ``Tc <= max_new_tokens``.
     ``generator`` must live on the model's device.
     """
+    completion, _ = _sample(
+        model, prompt_ids, prompt_mask, samples=samples, max_new_tokens=max_new_tokens,
+        eos_id=eos_id, pad_id=pad_id, generator=generator, temperature=temperature,
+    )  # fmt: skip
+    return completion
+
+
+def sample_with_logits(model, prompt_ids, prompt_mask, **options):
+    """:func:`sample_shared` with autograd on, also returning the logits (B, Tc, V) that
+    predicted each completion token, at temperature 1 and with their graph: the same
+    numbers as :func:`shared_prompt_logits` of the completions (up to float rounding: one
+    token at a time instead of all at once), so the RL step's gradient pass need not run
+    the policy again. Not for a model under gradient checkpointing (it keeps no cache)."""
+    if checkpointing_on(model):
+        raise ValueError("model: sample_with_logits needs the key/value cache; it is off")
+    with torch.enable_grad():
+        completion, logits = _sample(model, prompt_ids, prompt_mask, keep_logits=True, **options)
+    return completion, torch.stack(logits, dim=1)
+
+
+def _sample(
+    model,
+    prompt_ids,
+    prompt_mask,
+    *,
+    samples: int,
+    max_new_tokens: int,
+    eos_id: int,
+    pad_id: int,
+    generator: torch.Generator,
+    temperature: float = 1.0,
+    keep_logits: bool = False,
+):
+    """The sampling loop of :func:`sample_shared`; with ``keep_logits`` also the list of
+    each step's logits (B, V) (otherwise empty)."""
     device = model_device(model)
     prompt_ids, prompt_mask = prompt_ids.to(device), prompt_mask.to(device)
     index = torch.arange(prompt_ids.shape[0], device=device).repeat_interleave(samples)  # (B,)
     logits, cache = _prefill(model, prompt_ids, prompt_mask)  # (P, V)
     cache.batch_select_indices(index)
     logits, mask = logits[index], prompt_mask[index]  # (B, V), (B, Tp)
-    tokens = []
+    tokens, kept = [], []
     done = torch.zeros(logits.shape[0], dtype=torch.bool, device=device)  # (B,)
     for t in range(max_new_tokens):
-        token = draw(logits / temperature, generator)  # (B,)
+        if keep_logits:
+            kept.append(logits)
+        token = draw(logits.detach() / temperature, generator)  # (B,)
         token = torch.where(done, torch.full_like(token, pad_id), token)
         tokens.append(token)
         done |= token == eos_id
         if done.all() or t + 1 == max_new_tokens:
             break
         logits = _continue(model, cache, mask, token[:, None], t)[:, -1]  # (B, V)
-    return torch.stack(tokens, dim=1)  # (B, Tc)
+    return torch.stack(tokens, dim=1), kept  # (B, Tc), Tc x (B, V)
