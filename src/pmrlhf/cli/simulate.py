@@ -29,8 +29,12 @@ def register(subparsers) -> None:
     )
     # A str, checked by check_out_dir: Path("") would be "." and write into the current folder.
     parser.add_argument("--out", default="results/simulate", help="output folder")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quick", action="store_true", help="small grids (about a minute)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every experiment")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke test, not a result: smaller grids, fewer seeds and steps (CI)",
+    )
     parser.set_defaults(handler=_simulate)
 
 
