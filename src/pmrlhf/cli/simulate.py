@@ -18,7 +18,8 @@ EXPERIMENT_NAMES = (
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "simulate", help="run synthetic collapse simulations; write CSV, PNG and summary.json"
+        "simulate",
+        help="run synthetic collapse simulations; write CSV, PNG (and PDF) and summary.json",
     )
     parser.add_argument(
         "names",
@@ -52,6 +53,6 @@ def _simulate(args) -> int:
             if k not in ("config", "seconds")
         )
         print(f"{name:<22} {result['seconds']:7.1f} s  {numbers}")
-    files = [f"{name}.{ext}" for name in summary["experiments"] for ext in ("csv", "png")]
+    files = [f"{name}.{ext}" for name in summary["experiments"] for ext in ("csv", "pdf", "png")]
     print(f"wrote to {out}: {', '.join([*files, 'summary.json'])}")
     return 0
