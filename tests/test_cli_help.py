@@ -37,3 +37,41 @@ def test_lm_run_shows_its_config_file_as_optional(capsys):
 def test_reproduce_publishes_only_when_asked(capsys):
     text = _help(capsys, "reproduce")
     assert "[--publish]" in text and "--no-publish" not in text
+
+
+def _options():
+    """(command path, action) for every option and positional of every parser but -h."""
+    import argparse
+
+    from pmrlhf.cli import iter_parsers
+
+    skip = (argparse._HelpAction, argparse._VersionAction, argparse._SubParsersAction)
+    for parser in iter_parsers(build_parser()):
+        for action in parser._actions:
+            if not isinstance(action, skip):
+                yield parser.prog, action
+
+
+def test_every_option_has_help_that_shows_its_default():
+    import argparse
+
+    options = list(_options())
+    assert len(options) > 50  # every subcommand was walked
+    for prog, action in options:
+        name = f"{prog} {'/'.join(action.option_strings) or action.dest}"
+        assert action.help and action.help.strip(), f"{name} has no help text"
+        flag = isinstance(action, argparse._StoreTrueAction | argparse._StoreConstAction)
+        if flag or action.required:
+            continue  # off unless given; or no default to show
+        formatter = build_parser()._get_formatter()
+        shown = formatter._get_help_string(action)
+        assert "default" in shown.lower(), f"{name} does not show its default: {shown!r}"
+
+
+def test_help_prints_defaults_and_quick_promises_no_time(capsys):
+    text = _help(capsys, "check")
+    assert "(default: 20)" in text  # --trials, appended by the formatter
+    for command in (("simulate",), ("reproduce",), ("lm", "compare")):
+        text = _help(capsys, *command)
+        quick = text[text.index("--quick a") :]  # the option, not the usage line
+        assert "smoke test" in quick[:200] and "minute" not in quick[:200], command

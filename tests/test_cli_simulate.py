@@ -18,7 +18,8 @@ def test_cli_runs_named_experiments_and_prints_a_table(tmp_path):
     result = cli("collapse", "heterogeneous", "--quick", "--out", str(tmp_path), "--seed", "1")
     assert result.returncode == 0, result.stderr
     assert "collapse" in result.stdout and "kl_minority_mass" in result.stdout
-    files = ["collapse.csv", "collapse.png", "heterogeneous.csv", "heterogeneous.png"]
+    files = ["collapse.csv", "collapse.pdf", "collapse.png"]  # a PDF beside each PNG
+    files += ["heterogeneous.csv", "heterogeneous.pdf", "heterogeneous.png"]
     files.append("summary.json")
     assert sorted(p.name for p in tmp_path.iterdir()) == files
     # The last line names the folder and the files written, no placeholder.

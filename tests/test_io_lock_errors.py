@@ -192,6 +192,7 @@ def test_simulate_cleans_stale_temp_files_and_records_only_outputs(tmp_path):
     run_experiments(["collapse"], out_dir=tmp_path, quick=True, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "collapse.csv",
+        "collapse.pdf",
         "collapse.png",
         "summary.json",
     ]

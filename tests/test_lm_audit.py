@@ -31,10 +31,12 @@ def cli(*args, cwd=None):
 
 @pytest.fixture(scope="module")
 def pairs_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "pairs.jsonl"
-    result = cli("pairs", "--task", "two_answers", "--per-prompt", "12", "--out", str(path))
+    out = tmp_path_factory.mktemp("data") / "pairs"  # a folder, as every --out
+    result = cli("pairs", "--task", "two_answers", "--per-prompt", "12", "--out", str(out))
     assert result.returncode == 0, result.stderr[-2000:]
-    return path
+    assert sorted(p.name for p in out.iterdir()) == ["pairs.jsonl"]
+    assert str(out / "pairs.jsonl") in result.stdout
+    return out / "pairs.jsonl"
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +55,12 @@ def test_pairs_file_is_hh_rlhf_of_the_task(pairs_file):
     chosen = json.loads(lines[0])["chosen"]
     assert chosen.startswith("\n\nHuman: ") and "\n\nAssistant: " in chosen
     assert load_preference_pairs(pairs_file) == synthetic_pairs(task, 12, rng=0)
+
+
+def test_pairs_out_is_a_folder_not_a_file(pairs_file):
+    result = cli("pairs", "--task", "two_answers", "--out", str(pairs_file))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "--out" in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
 def test_loaded_pairs_train_a_reward_model(pairs_file):

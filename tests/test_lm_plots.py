@@ -92,6 +92,8 @@ def _assert_pngs(paths, out):
     for name in FIGURES:
         data = (out / name).read_bytes()
         assert data.startswith(PNG) and len(data) > 1000, name
+        pdf = (out / name).with_suffix(".pdf").read_bytes()  # beside each PNG, for a paper
+        assert pdf.startswith(b"%PDF") and len(pdf) > 1000, name
 
 
 def test_save_figures_writes_every_figure_as_png(tmp_path, summary):

@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -223,3 +224,52 @@ def test_reproduce_config_is_checked_in_the_library(tmp_path):
             check_reproduce_config(ReproduceConfig(**{"out": tmp_path, **kwargs}))
     config = check_reproduce_config(ReproduceConfig(out=str(tmp_path), stages=["theory"]))
     assert config.out == tmp_path and config.stages == ("theory",)
+
+
+def test_each_stage_run_shows_its_position_elapsed_time_and_eta(tmp_path, monkeypatch):
+    from pmrlhf.report import pipeline
+    from pmrlhf.report.stages import Stage
+
+    ran = []
+
+    def fake(name):  # no theory, simulation or LM work: only the pipeline's bookkeeping
+        return Stage(name, lambda out, config: ran.append(name) or {"outputs": []}, lambda c: {})
+
+    monkeypatch.setattr(pipeline, "STAGES", (fake("theory"), fake("simulate"), fake("report")))
+    config = ReproduceConfig(out=tmp_path / "r", quick=True, stages=("theory", "simulate"))
+    lines = []
+    reproduce(config, log=lines.append)
+    assert ran == ["theory", "simulate"]
+    positions = [line for line in lines if line.startswith("stage ")]
+    assert positions == [
+        "stage 1/2: theory · elapsed 0.0 min",
+        "stage 2/2: simulate · elapsed 0.0 min",
+    ]
+
+    # Forced again: the manifest has both stages' times under the same options, so an ETA.
+    lines.clear()
+    reproduce(replace(config, force=True), log=lines.append)
+    positions = [line for line in lines if line.startswith("stage ")]
+    assert len(positions) == 2 and all("min left (last run's timings)" in p for p in positions)
+
+    # Unforced, theory and simulate are up to date: nothing is counted as a stage to run.
+    lines.clear()
+    reproduce(config, log=lines.append)
+    assert not [line for line in lines if line.startswith("stage ")]
+    assert sum("up to date" in line for line in lines) == 2
+
+
+def test_stage_position_line_and_its_checks():
+    from pmrlhf.errors import PmrlhfTypeError, PmrlhfUserError
+    from pmrlhf.report.pipeline import stage_position
+
+    assert stage_position(2, 4, "simulate", 186.0) == "stage 2/4: simulate · elapsed 3.1 min"
+    assert stage_position(3, 4, "lm", 60.0, 300.0).endswith(
+        "elapsed 1.0 min · about 5.0 min left (last run's timings)"
+    )
+    with pytest.raises(PmrlhfUserError, match="index"):
+        stage_position(5, 4, "lm", 0.0)
+    with pytest.raises(PmrlhfUserError, match="elapsed_s"):
+        stage_position(1, 4, "lm", float("nan"))
+    with pytest.raises(PmrlhfTypeError, match="left_s"):
+        stage_position(1, 4, "lm", 0.0, "soon")

@@ -120,8 +120,20 @@ def test_implied_preference_histograms():
 
 def test_beta_alpha_grid_table():
     config = beta_alpha_grid.QUICK
-    frame, _ = beta_alpha_grid.run_beta_alpha_grid(config)
+    frame, figure = beta_alpha_grid.run_beta_alpha_grid(config)
     assert len(frame) == len(config.betas) * (2 + len(config.alphas))
+    # PM's PMD at beta = 1 (~1e-17) is drawn as a hatched stub at the stated floor, and every
+    # reduction label sits above its beta's tallest bar, not on a bar beside a taller one.
+    pmd_axis = figure.axes[0]
+    assert pmd_axis.get_ylim()[0] == beta_alpha_grid.PMD_FLOOR
+    assert "below 1e-4, shown at the floor" in pmd_axis.get_xlabel()
+    bars = [b for container in pmd_axis.containers for b in container]
+    assert sum(b.get_hatch() is not None for b in bars) == (frame.pairwise_pmd < 1e-4).sum() > 0
+    assert pmd_axis.texts
+    for label in pmd_axis.texts:  # above every bar near it: no rotated label runs into one
+        x, y = label.xy
+        near = [b for b in bars if abs(b.get_x() + b.get_width() / 2 - x) < 0.5]
+        assert y > max(b.get_height() for b in near), label.get_text()
     kl = frame[frame.method == "KL-RLHF"]
     np.testing.assert_allclose(kl.pmd_improvement_over_kl_pct, 0.0)
     pm1 = frame[(frame.method == "PM-RLHF") & (frame.beta == 1.0)].iloc[0]
@@ -134,3 +146,13 @@ def test_beta_alpha_grid_table():
     pd.testing.assert_frame_equal(frame, again)
     table = REPORT_TABLES["beta_alpha_grid"](frame)
     assert table.method.iloc[0] == "KL-RLHF" and len(table) == len(frame)
+
+
+def test_biased_reference_error_axis_has_readable_ticks(biased):
+    import matplotlib.pyplot as plt
+
+    figure = biased_reference._figure(biased, biased_reference.QUICK)
+    right = figure.axes[1]
+    labels = [t.get_text() for t in right.get_yticklabels()]
+    assert right.get_yscale() == "symlog" and {"0", "0.1", "0.3", "1", "3", "10"} <= set(labels)
+    plt.close(figure)

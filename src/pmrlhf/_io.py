@@ -152,10 +152,20 @@ def atomic_copy_file(source, target) -> Path:
     return atomic_write_bytes(target, Path(source).read_bytes())
 
 
-def atomic_save_figure(path, figure, **kwargs) -> Path:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=kwargs.pop("dpi", 120), bbox_inches="tight", **kwargs)
-    return atomic_write_bytes(path, buffer.getvalue())
+def atomic_save_figure(path, figure, *, pdf: bool = True, **kwargs) -> Path:
+    """Save ``figure`` as the PNG ``path`` and, with ``pdf``, as a vector PDF beside it
+    (same name, ``.pdf``: for a paper); each file atomically. Returns the PNG's path."""
+    if not isinstance(pdf, bool):
+        raise TypeError(f"pdf must be True or False, got {pdf!r}")
+    path = Path(path)
+    dpi = kwargs.pop("dpi", 120)
+    formats = [("png", path)] + ([("pdf", path.with_suffix(".pdf"))] if pdf else [])
+    for kind, target in formats:
+        buffer = io.BytesIO()
+        options = {"dpi": dpi} if kind == "png" else {}
+        figure.savefig(buffer, format=kind, bbox_inches="tight", **options, **kwargs)
+        atomic_write_bytes(target, buffer.getvalue())
+    return path
 
 
 def atomic_save_folder(target, save) -> Path:

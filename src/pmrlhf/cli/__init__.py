@@ -33,6 +33,35 @@ def is_user_error(error: BaseException) -> bool:
     return isinstance(error, USER_ERRORS)
 
 
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """argparse's help with each option's default appended, as
+    :class:`argparse.ArgumentDefaultsHelpFormatter` does, except where the help text already
+    states it (it says "default"), the default is ``None`` (the text says where the value
+    comes from) or the option is an on/off flag, a required option or a positional."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (
+            "default" in text.lower()
+            or action.default is None
+            or action.default is False  # an on/off flag; 0 is a default to show
+            or action.default == argparse.SUPPRESS
+            or action.required
+            or not action.option_strings
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def iter_parsers(parser: argparse.ArgumentParser):
+    """``parser`` and every parser of its subcommands, depth first."""
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):  # aliases share a parser
+                yield from iter_parsers(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pmrlhf",
@@ -42,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMAND_MODULES:
         importlib.import_module(f"{__name__}.{name}").register(subparsers)
+    for each in iter_parsers(parser):  # read when help is printed, not when it is built
+        each.formatter_class = DefaultsHelpFormatter
     return parser
 
 

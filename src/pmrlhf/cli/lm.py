@@ -15,6 +15,22 @@ _BETA_HELP = (
     "optimum is softmax(r / beta), the preference distribution at beta 1 (default 1)"
 )
 _SAMPLES_HELP = "rl.samples_per_prompt: completions of each prompt per step (default 24)"
+_FROM_CONFIG = "; default: --config's value, else RunConfig's"
+_MODEL_HELP = (
+    "smollm2-135m, tiny-llama, tiny-opt, a folder or a hub id" + _FROM_CONFIG + " (smollm2-135m)"
+)
+_TASK_HELP = "built-in task name or task file" + _FROM_CONFIG + " (three_answers)"
+_REGULARIZER_HELP = (
+    "rl.regularizer: kl (reverse KL), pm (preference matching) or cpm (conditional PM)"
+    + _FROM_CONFIG
+    + " (pm)"
+)
+_STEPS_HELP = "rl.steps: RL steps" + _FROM_CONFIG + " (50)"
+_SFT_STEPS_HELP = "sft.steps: supervised steps before RL, 0 for none" + _FROM_CONFIG + " (40)"
+_ALPHA_HELP = (
+    "rl.alpha: conditional PM's threshold (--regularizer cpm only)" + _FROM_CONFIG + " (none)"
+)
+_SEED_HELP = "the run's seed (SFT, sampling, evaluation)" + _FROM_CONFIG + " (0)"
 
 
 def register(subparsers) -> None:
@@ -31,27 +47,30 @@ def register(subparsers) -> None:
         "--config",
         type=Path,
         metavar="FILE",
-        help="optional YAML/JSON with keys of RunConfig (see README); options override it",
+        help="optional YAML/JSON with keys of RunConfig (see README); options override it "
+        "(default: none, RunConfig's defaults)",
     )
-    run.add_argument("--model", help="smollm2-135m, tiny-llama, tiny-opt, a folder or a hub id")
-    run.add_argument("--task", help="built-in task name or task file")
-    run.add_argument("--regularizer", choices=("kl", "pm", "cpm"))
+    run.add_argument("--model", help=_MODEL_HELP)
+    run.add_argument("--task", help=_TASK_HELP)
+    run.add_argument("--regularizer", choices=("kl", "pm", "cpm"), help=_REGULARIZER_HELP)
     run.add_argument("--beta", type=float, help=_BETA_HELP)
-    run.add_argument("--alpha", type=float)
-    run.add_argument("--steps", type=int)
+    run.add_argument("--alpha", type=float, help=_ALPHA_HELP)
+    run.add_argument("--steps", type=int, help=_STEPS_HELP)
     run.add_argument("--samples-per-prompt", type=int, help=_SAMPLES_HELP)
     run.add_argument(
         "--penalty-gradient",
         choices=("expected", "sampled"),
         help="rl.penalty_gradient (docs/theory.md §4; default expected)",
     )
-    run.add_argument("--sft-steps", type=int)
+    run.add_argument("--sft-steps", type=int, help=_SFT_STEPS_HELP)
     run.add_argument(
         "--reward",
         choices=("oracle", "rm"),
-        help="exact task reward, or a reward model fitted to sampled comparisons",
+        help="exact task reward, or a reward model fitted to sampled comparisons"
+        + _FROM_CONFIG
+        + " (oracle)",
     )
-    run.add_argument("--seed", type=int)
+    run.add_argument("--seed", type=int, help=_SEED_HELP)
     # A str, checked by check_out_dir: Path("") would be "." and write into the current folder.
     run.add_argument(
         "--out",
@@ -75,20 +94,28 @@ def register(subparsers) -> None:
         help="one RL run with TRL's trainer (pmrlhf.trl), scored like lm run (same eval.json)",
     )
     trl.add_argument(
-        "--config", type=Path, help="optional YAML/JSON with keys of RunConfig (see README)"
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="optional YAML/JSON with keys of RunConfig (see README); options override it "
+        "(default: none, RunConfig's defaults)",
     )
-    trl.add_argument("--model", help="smollm2-135m, tiny-llama, tiny-opt, a folder or a hub id")
-    trl.add_argument("--task", help="built-in task name or task file")
+    trl.add_argument("--model", help=_MODEL_HELP)
+    trl.add_argument("--task", help=_TASK_HELP)
     trl.add_argument(
         "--trainer",
         choices=("rloo", "grpo"),
         default="rloo",
         help="PMRLOOTrainer (default) or PMGRPOTrainer",
     )
-    trl.add_argument("--regularizer", choices=("kl", "pm", "cpm"))
+    trl.add_argument("--regularizer", choices=("kl", "pm", "cpm"), help=_REGULARIZER_HELP)
     trl.add_argument("--beta", type=float, help=_BETA_HELP)
-    trl.add_argument("--alpha", type=float, help="conditional PM's threshold (TRL: cpm_alpha)")
-    trl.add_argument("--steps", type=int)
+    trl.add_argument(
+        "--alpha",
+        type=float,
+        help="conditional PM's threshold (TRL: cpm_alpha)" + _FROM_CONFIG + " (none)",
+    )
+    trl.add_argument("--steps", type=int, help=_STEPS_HELP)
     trl.add_argument("--samples-per-prompt", type=int, help=_SAMPLES_HELP)
     trl.add_argument(
         "--scale-rewards",
@@ -98,8 +125,8 @@ def register(subparsers) -> None:
         "softmax(r / beta) (scaling divides reward and penalty by the group's reward std); "
         "TRL's 'group' with kl",
     )
-    trl.add_argument("--sft-steps", type=int)
-    trl.add_argument("--seed", type=int)
+    trl.add_argument("--sft-steps", type=int, help=_SFT_STEPS_HELP)
+    trl.add_argument("--seed", type=int, help=_SEED_HELP)
     trl.add_argument(
         "--eval-every",
         type=int,

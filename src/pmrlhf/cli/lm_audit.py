@@ -7,6 +7,9 @@ import json
 
 from ..errors import PmrlhfUserError
 
+PAIRS_FILE = "pairs.jsonl"
+"""The file ``pmrlhf lm pairs`` writes in its ``--out`` folder (``lm audit --pairs`` reads it)."""
+
 
 def add_audit_and_pairs(commands) -> None:
     """Add ``audit`` and ``pairs`` to the subcommands of ``pmrlhf lm``."""
@@ -17,22 +20,39 @@ def add_audit_and_pairs(commands) -> None:
     )
     audit.add_argument("--model", required=True, help="the policy: a name, folder or hub id")
     audit.add_argument(
-        "--pairs", required=True, help="JSONL of HH-RLHF or prompt/chosen/rejected pairs"
+        "--pairs",
+        required=True,
+        help=f"JSONL file of HH-RLHF or prompt/chosen/rejected pairs (lm pairs writes "
+        f"OUT/{PAIRS_FILE})",
     )
     scorer = audit.add_mutually_exclusive_group(required=True)
-    scorer.add_argument("--reward-model", help="a saved reward model (sequence classifier)")
+    scorer.add_argument(
+        "--reward-model",
+        help="a saved reward model (sequence classifier); default: none, this or "
+        "--fit-reward-model is required",
+    )
     scorer.add_argument(
         "--fit-reward-model",
         action="store_true",
         help="fit one to the pairs (a copy of --model with a new head); saved in OUT/reward_model",
     )
     audit.add_argument("--out", default="results/audit", help="output folder")
-    audit.add_argument("--limit", type=int, help="read the first N pairs only")
+    audit.add_argument(
+        "--limit", type=int, help="read the first N pairs only (default: every pair)"
+    )
     audit.add_argument("--prompts", type=int, default=8, help="distinct prompts to sample for")
     audit.add_argument("--samples", type=int, default=4, help="responses sampled per prompt")
-    audit.add_argument("--max-new-tokens", type=int, default=32)
-    audit.add_argument("--seed", type=int, default=0)
-    audit.add_argument("--prompt-format", choices=("auto", "chat", "plain"), default="auto")
+    audit.add_argument(
+        "--max-new-tokens", type=int, default=32, help="length limit of each sampled response"
+    )
+    audit.add_argument("--seed", type=int, default=0, help="seed of the sampling")
+    audit.add_argument(
+        "--prompt-format",
+        choices=("auto", "chat", "plain"),
+        default="auto",
+        help="how prompts reach the policy: its chat template, plain text, or auto (the chat "
+        "template where the tokenizer has one)",
+    )
     audit.set_defaults(handler=_audit)
 
     pairs = commands.add_parser(
@@ -40,8 +60,12 @@ def add_audit_and_pairs(commands) -> None:
     )
     pairs.add_argument("--task", default="three_answers", help="built-in task name or task file")
     pairs.add_argument("--per-prompt", type=int, default=50, help="comparisons per prompt")
-    pairs.add_argument("--seed", type=int, default=0)
-    pairs.add_argument("--out", required=True, help="the JSONL file to write")
+    pairs.add_argument("--seed", type=int, default=0, help="seed of the sampling")
+    pairs.add_argument(
+        "--out",
+        default="results/pairs",
+        help=f"output folder; the pairs go to OUT/{PAIRS_FILE}, the file lm audit's --pairs takes",
+    )
     pairs.set_defaults(handler=_pairs)
 
 
@@ -72,16 +96,17 @@ def _audit(args) -> int:
 
 
 def _pairs(args) -> int:
-    from .._validation import check_seed
+    from .._validation import check_out_dir, check_seed
     from ..lm_experiments.data import synthetic_pairs, write_preference_pairs
     from ..lm_experiments.tasks import load_task
 
     n = args.per_prompt
     if n < 1:
         raise PmrlhfUserError(f"--per-prompt must be >= 1, got {n}")
+    out = check_out_dir(args.out, "--out")  # a folder, as every other command's --out
     task = load_task(args.task)
     path = write_preference_pairs(
-        args.out, synthetic_pairs(task, n, rng=check_seed(args.seed, "--seed"))
+        out / PAIRS_FILE, synthetic_pairs(task, n, rng=check_seed(args.seed, "--seed"))
     )
     print(f"wrote {n * len(task.prompts)} pairs of task {task.name} to {path}")
     return 0

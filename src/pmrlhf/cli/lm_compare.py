@@ -8,8 +8,12 @@ from ..errors import PmrlhfUserError
 def add_compare(commands) -> None:
     """Add ``compare`` to the subcommands of ``pmrlhf lm``."""
     compare = commands.add_parser("compare", help="KL vs PM vs conditional PM from one start")
-    compare.add_argument("--task", default="three_answers")
-    compare.add_argument("--model", default="smollm2-135m")
+    compare.add_argument("--task", default="three_answers", help="built-in task name or task file")
+    compare.add_argument(
+        "--model",
+        default="smollm2-135m",
+        help="smollm2-135m, tiny-llama, tiny-opt, a folder or a hub id",
+    )
     compare.add_argument(
         "--out", default="results/lm", help="output folder; one process at a time per folder"
     )
@@ -21,12 +25,17 @@ def add_compare(commands) -> None:
         help="one SFT reference and one RL run per method for each seed (default 0 1 2; "
         "--quick: 0 1); means with 95%% t-intervals",
     )
-    compare.add_argument("--steps", type=int, default=None, help="RL steps per method")
+    compare.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="RL steps per method (default 50; --quick: 3)",
+    )
     compare.add_argument(
         "--samples-per-prompt",
         type=int,
         default=None,
-        help="RLOO samples of each prompt per step (default 24)",
+        help="RLOO samples of each prompt per step (default 24; --quick: 4)",
     )
     compare.add_argument(
         "--penalty-gradient",
@@ -35,7 +44,11 @@ def add_compare(commands) -> None:
         "vocabulary at each sampled history (default), or the sampled tokens' penalty in the "
         "return (as TRL)",
     )
-    compare.add_argument("--quick", action="store_true", help="a few steps (tests, CI)")
+    compare.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke test, not a result: 2 seeds, 5 SFT and 3 RL steps of 4 samples (tests, CI)",
+    )
     compare.add_argument(
         "--methods",
         nargs="+",
@@ -48,10 +61,14 @@ def add_compare(commands) -> None:
         "--betas",
         type=float,
         nargs="+",
-        help="grid mode: KL and PM at each beta, conditional PM at each (beta, alpha)",
+        help="grid mode: KL and PM at each beta, conditional PM at each (beta, alpha) "
+        "(default: off, --methods)",
     )
     compare.add_argument(
-        "--alphas", type=float, nargs="+", help="grid mode: conditional-PM thresholds"
+        "--alphas",
+        type=float,
+        nargs="+",
+        help="grid mode: conditional-PM thresholds (default: off; goes with --betas)",
     )
     compare.add_argument(
         "--restart",

@@ -11,16 +11,30 @@ def register(subparsers) -> None:
     )
     # A str, checked by check_out_dir: Path("") would be "." and write into the current folder.
     parser.add_argument("--out", default="results", help="output folder")
-    parser.add_argument("--quick", action="store_true", help="small settings (CI, minutes)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke test, not a result: small simulation grids, fewer theory checks, and "
+        "tiny-llama with 2 seeds and a few steps in the LM stage (CI)",
+    )
     parser.add_argument("--force", action="store_true", help="rerun stages that are up to date")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="first seed of every stage (the LM stage's seeds start here)",
+    )
     parser.add_argument(
         "--lm-model",
         default=None,
         help="model of the LM stage (default smollm2-135m; tiny-llama with --quick)",
     )
     parser.add_argument(
-        "--stages", nargs="+", choices=STAGE_NAMES, default=None, help="run only these stages"
+        "--stages",
+        nargs="+",
+        choices=STAGE_NAMES,
+        default=None,
+        help=f"run only these stages (default: all, {' '.join(STAGE_NAMES)})",
     )
     parser.add_argument(
         "--publish",

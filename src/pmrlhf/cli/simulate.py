@@ -18,7 +18,8 @@ EXPERIMENT_NAMES = (
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "simulate", help="run synthetic collapse simulations; write CSV, PNG and summary.json"
+        "simulate",
+        help="run synthetic collapse simulations; write CSV, PNG (and PDF) and summary.json",
     )
     parser.add_argument(
         "names",
@@ -29,8 +30,12 @@ def register(subparsers) -> None:
     )
     # A str, checked by check_out_dir: Path("") would be "." and write into the current folder.
     parser.add_argument("--out", default="results/simulate", help="output folder")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quick", action="store_true", help="small grids (about a minute)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every experiment")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke test, not a result: smaller grids, fewer seeds and steps (CI)",
+    )
     parser.set_defaults(handler=_simulate)
 
 
@@ -48,6 +53,6 @@ def _simulate(args) -> int:
             if k not in ("config", "seconds")
         )
         print(f"{name:<22} {result['seconds']:7.1f} s  {numbers}")
-    files = [f"{name}.{ext}" for name in summary["experiments"] for ext in ("csv", "png")]
+    files = [f"{name}.{ext}" for name in summary["experiments"] for ext in ("csv", "pdf", "png")]
     print(f"wrote to {out}: {', '.join([*files, 'summary.json'])}")
     return 0

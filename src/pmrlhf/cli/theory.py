@@ -10,15 +10,24 @@ def register(subparsers) -> None:
     derive = subparsers.add_parser(
         "derive", help="print the sympy derivation of the PM regularizer"
     )
-    derive.add_argument("--format", choices=("markdown", "latex", "json"), default="markdown")
+    derive.add_argument(
+        "--format",
+        choices=("markdown", "latex", "json"),
+        default="markdown",
+        help="how the derivation is printed",
+    )
     derive.set_defaults(handler=_derive)
 
     check = subparsers.add_parser(
         "check", help="numerically check the PM property for PM and counter-examples"
     )
-    check.add_argument("--n-responses", type=int, default=4)
-    check.add_argument("--trials", type=int, default=20)
-    check.add_argument("--seed", type=int, default=0)
+    check.add_argument(
+        "--n-responses", type=int, default=4, help="responses of each random reward vector"
+    )
+    check.add_argument(
+        "--trials", type=int, default=20, help="random reward vectors checked per regularizer"
+    )
+    check.add_argument("--seed", type=int, default=0, help="seed of the random rewards")
     check.add_argument("--json", action="store_true", help="print JSON instead of a table")
     check.set_defaults(handler=_check)
 

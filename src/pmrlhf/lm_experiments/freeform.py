@@ -142,6 +142,6 @@ def implied_preference_figure(results: dict):
         )
     # Below the panels, where it covers no bar.
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=2, fontsize=8, frameon=False)
+    fig.legend(handles, labels, loc="outside lower center", ncol=2, fontsize=9, frameon=False)
     fig.suptitle("Implied pairwise preferences: the policy's against the reward's", fontsize=11)
     return fig

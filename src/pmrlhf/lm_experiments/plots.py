@@ -194,7 +194,14 @@ def _convergence(summary):
     keys = [
         Line2D([], [], color="grey", lw=2.2, label="mean over seeds"),
         Line2D([], [], color="grey", alpha=0.35, lw=1, label="one seed"),
-        Line2D([], [], color="black", ls="--", lw=0.8, label="TV 0.1 (our bound for 'reached')"),
+        Line2D(
+            [],
+            [],
+            color="black",
+            ls="--",
+            lw=0.8,
+            label="TV 0.1: the 'reached its optimum' threshold",
+        ),
     ]
     fig.legend(handles=keys, loc="outside lower center", ncol=3, fontsize=9, frameon=False)
     fig.suptitle(
@@ -252,8 +259,9 @@ def _implied(summary):
         xlabel="preference for the better answer, p_r = sigma(r(a) - r(b))",
         ylabel="implied preference, pi(a) / (pi(a) + pi(b)) (seed mean)",
         title=f"{_title(summary)}: every candidate pair\n"
-        "(diagonal = preference matching; 1 or 0 = collapse onto one answer)",
+        "(diagonal = preference matching;\n"
+        "1 = collapse onto the better answer, 0 = onto the worse)",
     )
-    ax.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     fig.tight_layout()
     return fig

@@ -2,6 +2,9 @@
 
 A stage is up to date when ``manifest.json`` records the same fingerprint of its options
 for it (:mod:`pmrlhf._fingerprint`) and its outputs still exist; ``force`` reruns it.
+Before each stage it runs, the log shows its position among them, the time since the start
+and, where the manifest holds every remaining stage's time under the same options, about how
+long is left (:func:`stage_position`).
 
 Every option is checked before anything is written; the output folder is locked for the run
 (:func:`pmrlhf._lock.run_lock`); a damaged ``manifest.json`` stops the run with a message
@@ -15,14 +18,17 @@ README's results block is a separate, explicit step (``figures_dir`` and ``readm
 from __future__ import annotations
 
 import datetime as dt
+import json
+import math
 import os
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from .._io import atomic_write_json, remove_stale_temp_files
 from .._lock import run_lock
-from .._validation import check_choice, check_out_dir, check_seed
+from .._validation import check_choice, check_out_dir, check_positive_int, check_seed
 from ..errors import PmrlhfTypeError, PmrlhfUserError
 from .manifest import load_manifest
 from .stages import STAGE_NAMES, STAGES, lm_model, stage_fingerprint
@@ -124,11 +130,60 @@ def reproduce(config: ReproduceConfig, *, log: Callable[[str], None] = print) ->
         return _reproduce_locked(config, log)
 
 
+def stage_position(
+    index: int, total: int, name: str, elapsed_s: float, left_s: float | None = None
+) -> str:
+    """The line ``reproduce`` logs before each stage it runs, e.g.
+    ``stage 2/4: simulate · elapsed 3.1 min · about 5.0 min left (last run's timings)``.
+
+    ``index`` counts from 1 among the ``total`` stages this run runs; ``left_s``, the
+    estimated seconds of this stage and the later ones, is left out where ``None``.
+
+    Raises
+    ------
+    PmrlhfUserError, PmrlhfTypeError
+        ``index`` outside ``1..total``, a negative or non-finite time, a blank name.
+    """
+    total = check_positive_int(total, "total")
+    index = check_positive_int(index, "index")
+    if index > total:
+        raise PmrlhfUserError(f"index must be at most total ({total}), got {index}")
+    if not isinstance(name, str) or not name.strip():
+        raise PmrlhfTypeError(f"name must be a non-empty str, got {name!r}")
+    line = f"stage {index}/{total}: {name} · elapsed {_minutes(elapsed_s, 'elapsed_s')}"
+    if left_s is not None:
+        line += f" · about {_minutes(left_s, 'left_s')} left (last run's timings)"
+    return line
+
+
+def _minutes(seconds, name: str) -> str:
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        raise PmrlhfTypeError(f"{name} must be a number of seconds, got {seconds!r}")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise PmrlhfUserError(f"{name} must be finite and >= 0, got {seconds!r}")
+    return f"{seconds / 60:.1f} min"
+
+
+def _last_seconds(stage, config: ReproduceConfig, previous: dict) -> float | None:
+    """How long ``stage`` took when the manifest last recorded it with the same options
+    (the report's time stamp aside), else ``None``."""
+    recorded, seconds = previous.get("options"), previous.get("seconds")
+    if not isinstance(recorded, dict) or not isinstance(seconds, int | float):
+        return None
+    now = json.loads(json.dumps(stage.options(config), default=str))  # tuples as lists
+    same = {k: v for k, v in now.items() if k != "stamp"} == {
+        k: v for k, v in recorded.items() if k != "stamp"
+    }
+    return float(seconds) if same else None
+
+
 def _reproduce_locked(config: ReproduceConfig, log: Callable[[str], None]) -> dict:
     wanted = config.stages or STAGE_NAMES
     out = config.out
     manifest_path = out / "manifest.json"
     manifest = load_manifest(manifest_path, force=config.force, log=log)
+    started_run = time.monotonic()
+    plan = []  # (stage, fingerprint, up to date): decided before anything runs
     for stage in STAGES:
         if stage.name not in wanted:
             continue
@@ -143,10 +198,19 @@ def _reproduce_locked(config: ReproduceConfig, log: Callable[[str], None]) -> di
             and previous.get("fingerprint") == fingerprint
             and all(Path(p).exists() for p in previous.get("outputs", []))
         )
+        plan.append((stage, fingerprint, fresh))
+    to_run = [stage for stage, _, fresh in plan if not fresh]
+    estimates = [_last_seconds(s, config, manifest["stages"].get(s.name, {})) for s in to_run]
+    for stage, fingerprint, fresh in plan:
         if fresh:
             log(f"[{stage.name}] up to date, skipped (--force reruns)")
             continue
-        log(f"[{stage.name}] running ...")
+        index = to_run.index(stage)
+        rest = estimates[index:]
+        left = None if None in rest else sum(rest)
+        log(
+            stage_position(index + 1, len(to_run), stage.name, time.monotonic() - started_run, left)
+        )
         started = dt.datetime.now()
         summary = stage.run(out, config)
         seconds = (dt.datetime.now() - started).total_seconds()

@@ -1,4 +1,5 @@
-"""Run simulation experiments and write ``<name>.csv``, ``<name>.png`` and ``summary.json``."""
+"""Run simulation experiments and write ``<name>.csv``, ``<name>.png`` (a ``.pdf`` beside it)
+and ``summary.json``."""
 
 from __future__ import annotations
 

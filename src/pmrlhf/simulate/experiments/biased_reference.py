@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import matplotlib.ticker
 import numpy as np
 import pandas as pd
 from scipy.special import logit
@@ -25,6 +26,7 @@ class BiasedReferenceConfig:
     seed: int = 0
 
 
+SYMLOG_TICKS = (0, 0.1, 0.3, 1, 3, 10, 30, 100)  # the log-odds error axis, in nats
 QUICK = BiasedReferenceConfig(
     ref_odds=tuple(np.geomspace(1e-3, 1e3, 13)), trained_odds=(0.1, 10.0), train_steps=1500
 )
@@ -163,13 +165,17 @@ def _figure(frame, config):
         ylabel="implied preference pi(y1) / (pi(y1) + pi(y2))",
         title=f"{config.p:.0%} of annotators prefer y1",
     )
+    # Linear below 0.1 nats, logarithmic above; labelled ticks at 1-3 steps, not only 0, 1, 10.
+    right.set_yscale("symlog", linthresh=0.1)
+    ticks = [t for t in SYMLOG_TICKS if t <= max(1.0, float(frame.abs_logodds_gap.max()) * 1.5)]
+    right.set_yticks(ticks, [f"{t:g}" for t in ticks])
+    right.yaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     right.set(
-        yscale="symlog",
         ylim=(0, None),
         ylabel="|policy log-odds - preference log-odds| (nats, symlog)",
         title="Log-odds error inherited from the reference",
     )
-    left.legend(fontsize=7.5, loc="lower right")
+    left.legend(fontsize=9, loc="lower right")
     return finish(
         fig, "A biased reference passes its odds to KL-RLHF; PM ignores them (cPM: when plausible)"
     )
