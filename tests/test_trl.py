@@ -614,12 +614,51 @@ def test_lm_trl_options_reach_run_trl(tmp_path, monkeypatch, pmrlhf_here):
     assert len(seen) == 2 and not (tmp_path / "c").exists()
 
 
+@pytest.mark.parametrize(
+    ("version", "expected"),
+    [
+        ("1.16.0", "supported"),
+        ("1.16.3", "supported"),
+        ("1.16.0.dev0", "supported"),
+        ("1.17.0", "untested"),
+        ("1.40.2", "untested"),
+        ("1.15.9", r"found TRL 1\.15\.9"),
+        ("0.29.1", r"found TRL 0\.29\.1"),
+        ("2.0.0", r"found TRL 2\.0\.0"),
+        ("not-a-version", r"cannot read the TRL version 'not-a-version'"),
+    ],
+)
+def test_trl_support_range(version, expected):
+    from pmrlhf.trl import trl_support
+
+    if expected in ("supported", "untested"):
+        assert trl_support(version) == expected
+    else:
+        with pytest.raises(ImportError, match=f"{expected}.*pip install 'pmrlhf\\[trl\\]'"):
+            trl_support(version)
+
+
+def test_trl_support_rejects_a_non_string_and_misses_no_internal():
+    from pmrlhf.trl import _compat
+
+    with pytest.raises(TypeError, match="version must be a string"):
+        _compat.trl_support(1.16)
+
+    class Bare:
+        _generate = staticmethod(lambda: None)
+
+    with pytest.raises(ImportError, match=r"RLOOTrainer\._get_per_token_logps_and_entropies"):
+        _compat.check_trainer_internals({"RLOOTrainer": Bare, "GRPOTrainer": Bare})
+
+
 def test_trl_version_guard_and_missing_trl(monkeypatch):
     from pmrlhf.trl import check_trl_version
 
     assert check_trl_version("1.16.3") == "1.16.3"
-    with pytest.raises(ImportError, match=r"found TRL 1\.17\.0.*pip install 'pmrlhf\[trl\]'"):
-        check_trl_version("1.17.0")
+    with pytest.warns(UserWarning, match=r"TRL 1\.17\.0 is newer and untested"):
+        assert check_trl_version("1.17.0") == "1.17.0"
+    with pytest.raises(ImportError, match=r"found TRL 1\.15\.0.*pip install 'pmrlhf\[trl\]'"):
+        check_trl_version("1.15.0")
     for name in [m for m in sys.modules if m == "pmrlhf.trl" or m.startswith("pmrlhf.trl.")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "trl", None)  # as if TRL were not installed
