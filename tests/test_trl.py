@@ -606,12 +606,79 @@ def test_lm_trl_options_reach_run_trl(tmp_path, monkeypatch, pmrlhf_here):
         pmrlhf_here(*args, "--samples-per-prompt", "6", "--out", tmp_path / "a")
     with pytest.raises(Stop):
         pmrlhf_here(*args, "--scale-rewards", "group", "--out", tmp_path / "b")
-    (first, default), (_, given) = seen
+    with pytest.raises(Stop):
+        pmrlhf_here(*args, "--report-to", "tensorboard,wandb", "--resume", "--out", tmp_path / "d")
+    (first, default), (_, given), (_, reporting) = seen
     assert first.rl.samples_per_prompt == 6
     assert (default["scale_rewards"], given["scale_rewards"]) == (None, "group")
+    assert (default["report_to"], default["resume"], default["save_every"]) == ("none", False, 10)
+    assert (reporting["report_to"], reporting["resume"]) == (["tensorboard", "wandb"], True)
     status, stderr = pmrlhf_here(*args, "--samples-per-prompt", "1", "--out", tmp_path / "c")
     assert status == 2 and "samples_per_prompt" in stderr.strip().splitlines()[-1], stderr
-    assert len(seen) == 2 and not (tmp_path / "c").exists()
+    assert len(seen) == 3 and not (tmp_path / "c").exists()
+    status, stderr = pmrlhf_here(*args, "--resume", "--restart", "--out", tmp_path / "e")
+    assert status == 2 and "not allowed with argument" in stderr, stderr
+
+
+def test_lm_trl_report_to_reaches_trl_and_is_checked(tmp_path):
+    from pmrlhf.lm_experiments.runs import RunConfig
+    from pmrlhf.trl.run import check_report_to, run_trl, trl_config
+
+    run = RunConfig(model="tiny-llama", task="two_answers")
+    args = trl_config(run, "rloo", tmp_path / "t", 3, 2, report_to="tensorboard", save_every=5)
+    assert (args.report_to, args.save_strategy, args.save_steps) == (["tensorboard"], "steps", 5)
+    assert trl_config(run, "rloo", tmp_path / "t", 3, 2).report_to == []  # "none"
+    assert check_report_to(("wandb", "tensorboard")) == ["wandb", "tensorboard"]
+    with pytest.raises(TypeError, match="^report_to must be a string or a list of strings"):
+        check_report_to(3)
+    with pytest.raises(ValueError, match="^report_to must name an integration"):
+        check_report_to([])
+    for bad in ({"report_to": ""}, {"save_every": -1}, {"resume": True, "restart": True}):
+        with pytest.raises(ValueError, match="report_to|save_every|exclude each other"):
+            run_trl(run, tmp_path / "r", **bad)
+    assert not (tmp_path / "r").exists()
+
+
+def test_lm_trl_resumes_an_interrupted_run_from_its_latest_checkpoint(tmp_path, monkeypatch):
+    from pmrlhf.lm_experiments.runs import RunConfig
+    from pmrlhf.trl.callback import PreferenceMatchingCallback
+    from pmrlhf.trl.run import run_trl
+
+    class Interrupted(Exception):
+        pass
+
+    on_step_end = PreferenceMatchingCallback.on_step_end
+
+    def stop_at_step_two(self, args, state, control, **kwargs):
+        if state.global_step == 2:  # before TRL saves checkpoint-2: checkpoint-1 is the latest
+            raise Interrupted
+        return on_step_end(self, args, state, control, **kwargs)
+
+    rl = {"regularizer": "cpm", "alpha": 0.1, "steps": 2}
+    run = RunConfig(model="tiny-llama", task="two_answers").with_overrides({}, rl, {"steps": 1})
+    out = tmp_path / "run"
+    settings = {"eval_every": 1, "save_every": 1, "progress": False}
+    with pytest.raises(FileNotFoundError, match="--resume: no checkpoint"):
+        run_trl(run, out, resume=True, **settings)
+    monkeypatch.setattr(PreferenceMatchingCallback, "on_step_end", stop_at_step_two)
+    with pytest.raises(Interrupted):
+        run_trl(run, out, **settings)
+    monkeypatch.setattr(PreferenceMatchingCallback, "on_step_end", on_step_end)
+    assert [p.name for p in (out / "checkpoints").glob("checkpoint-*")] == ["checkpoint-1"]
+    assert not (out / "eval.json").exists()
+    with pytest.raises(ValueError, match="already holds a run; pass --resume"):
+        run_trl(run, out, **settings)
+    other = run.with_overrides({"seed": run.seed + 1}, {})
+    with pytest.raises(ValueError, match=r"--resume: .* other settings \(seed\)"):
+        run_trl(other, out, resume=True, **settings)
+    result = run_trl(run, out, resume=True, **settings)
+    assert set(result) == {*METRICS, "prompts", "reference"}
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in records if "pairwise_pmd" in r and "penalty" in r]
+    assert steps == [1, 2]  # step 1 from the checkpoint's log history, step 2 resumed
+    assert [p.name for p in (out / "checkpoints").glob("checkpoint-*")] == ["checkpoint-2"]
+    with pytest.raises(ValueError, match="--resume: the run in .* is finished"):
+        run_trl(run, out, resume=True, **settings)
 
 
 @pytest.mark.parametrize(
