@@ -654,17 +654,19 @@ def test_lm_trl_resumes_an_interrupted_run_from_its_latest_checkpoint(tmp_path, 
             raise Interrupted
         return on_step_end(self, args, state, control, **kwargs)
 
-    rl = {"regularizer": "cpm", "alpha": 0.1, "steps": 2}
-    run = RunConfig(model="tiny-llama", task="two_answers").with_overrides({}, rl, {"steps": 1})
+    # A learning rate at which the policy moves, and no SFT (it would not change the resume).
+    rl = {"regularizer": "pm", "steps": 2, "lr": 0.05, "warmup_steps": 0}
+    run = RunConfig(model="tiny-llama", task="two_answers").with_overrides({}, rl, {"steps": 0})
     out = tmp_path / "run"
     settings = {"eval_every": 1, "save_every": 1, "progress": False}
+    uninterrupted = run_trl(run, tmp_path / "uninterrupted", **settings)
     with pytest.raises(FileNotFoundError, match="--resume: no checkpoint"):
         run_trl(run, out, resume=True, **settings)
     monkeypatch.setattr(PreferenceMatchingCallback, "on_step_end", stop_at_step_two)
     with pytest.raises(Interrupted):
         run_trl(run, out, **settings)
     monkeypatch.setattr(PreferenceMatchingCallback, "on_step_end", on_step_end)
-    assert [p.name for p in (out / "checkpoints").glob("checkpoint-*")] == ["checkpoint-1"]
+    assert [p.name for p in (out / "trainer").glob("checkpoint-*")] == ["checkpoint-1"]
     assert not (out / "eval.json").exists()
     with pytest.raises(ValueError, match="already holds a run; pass --resume"):
         run_trl(run, out, **settings)
@@ -672,11 +674,16 @@ def test_lm_trl_resumes_an_interrupted_run_from_its_latest_checkpoint(tmp_path, 
     with pytest.raises(ValueError, match=r"--resume: .* other settings \(seed\)"):
         run_trl(other, out, resume=True, **settings)
     result = run_trl(run, out, resume=True, **settings)
-    assert set(result) == {*METRICS, "prompts", "reference"}
-    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    steps = [r["step"] for r in records if "pairwise_pmd" in r and "penalty" in r]
-    assert steps == [1, 2]  # step 1 from the checkpoint's log history, step 2 resumed
-    assert [p.name for p in (out / "checkpoints").glob("checkpoint-*")] == ["checkpoint-2"]
+    # Bit for bit the uninterrupted run: weights, optimizer, schedule, RNG and prompt order.
+    assert result == uninterrupted
+
+    def logged(folder):
+        lines = (folder / "metrics.jsonl").read_text().splitlines()
+        return [(r["step"], r["penalty"], r["loss"]) for r in map(json.loads, lines) if "loss" in r]
+
+    # step 1 from the checkpoint's log history, step 2 resumed
+    assert logged(out) == logged(tmp_path / "uninterrupted") and len(logged(out)) == 2
+    assert [p.name for p in (out / "trainer").glob("checkpoint-*")] == ["checkpoint-2"]
     with pytest.raises(ValueError, match="--resume: the run in .* is finished"):
         run_trl(run, out, resume=True, **settings)
 

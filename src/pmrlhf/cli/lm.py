@@ -116,7 +116,7 @@ def register(subparsers) -> None:
         "--save-every",
         type=int,
         default=10,
-        help="TRL checkpoint every N steps in <out>/checkpoints, the latest kept, for --resume "
+        help="TRL checkpoint every N steps in <out>/trainer, the latest kept, for --resume "
         "(0: none; default 10)",
     )
     trl.add_argument(

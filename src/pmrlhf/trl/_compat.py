@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import warnings
 
+import torch
+
 from ..errors import PmrlhfTypeError
 
 INSTALL = "pip install 'pmrlhf[trl]'"
@@ -122,6 +124,34 @@ def check_trainer_internals(trainers: dict) -> None:
             f"pmrlhf.trl overrides TRL trainer internals that this TRL lacks: "
             f"{', '.join(missing)}. Install a tested TRL ({', '.join(TESTED_TRL)}): {INSTALL}"
         )
+
+
+def epochs_done(checkpoint) -> int:
+    """The epochs a TRL checkpoint folder has finished (its ``trainer_state.json``)."""
+    import json
+    from pathlib import Path
+
+    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
+    return int((state.get("epoch") or 0.0) + 1e-9)  # 2.0 may be stored as 1.9999...
+
+
+def resume_sampler_order(trainer, checkpoint) -> None:
+    """Make ``trainer`` resumed from ``checkpoint`` draw the prompt order an uninterrupted
+    run draws. transformers restores the global RNG on resume but TRL's ``RepeatSampler``
+    (TRL 1.16) shuffles with a generator of its own, seeded anew: without this the resumed
+    run repeats the first epoch's order and samples other completions from then on. The
+    shuffles of the finished epochs are drawn when TRL builds the sampler."""
+    epochs = epochs_done(checkpoint)
+    build = trainer._get_train_sampler
+
+    def sampler(*args, **kwargs):
+        built = build(*args, **kwargs)
+        generator = getattr(built, "generator", None) if getattr(built, "shuffle", False) else None
+        for _ in range(epochs if generator is not None else 0):
+            torch.randperm(built.num_samples, generator=generator)  # as RepeatSampler.__iter__
+        return built
+
+    trainer._get_train_sampler = sampler
 
 
 def _import_internals():

@@ -14,10 +14,11 @@ optimum is ``softmax(r / beta)``; TRL's ``"group"`` with KL. Files in ``out``:
 ``config.yaml``, ``metrics.jsonl`` (TRL's log history, with the exact evaluation of
 :class:`~pmrlhf.trl.PreferenceMatchingCallback` every ``eval_every`` steps),
 ``eval.json`` in ``lm run``'s schema, so the two trainers go on one table, and
-``checkpoints/checkpoint-N``, TRL's latest checkpoint (every ``save_every`` steps), from
-which ``resume`` continues an interrupted run (TRL's ``resume_from_checkpoint``: policy,
-optimizer, schedule, RNG and log history; the SFT reference is made again, seeded as
-before).
+``trainer/``, TRL's ``output_dir``: its latest checkpoint ``checkpoint-N`` (every
+``save_every`` steps), from which ``resume`` continues an interrupted run (TRL's
+``resume_from_checkpoint``: policy, optimizer, schedule, RNG and log history; the SFT
+reference is made again, seeded as before), and what ``report_to`` writes there
+(TensorBoard's ``runs/``).
 """
 
 from __future__ import annotations
@@ -39,9 +40,9 @@ TRAINERS = ("rloo", "grpo")
 SCALE_REWARDS = ("group", "batch", "none")
 """GRPO's ``scale_rewards`` values (TRL 1.16)."""
 RUN_FILES = ("metrics.jsonl", "eval.json", "config.yaml")
-"""What ``lm trl`` writes in its folder, with :data:`CHECKPOINTS`; ``restart`` removes them."""
-CHECKPOINTS = "checkpoints"
-"""The folder of TRL's checkpoints (its ``output_dir``) in a run folder."""
+"""What ``lm trl`` writes in its folder, with :data:`TRAINER_DIR`; ``restart`` removes them."""
+TRAINER_DIR = "trainer"
+"""TRL's ``output_dir`` in a run folder: checkpoints and ``report_to`` logs."""
 
 
 def run_trl(
@@ -127,7 +128,7 @@ def run_trl(
         if restart:
             for name in RUN_FILES:
                 (out / name).unlink(missing_ok=True)
-            shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
+            shutil.rmtree(out / TRAINER_DIR, ignore_errors=True)
         run = _RunSettings(trainer, eval_every, progress, scale_rewards, save_every, report_to)
         return _run_locked(config, task, out, settings, run, checkpoint)
 
@@ -151,10 +152,10 @@ def check_report_to(report_to) -> str | list[str]:
 
 
 def latest_checkpoint(out: Path) -> Path | None:
-    """TRL's latest ``checkpoint-N`` folder in ``out/checkpoints``, or None."""
+    """TRL's latest ``checkpoint-N`` folder in ``out/trainer``, or None."""
     from transformers.trainer_utils import get_last_checkpoint
 
-    folder = out / CHECKPOINTS
+    folder = out / TRAINER_DIR
     found = get_last_checkpoint(str(folder)) if folder.is_dir() else None
     return None if found is None else Path(found)
 
@@ -183,7 +184,7 @@ def _check_folder(out: Path, settings: dict, *, resume: bool, restart: bool) -> 
         )
     if checkpoint is None:
         raise FileNotFoundError(
-            f"--resume: no checkpoint in {out / CHECKPOINTS}"
+            f"--resume: no checkpoint in {out / TRAINER_DIR}"
             + ("; pass --restart to discard the run there" if started else "")
         )
     path = out / "config.yaml"
@@ -290,6 +291,7 @@ def _run_locked(config, task, out: Path, settings: dict, run: _RunSettings, chec
     from ..lm_experiments.models import load_model, make_optimizer
     from ..lm_experiments.rloo import lr_factor
     from ..lm_experiments.sft import candidate_pairs, sft_on_pairs
+    from ._compat import resume_sampler_order
     from .callback import PreferenceMatchingCallback, evaluate_policy
     from .grpo import PMGRPOTrainer
     from .rloo import PMRLOOTrainer
@@ -332,7 +334,7 @@ def _run_locked(config, task, out: Path, settings: dict, run: _RunSettings, chec
         args = trl_config(
             config,
             trainer,
-            out / CHECKPOINTS if run.save_every else Path(scratch) / "trainer",
+            out / TRAINER_DIR,
             max_new,
             len(task.prompts),
             run.scale_rewards,
@@ -351,6 +353,8 @@ def _run_locked(config, task, out: Path, settings: dict, run: _RunSettings, chec
             optimizers=(optimizer, schedule),
         )
         model.config._name_or_path = name_or_path  # the reference is loaded; the folder goes
+        if checkpoint is not None:
+            resume_sampler_order(runner, checkpoint)
         runner.train(resume_from_checkpoint=None if checkpoint is None else str(checkpoint))
     history = runner.state.log_history
     lines = "".join(json.dumps(json_ready(r), allow_nan=False) + "\n" for r in history)
