@@ -740,6 +740,21 @@ def test_trl_version_guard_and_missing_trl(monkeypatch):
         importlib.import_module("pmrlhf.trl")
 
 
+def test_a_newer_untested_trl_is_imported_with_a_warning(monkeypatch):
+    import trl
+
+    import pmrlhf
+    import pmrlhf.trl
+
+    monkeypatch.setattr(pmrlhf, "trl", pmrlhf.trl)  # the package attribute, restored after
+    for name in [m for m in sys.modules if m == "pmrlhf.trl" or m.startswith("pmrlhf.trl.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setattr(trl, "__version__", "1.17.0")
+    with pytest.warns(UserWarning, match=r"TRL 1\.17\.0 is newer and untested"):
+        module = importlib.import_module("pmrlhf.trl")
+    assert module.PMRLOOTrainer.__mro__[1] is trl.RLOOTrainer
+
+
 def test_pmrlhf_imports_without_trl():
     code = (
         "import sys, pmrlhf, pmrlhf.lm_experiments, pmrlhf.cli; pmrlhf.cli.build_parser(); "
