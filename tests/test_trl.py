@@ -606,25 +606,153 @@ def test_lm_trl_options_reach_run_trl(tmp_path, monkeypatch, pmrlhf_here):
         pmrlhf_here(*args, "--samples-per-prompt", "6", "--out", tmp_path / "a")
     with pytest.raises(Stop):
         pmrlhf_here(*args, "--scale-rewards", "group", "--out", tmp_path / "b")
-    (first, default), (_, given) = seen
+    with pytest.raises(Stop):
+        pmrlhf_here(*args, "--report-to", "tensorboard,wandb", "--resume", "--out", tmp_path / "d")
+    (first, default), (_, given), (_, reporting) = seen
     assert first.rl.samples_per_prompt == 6
     assert (default["scale_rewards"], given["scale_rewards"]) == (None, "group")
+    assert (default["report_to"], default["resume"], default["save_every"]) == ("none", False, 10)
+    assert (reporting["report_to"], reporting["resume"]) == (["tensorboard", "wandb"], True)
     status, stderr = pmrlhf_here(*args, "--samples-per-prompt", "1", "--out", tmp_path / "c")
     assert status == 2 and "samples_per_prompt" in stderr.strip().splitlines()[-1], stderr
-    assert len(seen) == 2 and not (tmp_path / "c").exists()
+    assert len(seen) == 3 and not (tmp_path / "c").exists()
+    status, stderr = pmrlhf_here(*args, "--resume", "--restart", "--out", tmp_path / "e")
+    assert status == 2 and "not allowed with argument" in stderr, stderr
+
+
+def test_lm_trl_report_to_reaches_trl_and_is_checked(tmp_path):
+    from pmrlhf.lm_experiments.runs import RunConfig
+    from pmrlhf.trl.run import check_report_to, run_trl, trl_config
+
+    run = RunConfig(model="tiny-llama", task="two_answers")
+    args = trl_config(run, "rloo", tmp_path / "t", 3, 2, report_to="tensorboard", save_every=5)
+    assert (args.report_to, args.save_strategy, args.save_steps) == (["tensorboard"], "steps", 5)
+    assert trl_config(run, "rloo", tmp_path / "t", 3, 2).report_to == []  # "none"
+    assert check_report_to(("wandb", "tensorboard")) == ["wandb", "tensorboard"]
+    with pytest.raises(TypeError, match="^report_to must be a string or a list of strings"):
+        check_report_to(3)
+    with pytest.raises(ValueError, match="^report_to must name an integration"):
+        check_report_to([])
+    for bad in ({"report_to": ""}, {"save_every": -1}, {"resume": True, "restart": True}):
+        with pytest.raises(ValueError, match="report_to|save_every|exclude each other"):
+            run_trl(run, tmp_path / "r", **bad)
+    assert not (tmp_path / "r").exists()
+
+
+def test_lm_trl_resumes_an_interrupted_run_from_its_latest_checkpoint(tmp_path, monkeypatch):
+    from pmrlhf.lm_experiments.runs import RunConfig
+    from pmrlhf.trl.callback import PreferenceMatchingCallback
+    from pmrlhf.trl.run import run_trl
+
+    class Interrupted(Exception):
+        pass
+
+    on_step_end = PreferenceMatchingCallback.on_step_end
+
+    def stop_at_step_two(self, args, state, control, **kwargs):
+        if state.global_step == 2:  # before TRL saves checkpoint-2: checkpoint-1 is the latest
+            raise Interrupted
+        return on_step_end(self, args, state, control, **kwargs)
+
+    # A learning rate at which the policy moves, and no SFT (it would not change the resume).
+    rl = {"regularizer": "pm", "steps": 2, "lr": 0.05, "warmup_steps": 0}
+    run = RunConfig(model="tiny-llama", task="two_answers").with_overrides({}, rl, {"steps": 0})
+    out = tmp_path / "run"
+    settings = {"eval_every": 1, "save_every": 1, "progress": False}
+    uninterrupted = run_trl(run, tmp_path / "uninterrupted", **settings)
+    with pytest.raises(FileNotFoundError, match="--resume: no checkpoint"):
+        run_trl(run, out, resume=True, **settings)
+    monkeypatch.setattr(PreferenceMatchingCallback, "on_step_end", stop_at_step_two)
+    with pytest.raises(Interrupted):
+        run_trl(run, out, **settings)
+    monkeypatch.setattr(PreferenceMatchingCallback, "on_step_end", on_step_end)
+    assert [p.name for p in (out / "trainer").glob("checkpoint-*")] == ["checkpoint-1"]
+    assert not (out / "eval.json").exists()
+    with pytest.raises(ValueError, match="already holds a run; pass --resume"):
+        run_trl(run, out, **settings)
+    other = run.with_overrides({"seed": run.seed + 1}, {})
+    with pytest.raises(ValueError, match=r"--resume: .* other settings \(seed\)"):
+        run_trl(other, out, resume=True, **settings)
+    result = run_trl(run, out, resume=True, **settings)
+    # Bit for bit the uninterrupted run: weights, optimizer, schedule, RNG and prompt order.
+    assert result == uninterrupted
+
+    def logged(folder):
+        lines = (folder / "metrics.jsonl").read_text().splitlines()
+        return [(r["step"], r["penalty"], r["loss"]) for r in map(json.loads, lines) if "loss" in r]
+
+    # step 1 from the checkpoint's log history, step 2 resumed
+    assert logged(out) == logged(tmp_path / "uninterrupted") and len(logged(out)) == 2
+    assert [p.name for p in (out / "trainer").glob("checkpoint-*")] == ["checkpoint-2"]
+    with pytest.raises(ValueError, match="--resume: the run in .* is finished"):
+        run_trl(run, out, resume=True, **settings)
+
+
+@pytest.mark.parametrize(
+    ("version", "expected"),
+    [
+        ("1.16.0", "supported"),
+        ("1.16.3", "supported"),
+        ("1.16.0.dev0", "supported"),
+        ("1.17.0", "untested"),
+        ("1.40.2", "untested"),
+        ("1.15.9", r"found TRL 1\.15\.9"),
+        ("0.29.1", r"found TRL 0\.29\.1"),
+        ("2.0.0", r"found TRL 2\.0\.0"),
+        ("not-a-version", r"cannot read the TRL version 'not-a-version'"),
+    ],
+)
+def test_trl_support_range(version, expected):
+    from pmrlhf.trl import trl_support
+
+    if expected in ("supported", "untested"):
+        assert trl_support(version) == expected
+    else:
+        with pytest.raises(ImportError, match=f"{expected}.*pip install 'pmrlhf\\[trl\\]'"):
+            trl_support(version)
+
+
+def test_trl_support_rejects_a_non_string_and_misses_no_internal():
+    from pmrlhf.trl import _compat
+
+    with pytest.raises(TypeError, match="version must be a string"):
+        _compat.trl_support(1.16)
+
+    class Bare:
+        _generate = staticmethod(lambda: None)
+
+    with pytest.raises(ImportError, match=r"RLOOTrainer\._get_per_token_logps_and_entropies"):
+        _compat.check_trainer_internals({"RLOOTrainer": Bare, "GRPOTrainer": Bare})
 
 
 def test_trl_version_guard_and_missing_trl(monkeypatch):
     from pmrlhf.trl import check_trl_version
 
     assert check_trl_version("1.16.3") == "1.16.3"
-    with pytest.raises(ImportError, match=r"found TRL 1\.17\.0.*pip install 'pmrlhf\[trl\]'"):
-        check_trl_version("1.17.0")
+    with pytest.warns(UserWarning, match=r"TRL 1\.17\.0 is newer and untested"):
+        assert check_trl_version("1.17.0") == "1.17.0"
+    with pytest.raises(ImportError, match=r"found TRL 1\.15\.0.*pip install 'pmrlhf\[trl\]'"):
+        check_trl_version("1.15.0")
     for name in [m for m in sys.modules if m == "pmrlhf.trl" or m.startswith("pmrlhf.trl.")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "trl", None)  # as if TRL were not installed
     with pytest.raises(ImportError, match=r"pip install 'pmrlhf\[trl\]'"):
         importlib.import_module("pmrlhf.trl")
+
+
+def test_a_newer_untested_trl_is_imported_with_a_warning(monkeypatch):
+    import trl
+
+    import pmrlhf
+    import pmrlhf.trl
+
+    monkeypatch.setattr(pmrlhf, "trl", pmrlhf.trl)  # the package attribute, restored after
+    for name in [m for m in sys.modules if m == "pmrlhf.trl" or m.startswith("pmrlhf.trl.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setattr(trl, "__version__", "1.17.0")
+    with pytest.warns(UserWarning, match=r"TRL 1\.17\.0 is newer and untested"):
+        module = importlib.import_module("pmrlhf.trl")
+    assert module.PMRLOOTrainer.__mro__[1] is trl.RLOOTrainer
 
 
 def test_pmrlhf_imports_without_trl():

@@ -139,7 +139,28 @@ def register(subparsers) -> None:
         default=None,
         help="run folder (default runs/<name>-trl-<trainer>); one process at a time per folder",
     )
-    trl.add_argument("--restart", action="store_true", help="discard the run folder's previous run")
+    trl.add_argument(
+        "--save-every",
+        type=int,
+        default=10,
+        help="TRL checkpoint every N steps in <out>/trainer, the latest kept, for --resume "
+        "(0: none; default 10)",
+    )
+    trl.add_argument(
+        "--report-to",
+        default="none",
+        help="TRL's report_to: none (default), all, tensorboard, wandb, ... (comma-separated "
+        "for several)",
+    )
+    trl_again = trl.add_mutually_exclusive_group()
+    trl_again.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run folder's unfinished run from its latest checkpoint (same settings)",
+    )
+    trl_again.add_argument(
+        "--restart", action="store_true", help="discard the run folder's previous run"
+    )
     trl.set_defaults(handler=_trl)
 
     add_compare(commands)
@@ -206,8 +227,17 @@ def _trl(args) -> int:
         eval_every=args.eval_every,
         restart=args.restart,
         scale_rewards=args.scale_rewards,
+        resume=args.resume,
+        save_every=args.save_every,
+        report_to=_report_to(args.report_to),
     )
     keys = ("kl_to_target", "tv_to_target", "coverage", "pairwise_pmd", "minority_mass")
     print(json.dumps({k: result[k] for k in keys}, indent=2))
     print(f"run folder: {out}")
     return 0
+
+
+def _report_to(value: str) -> str | list[str]:
+    """``--report-to``: one integration as a string, several (comma-separated) as a list."""
+    names = [name.strip() for name in value.split(",")]
+    return names[0] if len(names) == 1 else names

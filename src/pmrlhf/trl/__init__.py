@@ -13,24 +13,23 @@
 * ``run.py``: ``pmrlhf lm trl``, a TRL run on a synthetic task that writes ``lm run``'s
   ``eval.json``.
 
-This subpackage relies on trainer internals of TRL and is tested with the TRL versions in
-:data:`TESTED_TRL` (``pip install 'pmrlhf[trl]'`` installs one); importing it with TRL
-missing or at another minor version raises an ``ImportError`` that says so. The rest of
-``pmrlhf`` never imports TRL.
+This subpackage relies on trainer internals of TRL (imported in ``_compat.py`` only) and
+supports TRL >= :data:`MIN_TRL` within its major version, tested with the minor versions in
+:data:`TESTED_TRL`; importing it with TRL missing or outside that range raises an
+``ImportError`` that says so, and with a newer, untested minor version warns
+(:func:`trl_support`). The rest of ``pmrlhf`` never imports TRL.
 """
 
 from __future__ import annotations
 
-from ._compat import TESTED_TRL, check_trl_version
-
-check_trl_version()
-
-from .callback import PreferenceMatchingCallback  # noqa: E402
-from .config import PMGRPOConfig, PMRLOOConfig  # noqa: E402
-from .grpo import PMGRPOTrainer  # noqa: E402
-from .rloo import PMRLOOTrainer  # noqa: E402
+from ._compat import MIN_TRL, TESTED_TRL, check_trl_version, trl_support
+from .callback import PreferenceMatchingCallback
+from .config import PMGRPOConfig, PMRLOOConfig
+from .grpo import PMGRPOTrainer
+from .rloo import PMRLOOTrainer
 
 __all__ = [
+    "MIN_TRL",
     "TESTED_TRL",
     "PMGRPOConfig",
     "PMGRPOTrainer",
@@ -38,4 +37,5 @@ __all__ = [
     "PMRLOOTrainer",
     "PreferenceMatchingCallback",
     "check_trl_version",
+    "trl_support",
 ]

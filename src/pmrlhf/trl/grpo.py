@@ -31,12 +31,11 @@ import inspect
 
 import torch
 from trl import GRPOConfig, GRPOTrainer
-from trl.models.utils import disable_gradient_checkpointing
-from trl.trainer.utils import pad, use_adapter
 
 from ..errors import PmrlhfUserError
 from ..theory import penalty
 from ..theory.regularizers import reference_log_weight
+from ._compat import disable_gradient_checkpointing, get_config_model_id, pad, use_adapter
 from ._shared import bind_callbacks, log_token_mean, no_reference_model
 from .config import PMGRPOConfig, check_pm_fields
 
@@ -86,8 +85,6 @@ class PMGRPOTrainer(GRPOTrainer):
 
     def __init__(self, model, reward_funcs=None, args: GRPOConfig | None = None, *rest, **kwargs):
         if args is None:  # as TRL names its default config
-            from trl.trainer.utils import get_config_model_id
-
             name = model if isinstance(model, str) else get_config_model_id(model.config)
             args = PMGRPOConfig(f"{name.split('/')[-1]}-GRPO")
         self.regularizer, self.cpm_alpha = check_pm_fields(args)

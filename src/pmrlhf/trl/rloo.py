@@ -26,6 +26,7 @@ import torch
 from trl import RLOOConfig, RLOOTrainer
 
 from ..theory.regularizers import reference_log_weight
+from ._compat import get_config_model_id
 from ._shared import (
     NoReference,
     bind_callbacks,
@@ -48,8 +49,6 @@ class PMRLOOTrainer(RLOOTrainer):
 
     def __init__(self, model, reward_funcs, args: RLOOConfig | None = None, *rest, **kwargs):
         if args is None:  # as TRL names its default config
-            from trl.trainer.utils import get_config_model_id
-
             name = model if isinstance(model, str) else get_config_model_id(model.config)
             args = PMRLOOConfig(f"{name.split('/')[-1]}-RLOO")
         self.regularizer, self.cpm_alpha = check_pm_fields(args)

@@ -12,15 +12,21 @@ no top-p / top-k; then :class:`~pmrlhf.trl.PMRLOOTrainer` (``trainer="rloo"``) o
 unless asked otherwise, so that the updates follow ``E[r] - beta E[sum_t c_t]``, whose
 optimum is ``softmax(r / beta)``; TRL's ``"group"`` with KL. Files in ``out``:
 ``config.yaml``, ``metrics.jsonl`` (TRL's log history, with the exact evaluation of
-:class:`~pmrlhf.trl.PreferenceMatchingCallback` every ``eval_every`` steps) and
-``eval.json`` in ``lm run``'s schema, so the two trainers go on one table.
+:class:`~pmrlhf.trl.PreferenceMatchingCallback` every ``eval_every`` steps),
+``eval.json`` in ``lm run``'s schema, so the two trainers go on one table, and
+``trainer/``, TRL's ``output_dir``: its latest checkpoint ``checkpoint-N`` (every
+``save_every`` steps), from which ``resume`` continues an interrupted run (TRL's
+``resume_from_checkpoint``: policy, optimizer, schedule, RNG and log history; the SFT
+reference is made again, seeded as before), and what ``report_to`` writes there
+(TensorBoard's ``runs/``).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import yaml
@@ -34,7 +40,9 @@ TRAINERS = ("rloo", "grpo")
 SCALE_REWARDS = ("group", "batch", "none")
 """GRPO's ``scale_rewards`` values (TRL 1.16)."""
 RUN_FILES = ("metrics.jsonl", "eval.json", "config.yaml")
-"""What ``lm trl`` writes in its folder; ``restart`` removes them."""
+"""What ``lm trl`` writes in its folder, with :data:`TRAINER_DIR`; ``restart`` removes them."""
+TRAINER_DIR = "trainer"
+"""TRL's ``output_dir`` in a run folder: checkpoints and ``report_to`` logs."""
 
 
 def run_trl(
@@ -46,6 +54,9 @@ def run_trl(
     restart: bool = False,
     progress: bool = True,
     scale_rewards: str | None = None,
+    resume: bool = False,
+    save_every: int = 10,
+    report_to: str | list[str] = "none",
 ) -> dict:
     """SFT, then TRL's RLOO or GRPO with ``config.rl.regularizer``, then exact evaluation.
 
@@ -58,7 +69,7 @@ def run_trl(
         ``epsilon``, default 0.2), temperature, max_grad_norm.
     out : path
         The run folder, locked for the run; one that already holds a run is refused
-        unless ``restart``.
+        unless ``restart`` (discard it) or, for an unfinished one, ``resume``.
     trainer : {"rloo", "grpo"}
     eval_every : int
         Exact evaluation every this many steps (0: only at the end).
@@ -66,6 +77,14 @@ def run_trl(
         GRPO's reward scaling (``trainer="grpo"`` only); None: ``"none"`` with ``"pm"`` and
         ``"cpm"`` (a scaled penalty no longer follows ``E[r] - beta E[sum_t c_t]``, see
         :func:`~pmrlhf.trl.config.warn_objective`), TRL's ``"group"`` with ``"kl"``.
+    resume : bool
+        Continue the unfinished run in ``out`` from its latest checkpoint; its
+        ``config.yaml`` must hold the same settings.
+    save_every : int
+        A checkpoint (the latest one kept) every this many steps; 0: none, and no resume.
+    report_to : str or list of str
+        TRL's (transformers') ``report_to``: ``"none"`` (default), ``"all"``,
+        ``"tensorboard"``, ``"wandb"``, ...
 
     Returns
     -------
@@ -75,7 +94,10 @@ def run_trl(
     Raises
     ------
     ValueError
-        An invalid setting or ``out`` already holding a run (before anything is loaded).
+        An invalid setting, ``out`` already holding a run, a finished run or other
+        settings with ``resume``, ``resume`` with ``restart`` (before anything is loaded).
+    FileNotFoundError
+        ``resume`` without a checkpoint in ``out``.
     FolderBusyError
         Another process is running in ``out``.
     """
@@ -88,23 +110,93 @@ def run_trl(
     scale_rewards = grpo_scale_rewards(trainer, config.rl.regularizer, scale_rewards)
     if config.reward != "oracle":
         raise PmrlhfUserError(f"lm trl supports reward='oracle' only, got reward={config.reward!r}")
-    if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 0:
-        raise PmrlhfUserError(f"eval_every must be an int >= 0, got {eval_every!r}")
+    for value, name in ((eval_every, "eval_every"), (save_every, "save_every")):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise PmrlhfUserError(f"{name} must be an int >= 0, got {value!r}")
+    report_to = check_report_to(report_to)
+    if resume and restart:
+        raise PmrlhfUserError("--resume and --restart exclude each other: pick one")
     out = check_out_dir(out, "out")
-    _check_folder(out, restart=restart)
+    settings = {**asdict(config), "trainer": trainer, "eval_every": eval_every}
+    if scale_rewards is not None:
+        settings["scale_rewards"] = scale_rewards
+    _check_folder(out, settings, resume=resume, restart=restart)
     with run_lock(out):
-        _check_folder(out, restart=restart)  # again, now under the lock
+        # again, now under the lock
+        checkpoint = _check_folder(out, settings, resume=resume, restart=restart)
         remove_stale_temp_files(out)
-        for name in RUN_FILES if restart else ():
-            (out / name).unlink(missing_ok=True)
-        return _run_locked(config, task, out, trainer, eval_every, progress, scale_rewards)
+        if restart:
+            for name in RUN_FILES:
+                (out / name).unlink(missing_ok=True)
+            shutil.rmtree(out / TRAINER_DIR, ignore_errors=True)
+        run = _RunSettings(trainer, eval_every, progress, scale_rewards, save_every, report_to)
+        return _run_locked(config, task, out, settings, run, checkpoint)
 
 
-def _check_folder(out: Path, *, restart: bool) -> None:
-    if not restart and any((out / name).exists() for name in ("metrics.jsonl", "eval.json")):
+def check_report_to(report_to) -> str | list[str]:
+    """``report_to`` as transformers takes it: a non-empty string or list of them.
+
+    Raises
+    ------
+    TypeError
+        Neither a string nor a list (or tuple) of strings.
+    ValueError
+        An empty string or list.
+    """
+    items = [report_to] if isinstance(report_to, str) else report_to
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise PmrlhfTypeError(f"report_to must be a string or a list of strings, got {report_to!r}")
+    if not items or not all(i.strip() for i in items):
+        raise PmrlhfUserError(f"report_to must name an integration or 'none', got {report_to!r}")
+    return report_to if isinstance(report_to, str) else list(report_to)
+
+
+def latest_checkpoint(out: Path) -> Path | None:
+    """TRL's latest ``checkpoint-N`` folder in ``out/trainer``, or None."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    folder = out / TRAINER_DIR
+    found = get_last_checkpoint(str(folder)) if folder.is_dir() else None
+    return None if found is None else Path(found)
+
+
+def _check_folder(out: Path, settings: dict, *, resume: bool, restart: bool) -> Path | None:
+    """Refuse to overwrite a run, or to resume without a checkpoint, a finished run or
+    other settings; the message says what would work instead. Returns the checkpoint to
+    resume from (None for a fresh run)."""
+    if restart:
+        return None
+    checkpoint = latest_checkpoint(out)
+    finished = any((out / name).exists() for name in ("metrics.jsonl", "eval.json"))
+    started = finished or checkpoint is not None or (out / "config.yaml").exists()
+    if not resume:
+        if started:
+            instead = (
+                "pass --resume to continue it from its latest checkpoint or --restart to discard it"
+                if checkpoint is not None and not finished
+                else "pass --restart to discard it"
+            )
+            raise PmrlhfUserError(f"{out} already holds a run; {instead}, or choose another --out")
+        return None
+    if finished:
         raise PmrlhfUserError(
-            f"{out} already holds a run; pass --restart to discard it, or choose another --out"
+            f"--resume: the run in {out} is finished; pass --restart to run it again"
         )
+    if checkpoint is None:
+        raise FileNotFoundError(
+            f"--resume: no checkpoint in {out / TRAINER_DIR}"
+            + ("; pass --restart to discard the run there" if started else "")
+        )
+    path = out / "config.yaml"
+    saved = (yaml.safe_load(path.read_text()) if path.exists() else None) or {}
+    wanted = json.loads(json.dumps(settings))  # as YAML reads it back: lists, no tuples
+    if saved != wanted:
+        differ = sorted(k for k in {*wanted, *saved} if saved.get(k) != wanted.get(k))
+        raise PmrlhfUserError(
+            f"--resume: the run in {out} has other settings ({', '.join(differ)}); resume it "
+            "with its own (its config.yaml) or pass --restart"
+        )
+    return checkpoint
 
 
 def grpo_scale_rewards(trainer: str, regularizer: str, scale_rewards: str | None) -> str | None:
@@ -134,9 +226,13 @@ def trl_config(
     max_new_tokens: int,
     prompts: int,
     scale_rewards: str | None = None,
+    *,
+    save_every: int = 0,
+    report_to: str | list[str] = "none",
 ):
     """The :class:`~pmrlhf.trl.PMRLOOConfig` / :class:`~pmrlhf.trl.PMGRPOConfig` of a
-    ``RunConfig`` (see :func:`run_trl`; ``scale_rewards`` as there)."""
+    ``RunConfig`` (see :func:`run_trl`; ``scale_rewards``, ``save_every`` and
+    ``report_to`` as there)."""
     import torch
 
     from .config import PMGRPOConfig, PMRLOOConfig
@@ -166,8 +262,10 @@ def trl_config(
         gradient_checkpointing=config.gradient_checkpointing,
         bf16=False,  # the model is loaded in config.dtype; no autocast on top
         use_cpu=not torch.cuda.is_available(),
-        report_to="none",
-        save_strategy="no",
+        report_to=check_report_to(report_to),
+        save_strategy="steps" if save_every else "no",
+        save_steps=save_every or 500,
+        save_total_limit=1,
         logging_steps=1,
         seed=config.seed,
         dataloader_num_workers=0,
@@ -175,9 +273,17 @@ def trl_config(
     )
 
 
-def _run_locked(
-    config, task, out: Path, trainer: str, eval_every: int, progress: bool, scale_rewards
-) -> dict:
+@dataclass(frozen=True)
+class _RunSettings:
+    trainer: str
+    eval_every: int
+    progress: bool
+    scale_rewards: str | None
+    save_every: int
+    report_to: str | list[str]
+
+
+def _run_locked(config, task, out: Path, settings: dict, run: _RunSettings, checkpoint) -> dict:
     import functools
 
     import torch
@@ -185,6 +291,7 @@ def _run_locked(
     from ..lm_experiments.models import load_model, make_optimizer
     from ..lm_experiments.rloo import lr_factor
     from ..lm_experiments.sft import candidate_pairs, sft_on_pairs
+    from ._compat import resume_sampler_order
     from .callback import PreferenceMatchingCallback, evaluate_policy
     from .grpo import PMGRPOTrainer
     from .rloo import PMRLOOTrainer
@@ -197,9 +304,7 @@ def _run_locked(
         lora=config.lora,
         gradient_checkpointing=config.gradient_checkpointing,
     )
-    settings = {**asdict(config), "trainer": trainer, "eval_every": eval_every}
-    if scale_rewards is not None:
-        settings["scale_rewards"] = scale_rewards
+    trainer, eval_every, progress = run.trainer, run.eval_every, run.progress
     atomic_write_text(out / "config.yaml", yaml.safe_dump(settings, sort_keys=False))
     if config.sft.steps:  # the reference, as lm run makes it
         pairs, weights = candidate_pairs(task)
@@ -227,7 +332,14 @@ def _run_locked(
             tokenizer.save_pretrained(folder)
             model.config._name_or_path = str(folder)
         args = trl_config(
-            config, trainer, Path(scratch) / "trainer", max_new, len(task.prompts), scale_rewards
+            config,
+            trainer,
+            out / TRAINER_DIR,
+            max_new,
+            len(task.prompts),
+            run.scale_rewards,
+            save_every=run.save_every,
+            report_to=run.report_to,
         )
         args.disable_tqdm = not progress
         kind = PMRLOOTrainer if trainer == "rloo" else PMGRPOTrainer
@@ -241,7 +353,9 @@ def _run_locked(
             optimizers=(optimizer, schedule),
         )
         model.config._name_or_path = name_or_path  # the reference is loaded; the folder goes
-        runner.train()
+        if checkpoint is not None:
+            resume_sampler_order(runner, checkpoint)
+        runner.train(resume_from_checkpoint=None if checkpoint is None else str(checkpoint))
     history = runner.state.log_history
     lines = "".join(json.dumps(json_ready(r), allow_nan=False) + "\n" for r in history)
     atomic_write_text(out / "metrics.jsonl", lines)
