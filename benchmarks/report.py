@@ -601,6 +601,11 @@ def _figure(loaded: dict):
     return fig
 
 
+# The measurement log of README's two commands (`make test`, `make reproduce`): each
+# row a person's measurement from a fresh clone, appended to BENCHMARKS.md as its last part.
+COMMAND_TIMINGS = Path(__file__).with_name("command_timings.md")
+
+
 def write_report(results_dir, *, out, figure) -> str:
     """Assemble BENCHMARKS.md from whatever part results exist; save the figure."""
     results_dir, out, figure = Path(results_dir), Path(out), Path(figure)
@@ -651,6 +656,8 @@ def write_report(results_dir, *, out, figure) -> str:
             lines += ["This part ran on another machine or software stack:", ""]
             lines += _machine(loaded[part]["meta"]) + [""]
         lines += builders[part](loaded[part]) + [""]
+    if COMMAND_TIMINGS.is_file():  # hand-kept: measured by people, not by this harness
+        lines += COMMAND_TIMINGS.read_text().strip().splitlines() + [""]
     text = "\n".join(lines).rstrip() + "\n"
     if loaded:
         import matplotlib.pyplot as plt

@@ -249,3 +249,20 @@ def test_resume_without_checkpoint_raises(tmp_path):
 def test_bad_rl_config_raises(kwargs, match):
     with pytest.raises(ValueError, match=match):
         RLConfig(**kwargs).validate()
+
+
+def test_an_rl_step_runs_the_policy_twice_less_when_the_sampling_pass_is_reused(monkeypatch):
+    # The second pass is a prefill and one call over the completions: two forward calls.
+    def calls():
+        model, tok = load_model("tiny-llama", seed=0)
+        ref = copy.deepcopy(model).eval()
+        task = load_task("three_answers")
+        count = [0]
+        model.register_forward_hook(lambda *_: count.__setitem__(0, count[0] + 1))
+        config = RLConfig(**{**FAST, "steps": 1, "regularizer": "pm", "max_new_tokens": 3})
+        train_rl(model, ref, tok, task, OracleReward(task, tok), config, seed=0, progress=False)
+        return count[0]
+
+    reused = calls()
+    monkeypatch.setattr(rl, "checkpointing_on", lambda model: True)
+    assert calls() == reused + 2

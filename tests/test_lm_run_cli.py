@@ -230,3 +230,20 @@ def test_two_processes_write_once_and_resume_exactly(tmp_path):
     assert [json.loads(line)["step"] for line in lines] == [1, 2, 3]
     for name in ("eval.json", "metrics.jsonl"):
         assert (tmp_path / "cut" / name).read_text() == (tmp_path / "whole" / name).read_text()
+
+
+def test_lm_run_defaults_to_conditional_pm_everywhere_a_method_is_left_unnamed(tmp_path):
+    # Plain PM spreads over text that is not an answer, so lm run's default is cPM at alpha
+    # 0.1; a config file that names no regularizer gets the same default as no config, and
+    # naming another regularizer drops the default's alpha.
+    from pmrlhf.lm_experiments.runs import RunConfig
+
+    assert (RunConfig().rl.regularizer, RunConfig().rl.alpha) == ("cpm", 0.1)
+    assert RunConfig.from_dict({"rl": {"steps": 3}}).rl == RunConfig().rl.__class__(
+        regularizer="cpm", alpha=0.1, steps=3
+    )
+    kl = RunConfig.from_dict({"rl": {"regularizer": "kl"}}).rl
+    assert (kl.regularizer, kl.alpha) == ("kl", None)
+    assert RunConfig().with_overrides({}, {"regularizer": "pm"}).rl.alpha is None
+    with pytest.raises(ValueError, match="alpha"):
+        RunConfig.from_dict({"rl": {"regularizer": "pm", "alpha": 0.2}}).rl.validate()

@@ -23,12 +23,12 @@ _TASK_HELP = "built-in task name or task file" + _FROM_CONFIG + " (three_answers
 _REGULARIZER_HELP = (
     "rl.regularizer: kl (reverse KL), pm (preference matching) or cpm (conditional PM)"
     + _FROM_CONFIG
-    + " (pm)"
+    + " (cpm with alpha 0.1: plain pm spreads over text that is not an answer)"
 )
 _STEPS_HELP = "rl.steps: RL steps" + _FROM_CONFIG + " (50)"
 _SFT_STEPS_HELP = "sft.steps: supervised steps before RL, 0 for none" + _FROM_CONFIG + " (40)"
 _ALPHA_HELP = (
-    "rl.alpha: conditional PM's threshold (--regularizer cpm only)" + _FROM_CONFIG + " (none)"
+    "rl.alpha: conditional PM's threshold (--regularizer cpm only)" + _FROM_CONFIG + " (0.1)"
 )
 _SEED_HELP = "the run's seed (SFT, sampling, evaluation)" + _FROM_CONFIG + " (0)"
 

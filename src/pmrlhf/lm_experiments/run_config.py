@@ -17,6 +17,16 @@ from .sft import SFTConfig
 REWARDS = ("oracle", "rm")
 
 
+def default_rl() -> RLConfig:
+    """``lm run``'s and ``lm trl``'s method when none is named: conditional PM at
+    ``alpha = 0.1``, ``beta = 1`` (optimum: ``softmax(r)`` on the answers the reference finds
+    plausible, docs/theory.md §4). Plain PM (``"pm"``) is the wrong default on text: its
+    ``-log pi`` rewards entropy on every token and spreads the policy over text that is not
+    an answer (README: 2e-7 of the mass left on the candidates); KL is the baseline whose
+    bias this project measures."""
+    return RLConfig(regularizer="cpm", alpha=0.1)
+
+
 @dataclass
 class RunConfig:
     """A run: model, task, SFT, then RL. Serialises to YAML/JSON. ``seed`` is the one seed
@@ -26,7 +36,7 @@ class RunConfig:
     task: str = "three_answers"
     seed: int = 0
     sft: SFTConfig = field(default_factory=SFTConfig)  # sft.steps = 0: no fine-tuning
-    rl: RLConfig = field(default_factory=RLConfig)
+    rl: RLConfig = field(default_factory=default_rl)  # conditional PM, alpha 0.1 (why: default_rl)
     reward: str = "oracle"  # oracle: the task's exact BTL logits; rm: a fitted reward model
     rm_pairs_per_prompt: int = 200
     rm: RewardConfig = field(default_factory=RewardConfig)
@@ -62,7 +72,13 @@ class RunConfig:
                     f"config: {key} has unknown keys {sorted(set(part) - allowed)}; "
                     f"known: {sorted(allowed)}"
                 )
-            data[key] = kind(**part)
+            if key == "rl":  # unnamed fields keep lm run's defaults, as on the command line
+                part = dict(part)
+                if part.get("regularizer", "cpm") != "cpm":
+                    part.setdefault("alpha", None)  # alpha belongs to the default cpm only
+                data[key] = replace(default_rl(), **part)
+            else:
+                data[key] = kind(**part)
         return cls(**data)
 
     @classmethod

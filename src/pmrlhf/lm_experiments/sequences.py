@@ -290,9 +290,9 @@ def sample_with_logits(model, prompt_ids, prompt_mask, **options):
     numbers as :func:`shared_prompt_logits` of the completions (up to float rounding: one
     token at a time instead of all at once), so the RL step's gradient pass need not run
     the policy again. Not for a model under gradient checkpointing (it keeps no cache)."""
-    if checkpointing_on(model):
-        raise ValueError("model: sample_with_logits needs the key/value cache; it is off")
     with torch.enable_grad():
+        if checkpointing_on(model):
+            raise ValueError("model: sample_with_logits needs the key/value cache; it is off")
         completion, logits = _sample(model, prompt_ids, prompt_mask, keep_logits=True, **options)
     return completion, torch.stack(logits, dim=1)
 
