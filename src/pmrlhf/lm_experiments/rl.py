@@ -187,11 +187,11 @@ def train_rl(
     per_step = config.prompts_per_step or len(prompts)
     k = config.samples_per_prompt
     ref.eval()
-    policy.train()
+    policy.train()  # dropout is off in every model load_model returns: train == eval numerics
     # Without DDP (whose wrapper must run the forward that backpropagates) and with the
     # key/value cache on (no gradient checkpointing in training mode), the sampling pass
     # keeps its graph and serves as the first gradient pass: one policy forward fewer.
-    reuse_sampling_pass = accelerator is None and not checkpointing_on(unwrapped)  # dropout is off in every model load_model returns: train == eval numerics
+    reuse_sampling_pass = accelerator is None and not checkpointing_on(unwrapped)
     bar = tqdm(
         range(start, config.steps),
         desc=label or f"rl[{config.regularizer}]",
