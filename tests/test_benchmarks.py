@@ -335,3 +335,18 @@ def test_trl_penalty_summary_reports_overhead_against_the_stock_trainer():
     )
     assert not failed["pmtrl-pm"]["available"]
     assert "pmtrl-pm failed" in "\n".join(_trl_penalty({"config": config, "summary": failed}))
+
+
+def test_report_ends_with_the_hand_kept_timings_of_the_two_commands(tmp_path, monkeypatch):
+    from benchmarks import report
+
+    log = tmp_path / "command_timings.md"
+    log.write_text("## Timings of README's two commands\n\n| date | command |\n|---|---|\n")
+    monkeypatch.setattr(report, "COMMAND_TIMINGS", log)
+    text = report.write_report(tmp_path / "none", out=tmp_path / "B.md", figure=tmp_path / "b.png")
+    assert text.rstrip().endswith("| date | command |\n|---|---|")
+    monkeypatch.setattr(report, "COMMAND_TIMINGS", tmp_path / "missing.md")
+    text = report.write_report(tmp_path / "none", out=tmp_path / "B.md", figure=tmp_path / "b.png")
+    assert "two commands" not in text
+    # The shipped log exists and is what README's first code block points to.
+    assert (ROOT / "benchmarks" / "command_timings.md").is_file()
