@@ -266,6 +266,10 @@ def main(argv=None) -> int:
     parser.add_argument("--json", type=Path, required=True)
     args = parser.parse_args(argv)
 
+    from pmrlhf._malloc import keep_freed_memory
+
+    # Both sides alike, before torch allocates, as the `pmrlhf` command does.
+    kept_freed_memory = keep_freed_memory()
     import torch
 
     from pmrlhf._io import atomic_write_json
@@ -314,6 +318,7 @@ def main(argv=None) -> int:
             "load_seconds": load_seconds,
             "train_seconds": train_seconds,
             "torch_threads": torch.get_num_threads(),
+            "keep_freed_memory": kept_freed_memory,
             "peak_rss_mib_self": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         },
     )

@@ -13,8 +13,10 @@ from pmrlhf.lm_experiments.sequences import (
     encode_prompt,
     left_pad,
     pick,
+    prompt_prefix,
     sample_shared,
     sample_with_logits,
+    shared_prompt_logits,
     shared_prompt_logprobs,
     token_logprobs,
 )
@@ -266,3 +268,54 @@ def test_an_rl_step_runs_the_policy_twice_less_when_the_sampling_pass_is_reused(
     reused = calls()
     monkeypatch.setattr(rl, "checkpointing_on", lambda model: True)
     assert calls() == reused + 2
+
+
+@pytest.mark.parametrize("model_name", ["tiny-llama", "tiny-opt"])
+def test_a_stored_prompt_prefix_gives_the_same_logits_and_stays_unchanged(model_name):
+    model, tok = load_model(model_name, seed=2)
+    model.eval()
+    task = load_task("three_answers")
+    p_ids, p_mask = left_pad([encode_prompt(tok, p.messages) for p in task.prompts], 0)
+    prefix = prompt_prefix(model, p_ids, p_mask)
+    for seed in (0, 1):  # the same prefix serves two batches of completions
+        completion = sample_shared(
+            model, p_ids, p_mask, samples=3, max_new_tokens=4, eos_id=tok.eos_token_id,
+            pad_id=tok.pad_token_id, generator=torch.Generator().manual_seed(seed),
+        )  # fmt: skip
+        c_mask, _ = completion_mask(completion, tok.eos_token_id)
+        with torch.no_grad():
+            fresh = shared_prompt_logits(model, p_ids, p_mask, completion, c_mask)
+            stored = shared_prompt_logits(model, p_ids, p_mask, completion, c_mask, prefix=prefix)
+        torch.testing.assert_close(stored, fresh, rtol=0, atol=0)
+
+
+def test_the_reference_runs_its_prompts_once_per_run_not_once_per_step():
+    def reference_calls(steps):
+        model, tok = load_model("tiny-llama", seed=0)
+        ref = copy.deepcopy(model).eval()
+        task = load_task("three_answers")
+        count = [0]
+        ref.register_forward_hook(lambda *_: count.__setitem__(0, count[0] + 1))
+        config = RLConfig(**{**FAST, "steps": steps, "regularizer": "kl", "max_new_tokens": 3})
+        train_rl(model, ref, tok, task, OracleReward(task, tok), config, seed=0, progress=False)
+        return count[0]
+
+    # One prefill in all, then one call over each step's completions.
+    assert reference_calls(3) - reference_calls(1) == 2
+
+
+def test_a_run_with_prompts_drawn_per_step_matches_the_reference_pass_without_prefix(
+    monkeypatch,
+):
+    # Steps that draw other prompts recompute the reference's prompt pass: the run is the
+    # run it was when every step recomputed it.
+    def run():
+        history, model = _train("kl", steps=3, prompts_per_step=2, max_new_tokens=3)
+        return history, [p.detach().clone() for p in model.parameters()]
+
+    history, weights = run()
+    monkeypatch.setattr(rl, "prompt_prefix", lambda *a: None)  # prefix=None: recompute
+    history_again, weights_again = run()
+    assert [r["kl_to_ref"] for r in history] == [r["kl_to_ref"] for r in history_again]
+    for a, b in zip(weights, weights_again, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)

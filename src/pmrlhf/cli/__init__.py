@@ -18,6 +18,7 @@ import os
 import sys
 
 from .. import __version__
+from .._malloc import keep_freed_memory
 from ..errors import PmrlhfUserError
 
 # Modules that add subcommands; each has ``register(subparsers)``.
@@ -79,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run ``pmrlhf ARGV``; returns the exit status (0 success, 2 a user's mistake, 130
     interrupted, 1 stdout closed by its reader or a subcommand's own failure)."""
+    keep_freed_memory()  # before torch allocates: fewer page faults in RL steps (_malloc)
     try:
         try:
             return _main(argv)

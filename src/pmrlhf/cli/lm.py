@@ -7,8 +7,9 @@ import json
 from pathlib import Path
 
 from ..errors import PmrlhfUserError
+from ..lm_experiments.precision import PRECISIONS
 from .lm_audit import add_audit_and_pairs
-from .lm_compare import add_compare
+from .lm_compare import _PRECISION_HELP, add_compare
 
 _BETA_HELP = (
     "rl.beta, the weight of the penalty subtracted from the reward; PM's and conditional PM's "
@@ -62,6 +63,7 @@ def register(subparsers) -> None:
         choices=("expected", "sampled"),
         help="rl.penalty_gradient (docs/theory.md §4; default expected)",
     )
+    run.add_argument("--precision", choices=PRECISIONS, help=_PRECISION_HELP)
     run.add_argument("--sft-steps", type=int, help=_SFT_STEPS_HELP)
     run.add_argument(
         "--reward",
@@ -186,8 +188,10 @@ def _run(args) -> int:
         "steps": args.steps,
         "samples_per_prompt": args.samples_per_prompt,
         "penalty_gradient": args.penalty_gradient,
+        "precision": args.precision,
     }
-    config = config.with_overrides(top, rl, {"steps": args.sft_steps})
+    sft = {"steps": args.sft_steps, "precision": args.precision}
+    config = config.with_overrides(top, rl, sft)
     config.validate()  # before anything is written or loaded
     out = check_out_dir(args.out if args.out is not None else Path("runs") / config.name(), "--out")
     result = run_one(config, out, resume=args.resume, restart=args.restart)

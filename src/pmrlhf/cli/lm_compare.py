@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 from ..errors import PmrlhfUserError
+from ..lm_experiments.precision import PRECISIONS
+
+_PRECISION_HELP = (
+    "rl.precision and sft.precision: float32 throughout, bfloat16 matmuls under autocast "
+    "(weights, optimizer and loss in float32), or auto: bf16 where the device has native "
+    "bfloat16 (AVX-512 BF16 or AMX CPUs, recent GPUs), else fp32 (default fp32)"
+)
 
 
 def add_compare(commands) -> None:
@@ -44,6 +51,7 @@ def add_compare(commands) -> None:
         "vocabulary at each sampled history (default), or the sampled tokens' penalty in the "
         "return (as TRL)",
     )
+    compare.add_argument("--precision", choices=PRECISIONS, help=_PRECISION_HELP)
     compare.add_argument(
         "--quick",
         action="store_true",
@@ -108,6 +116,9 @@ def _compare(args) -> int:
         config.rl = replace(config.rl, samples_per_prompt=args.samples_per_prompt)
     if args.penalty_gradient is not None:
         config.rl = replace(config.rl, penalty_gradient=args.penalty_gradient)
+    if args.precision is not None:
+        config.rl = replace(config.rl, precision=args.precision)
+        config.sft = replace(config.sft, precision=args.precision)
     config.validate()  # before anything is written or loaded
     out = check_out_dir(args.out, "--out")
     summary = run_compare(config, out, resume=not args.restart)

@@ -32,6 +32,7 @@ from ..theory import penalty
 from ..theory.regularizers import check_regularizer
 from .checkpoint import load_checkpoint, save_checkpoint
 from .models import flush_denormals, make_optimizer
+from .precision import check_precision, compute_context, resolve_precision
 from .rloo import expected_penalty, leave_one_out, lr_factor, penalized_returns
 from .sequences import (
     checkpointing_on,
@@ -39,6 +40,7 @@ from .sequences import (
     encode_prompt,
     left_pad,
     pick,
+    prompt_prefix,
     sample_shared,
     sample_with_logits,
 )
@@ -75,6 +77,7 @@ class RLConfig:
     eval_every: int = 0  # 0: no evaluation during training (see train_rl's on_eval)
     checkpoint_every: int = 0  # 0: only at the end (and every checkpoint_minutes)
     checkpoint_minutes: float = 5.0  # also checkpoint after this much work; 0: off
+    precision: str = "fp32"  # fp32 | bf16 (autocast, fp32 weights and loss) | auto (.precision)
 
     def validate(self) -> RLConfig:
         check_regularizer(self.regularizer, ref_given=True, alpha=self.alpha)
@@ -114,6 +117,7 @@ class RLConfig:
                 f"rl.penalty_gradient must be one of {PENALTY_GRADIENTS}, "
                 f"got {self.penalty_gradient!r}"
             )
+        check_precision(self.precision, "rl.precision")
         if self.clip is not None and not 0 < self.clip < 1:
             raise PmrlhfUserError(f"rl.clip must lie in (0, 1) or be null, got {self.clip!r}")
         return self
@@ -192,6 +196,11 @@ def train_rl(
     # key/value cache on (no gradient checkpointing in training mode), the sampling pass
     # keeps its graph and serves as the first gradient pass: one policy forward fewer.
     reuse_sampling_pass = accelerator is None and not checkpointing_on(unwrapped)
+    ref_prefix = [None, None]  # the prompts drawn last and the reference's pass over them
+    # The model's passes at the configured precision; the evaluation (on_eval) in fp32.
+    compute = functools.partial(
+        compute_context, resolve_precision(config.precision, device), device
+    )
     bar = tqdm(
         range(start, config.steps),
         desc=label or f"rl[{config.regularizer}]",
@@ -211,19 +220,25 @@ def train_rl(
             samples=k, max_new_tokens=max_new, eos_id=eos, pad_id=pad, generator=sampler,
             temperature=config.temperature,
         )  # fmt: skip
-        if reuse_sampling_pass:  # the sampling pass is the first gradient pass too
-            completion, sampled_logits = sample_with_logits(policy, p_ids, p_mask, **sampling)
-        else:
-            completion = sample_shared(unwrapped, p_ids, p_mask, **sampling)
+        with compute():
+            if reuse_sampling_pass:  # the sampling pass is the first gradient pass too
+                completion, sampled_logits = sample_with_logits(policy, p_ids, p_mask, **sampling)
+            else:
+                completion = sample_shared(unwrapped, p_ids, p_mask, **sampling)
         # completion: (B, Tc), B = P k, grouped by prompt
         c_mask, finished = completion_mask(completion, eos)  # (B, Tc), (B,)
         reward = reward_fn(np.repeat(chosen, k), completion, c_mask).float().to(device)  # (B,)
         ref_logits = ref_logp = None
         if config.regularizer != "pm":  # plain PM's penalty needs no reference
             off = unwrapped.disable_adapter() if adapters_off else contextlib.nullcontext()
-            with torch.no_grad(), off:
+            frozen = unwrapped if adapters_off else ref
+            with torch.no_grad(), off, compute():
+                # The frozen reference's pass over the prompts is the same every step that
+                # draws the same prompts: run once, its cache copied for each step.
+                if ref_prefix[0] != tuple(chosen):
+                    ref_prefix[:] = [tuple(chosen), prompt_prefix(frozen, p_ids, p_mask)]
                 ref_logits = logits_of(
-                    unwrapped if adapters_off else ref, p_ids, p_mask, completion, c_mask
+                    frozen, p_ids, p_mask, completion, c_mask, prefix=ref_prefix[1]
                 )  # (B, Tc, V)
                 ref_logp = pick(ref_logits, completion, c_mask)  # (B, Tc)
         expected = config.penalty_gradient == "expected"
@@ -231,7 +246,8 @@ def train_rl(
             if reuse_sampling_pass and epoch == 0:
                 logits = sampled_logits  # (B, Tc, V), with the sampling pass's graph
             else:
-                logits = logits_of(policy, p_ids, p_mask, completion, c_mask)  # (B, Tc, V)
+                with compute():
+                    logits = logits_of(policy, p_ids, p_mask, completion, c_mask)  # (B, Tc, V)
             logp = pick(logits, completion, c_mask)  # (B, Tc)
             if expected:  # (B, Tc), differentiable: its gradient is exact, not sampled
                 c_exp = c_mask * expected_penalty(

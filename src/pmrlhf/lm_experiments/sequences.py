@@ -6,6 +6,7 @@ right-padded and their mask covers the tokens up to and including the first end 
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 
@@ -186,7 +187,14 @@ def _continue(model, cache, prompt_mask, tokens, offset):
 
 
 def shared_prompt_logits(
-    model, prompt_ids, prompt_mask, completion_ids, completion_mask_, prompt_index=None
+    model,
+    prompt_ids,
+    prompt_mask,
+    completion_ids,
+    completion_mask_,
+    prompt_index=None,
+    *,
+    prefix=None,
 ):
     """The float logits that predict each completion token, each prompt run once.
 
@@ -199,6 +207,9 @@ def shared_prompt_logits(
     A model that recomputes activations in its backward pass (gradient checkpointing)
     keeps no cache while gradients are on: its rows then run whole (:func:`full_logits`),
     the same numbers at the cost of repeating each prompt.
+
+    ``prefix``: :func:`prompt_prefix` of these prompts, computed earlier by this same
+    (frozen) model; the prompts then do not run again (the cache is copied, not changed).
     """
     device = model_device(model)
     if prompt_index is None:
@@ -212,7 +223,10 @@ def shared_prompt_logits(
             model, prompt_ids[prompt_index], prompt_mask[prompt_index], completion_ids,
             completion_mask_,
         )  # fmt: skip
-    first, cache = _prefill(model, prompt_ids, prompt_mask)  # (P, V)
+    if prefix is None:
+        first, cache = _prefill(model, prompt_ids, prompt_mask)  # (P, V)
+    else:
+        first, cache = prefix[0], copy.deepcopy(prefix[1])  # indexing below replaces tensors
     cache.batch_select_indices(prompt_index)
     logits = first[prompt_index][:, None]  # (B, 1, V)
     if completion_ids.shape[1] > 1:
@@ -221,6 +235,15 @@ def shared_prompt_logits(
         )  # (B, Tc - 1, V)
         logits = torch.cat([logits, rest], dim=1)  # (B, Tc, V)
     return logits
+
+
+@torch.no_grad()
+def prompt_prefix(model, prompt_ids, prompt_mask):
+    """A frozen model's pass over left-padded prompts (P, Tp): the logits of the first
+    completion token (P, V) and the key/value cache, for :func:`shared_prompt_logits`'s
+    ``prefix`` (the RL loop's reference runs its prompts once per run, not once per step)."""
+    device = model_device(model)
+    return _prefill(model, prompt_ids.to(device), prompt_mask.to(device))
 
 
 def pick(logits, completion_ids, completion_mask_):

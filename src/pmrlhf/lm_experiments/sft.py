@@ -10,10 +10,12 @@ from tqdm.auto import tqdm
 
 from ..errors import PmrlhfUserError
 from .models import flush_denormals, make_optimizer
+from .precision import check_precision, compute_context, resolve_precision
 from .sequences import (
     encode_prompt,
     encode_response,
     left_pad,
+    model_device,
     right_pad,
     shared_prompt_logprobs,
 )
@@ -26,6 +28,7 @@ class SFTConfig:
     steps: int = 40
     batch_size: int = 16  # a task with at most this many (prompt, answer) pairs: full batch
     lr: float = 5e-5
+    precision: str = "fp32"  # fp32 | bf16 (autocast, fp32 weights and loss) | auto (.precision)
 
     def validate(self) -> SFTConfig:
         for name in ("steps", "batch_size"):
@@ -37,6 +40,7 @@ class SFTConfig:
         lr = self.lr
         if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr < float("inf"):
             raise PmrlhfUserError(f"sft.lr must be finite and > 0, got {lr!r}")
+        check_precision(self.precision, "sft.precision")
         return self
 
 
@@ -78,6 +82,8 @@ def sft_on_pairs(
     index = np.asarray(index)
     rng = np.random.default_rng(seed)
     optimizer = make_optimizer(model, config.lr)
+    device = model_device(model)
+    precision = resolve_precision(config.precision, device)  # the forward passes' arithmetic
     model.train()
     losses = []
     for _ in tqdm(range(config.steps), desc="sft", disable=not progress):
@@ -90,7 +96,8 @@ def sft_on_pairs(
         p_ids, p_mask = left_pad([list(prompts[i]) for i in used], tokenizer.pad_token_id)
         c_ids, c_mask = right_pad([responses[i] for i in rows], tokenizer.pad_token_id)
         where = torch.tensor([used.index(i) for i in index[rows]])  # (B,)
-        logp = shared_prompt_logprobs(model, p_ids, p_mask, c_ids, c_mask, where)  # (B, Tc)
+        with compute_context(precision, device):
+            logp = shared_prompt_logprobs(model, p_ids, p_mask, c_ids, c_mask, where)  # (B, Tc)
         loss = -(scale.to(logp) * logp.sum(-1)).sum()  # expected -log pi(y|x) under q
         loss.backward()
         optimizer.step()

@@ -83,11 +83,19 @@ def lm_setup(summary: dict) -> str:
         f"{rl['steps']} RLOO steps per method (every prompt x {rl['samples_per_prompt']} "
         f"samples per step, completions of at most {summary['max_new_tokens']} tokens, lr "
         f"{rl['lr']:g} decaying to {rl['lr_final']:g} of it, oracle reward on token ids"
-        f"{_estimator(rl)}). "
+        f"{_estimator(rl)}{_precision(rl, sft)}). "
         f"{summary['compute_seconds'] / 60:.1f} minutes of compute on "
         f"{summary['torch_threads']} torch thread(s){_run_times(summary)}. "
         "Mean [95% t-interval] over seeds; "
         "'optimum' columns: each method's exact optimum given the trained reference:"
+    )
+
+
+def _precision(rl: dict, sft: dict) -> str:
+    """Nothing for float32 (summaries written before the setting existed were float32)."""
+    chosen = {rl.get("precision", "fp32"), sft.get("precision", "fp32")}
+    return (
+        "" if chosen == {"fp32"} else f", precision rl {rl['precision']} / sft {sft['precision']}"
     )
 
 
