@@ -34,6 +34,7 @@ import yaml
 from .._io import atomic_write_json, atomic_write_text, json_ready, remove_stale_temp_files
 from .._lock import run_lock
 from .._validation import check_choice, check_out_dir
+from .._yaml import read_data_file
 from ..errors import PmrlhfTypeError, PmrlhfUserError
 
 TRAINERS = ("rloo", "grpo")
@@ -188,7 +189,9 @@ def _check_folder(out: Path, settings: dict, *, resume: bool, restart: bool) -> 
             + ("; pass --restart to discard the run there" if started else "")
         )
     path = out / "config.yaml"
-    saved = (yaml.safe_load(path.read_text()) if path.exists() else None) or {}
+    saved = (read_data_file(path, name="saved config") if path.exists() else None) or {}
+    if not isinstance(saved, dict):
+        raise PmrlhfUserError(f"saved config {path} must be a mapping, got {type(saved).__name__}")
     wanted = json.loads(json.dumps(settings))  # as YAML reads it back: lists, no tuples
     if saved != wanted:
         differ = sorted(k for k in {*wanted, *saved} if saved.get(k) != wanted.get(k))
