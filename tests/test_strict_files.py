@@ -9,7 +9,6 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pmrlhf._yaml import MAX_DEPTH, load_yaml_text, read_data_file
 from pmrlhf.errors import PmrlhfUserError
 from pmrlhf.lm_experiments import load_task
 from pmrlhf.lm_experiments.run_config import RunConfig
@@ -24,6 +23,21 @@ TASK = {
         }
     ],
 }
+
+
+def load_yaml_text(text, *, source):
+    from pmrlhf._yaml import load_yaml_text
+
+    return load_yaml_text(text, source=source)
+
+
+def read_data_file(path, *, name):
+    from pmrlhf._yaml import read_data_file
+
+    return read_data_file(path, name=name)
+
+
+MAX_DEPTH = 50  # pmrlhf._yaml.MAX_DEPTH
 
 
 def _one_line(err: pytest.ExceptionInfo) -> str:
@@ -230,12 +244,26 @@ def test_config_reads_3e_5_as_a_float_and_keeps_good_values(tmp_path):
     assert config.rl.regularizer == "cpm" and config.rl.alpha == 0.1
 
 
-def test_cli_refuses_a_config_pm_with_alpha_like_its_options(tmp_path, capsys):
+def test_cli_refuses_a_config_pm_with_alpha_like_its_options(
+    tmp_path, monkeypatch, capsys, settings_reaching
+):
+    import pmrlhf.lm_experiments.runs as runs
     from pmrlhf.cli import main
 
-    path = _config(tmp_path, "rl: {regularizer: pm, alpha: 0.1}\n")
+    monkeypatch.chdir(tmp_path)  # a default --out would land here
+    reached = settings_reaching(runs, "run_one")  # never trains, even where the check fails
+    path = _config(
+        tmp_path, "model: tiny-llama\ntask: two_answers\nrl: {regularizer: pm, alpha: 0.1}\n"
+    )
+    tiny = ["--model", "tiny-llama", "--task", "two_answers"]
     assert main(["lm", "run", "--config", str(path), "--out", str(tmp_path / "o")]) == 2
-    assert main(["lm", "run", "--regularizer", "pm", "--alpha", "0.1"]) == 2
+    assert main(["lm", "run", *tiny, "--regularizer", "pm", "--alpha", "0.1"]) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 2 and all("alpha only applies to regularizer='cpm'" in e for e in err)
-    assert not (tmp_path / "o").exists()
+    assert not reached and sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml"]
+
+
+def test_max_depth_is_the_documented_bound():
+    from pmrlhf._yaml import MAX_DEPTH as bound
+
+    assert bound == MAX_DEPTH

@@ -8,6 +8,7 @@ functions trust what passed through here.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import math
 import os
@@ -194,8 +195,10 @@ def check_out_dir(value, name: str = "--out") -> Path:
     PmrlhfTypeError
         Not a string or path.
     PmrlhfUserError
-        An empty or blank string, a NUL character, or a path that exists and is not a
-        folder.
+        An empty or blank string, a NUL character, a path that exists and is not a folder,
+        or one where no folder can be created (``/proc/x``, a read-only disk, no
+        permission): the nearest existing folder on its path is probed by creating and
+        removing an empty folder in it, so nothing is left behind.
     """
     if not isinstance(value, str | os.PathLike):
         raise PmrlhfTypeError(f"{name} must be a folder path, got {value!r}")
@@ -209,7 +212,36 @@ def check_out_dir(value, name: str = "--out") -> Path:
     path = Path(text)
     if path.exists() and not path.is_dir():
         raise PmrlhfUserError(f"{name} must be a folder, but {text} is an existing file")
+    check_writable_folder(path, name)
     return path
+
+
+def check_writable_folder(path: Path, name: str) -> None:
+    """Refuse ``path`` if a folder cannot be created there: probe its nearest existing
+    ancestor with a temporary empty folder, removed at once.
+
+    Raises
+    ------
+    PmrlhfUserError
+        An ancestor that is a file, or a probe the system refuses; one line naming
+        ``name`` and the reason.
+    """
+    import tempfile
+
+    parent = path.absolute()
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise PmrlhfUserError(f"{name} {path}: {parent} is a file, not a folder")
+    try:
+        probe = tempfile.mkdtemp(prefix=".pmrlhf-probe-", dir=parent)
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise PmrlhfUserError(
+            f"{name} {path} is not writable: no folder can be created in {parent} ({reason})"
+        ) from None
+    with contextlib.suppress(OSError):
+        os.rmdir(probe)
 
 
 def check_known_keys(data: dict, known, *, where: str) -> None:

@@ -207,6 +207,51 @@ def read_data_file(path, *, name: str, max_bytes: int = MAX_FILE_BYTES):
     return load_yaml_text(text, source=source)
 
 
+def check_text_file(path, *, name: str, chunk: int = 1 << 20) -> Path:
+    """Refuse a path that is not a readable UTF-8 text file, reading it through once in
+    chunks (for files too large to hold, such as a JSONL of pairs).
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist.
+    PmrlhfUserError
+        A folder, an unreadable file, a NUL byte (binary) or bytes that are not UTF-8
+        (Latin-1); one line naming ``name`` and the path.
+    """
+    import codecs
+
+    path = Path(path)
+    source = f"{name} {path}"
+    if not path.exists():
+        raise FileNotFoundError(f"{source} does not exist")
+    if path.is_dir():
+        raise PmrlhfUserError(f"{source} is a folder, not a file")
+    decoder, offset = codecs.getincrementaldecoder("utf-8")(), 0
+    try:
+        with path.open("rb") as handle:
+            while block := handle.read(chunk):
+                if b"\0" in block:
+                    raise PmrlhfUserError(
+                        f"{source} is a binary file (a NUL byte at offset "
+                        f"{offset + block.index(0)})"
+                    )
+                try:
+                    decoder.decode(block)
+                except UnicodeDecodeError as err:
+                    raise PmrlhfUserError(
+                        f"{source} is not UTF-8 text (byte {block[err.start]:#04x} near offset "
+                        f"{offset + err.start})"
+                    ) from None
+                offset += len(block)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise PmrlhfUserError(f"{source} is not UTF-8 text (it ends inside a character)") from None
+    except OSError as err:
+        raise PmrlhfUserError(f"{source} could not be read: {err.strerror or err}") from None
+    return path
+
+
 def decode_text(raw: bytes, *, source: str) -> str:
     """``raw`` as UTF-8 text (a leading byte-order mark dropped).
 

@@ -32,7 +32,7 @@ from pathlib import Path
 import yaml
 
 from .._io import atomic_write_json, atomic_write_text, json_ready, remove_stale_temp_files
-from .._lock import run_lock
+from .._lock import check_not_busy, run_lock
 from .._validation import check_choice, check_out_dir
 from .._yaml import read_data_file
 from ..errors import PmrlhfTypeError, PmrlhfUserError
@@ -164,7 +164,9 @@ def latest_checkpoint(out: Path) -> Path | None:
 def _check_folder(out: Path, settings: dict, *, resume: bool, restart: bool) -> Path | None:
     """Refuse to overwrite a run, or to resume without a checkpoint, a finished run or
     other settings; the message says what would work instead. Returns the checkpoint to
-    resume from (None for a fresh run)."""
+    resume from (None for a fresh run). A folder another process is running in is refused
+    as busy first, whatever the flags."""
+    check_not_busy(out)
     if restart:
         return None
     checkpoint = latest_checkpoint(out)
