@@ -48,7 +48,8 @@ def _process(*args, **kwargs):
             ["lm", "compare", "--seeds", "a"],
             "pmrlhf lm compare: error: argument --seeds: invalid int value: 'a'",
         ),
-        (["lm", "pairs", "--bogus"], "pmrlhf: error: unrecognized arguments: --bogus"),
+        (["lm", "pairs", "--bogus"], "pmrlhf lm pairs: error: unrecognized arguments: --bogus"),
+        (["--bogus", "derive"], "pmrlhf derive: error: unrecognized arguments: --bogus"),
         (
             ["lm", "run", "--regularizer", "xx"],
             "pmrlhf lm run: error: argument --regularizer: invalid choice: 'xx'",

@@ -267,3 +267,27 @@ def test_max_depth_is_the_documented_bound():
     from pmrlhf._yaml import MAX_DEPTH as bound
 
     assert bound == MAX_DEPTH
+
+
+LAUGHS = "a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + "".join(
+    f"{c}: &{c} [{', '.join([f'*{p}'] * 10)}]\n" for p, c in zip("abcd", "bcde", strict=True)
+)
+
+
+@pytest.mark.parametrize(
+    "saved, match",
+    [
+        (LAUGHS, "aliases"),
+        ("[" * 5000 + "]" * 5000, "deeper than"),
+        ("- 1\n", "must be a mapping"),
+    ],
+)  # fmt: skip
+def test_lm_trl_reads_its_saved_config_strictly(tmp_path, saved, match):
+    pytest.importorskip("transformers")
+    from pmrlhf.trl.run import TRAINER_DIR, _check_folder
+
+    (tmp_path / TRAINER_DIR / "checkpoint-1").mkdir(parents=True)
+    (tmp_path / "config.yaml").write_text(saved)
+    with pytest.raises(PmrlhfUserError, match=match) as err:
+        _check_folder(tmp_path, {"seed": 0}, resume=True, restart=False)
+    assert _one_line(err).startswith("saved config")

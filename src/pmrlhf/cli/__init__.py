@@ -162,7 +162,10 @@ def _stdout_to_devnull(stream) -> None:
 
 def _main(argv: list[str] | None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # argparse would blame the top parser; name the subcommand given them
+        prog = getattr(args, "prog", parser.prog)
+        parser.exit(2, f"{prog}: error: unrecognized arguments: {' '.join(extra)}\n")
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
