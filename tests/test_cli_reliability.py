@@ -210,3 +210,16 @@ def test_a_free_folder_still_says_restart(tmp_path, capsys):
     args = ["lm", "run", "--model", "tiny-llama", "--task", "two_answers", "--out", out]
     status, _, err = _run(capsys, *args)
     assert status == 2 and "pass --restart to discard it" in err, err
+
+
+def test_only_rank_0_asks_whether_the_folder_is_busy(locked, monkeypatch):
+    """Under ``torchrun`` rank 0 holds the lock; the other ranks must not take it for
+    another run's."""
+    from pmrlhf.errors import FolderBusyError
+    from pmrlhf.lm_experiments.runs import _check_folder
+
+    monkeypatch.setenv("RANK", "1")
+    _check_folder(locked, resume=False, restart=True)
+    monkeypatch.setenv("RANK", "0")
+    with pytest.raises(FolderBusyError, match="wait for it to finish"):
+        _check_folder(locked, resume=False, restart=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict
 from pathlib import Path
 
@@ -88,8 +89,11 @@ def _check_backend(accelerator) -> None:
 def _check_folder(out: Path, *, resume: bool, restart: bool) -> None:
     """Refuse to resume without a checkpoint or to overwrite a run; the message says what
     would work instead. A folder another process is running in is refused as busy first:
-    its run has no checkpoint yet, but ``--restart`` would not help."""
-    check_not_busy(out)
+    its run has no checkpoint yet, but ``--restart`` would not help. Only the launch's
+    rank 0 (the lock's future holder) asks: under ``accelerate launch`` or ``torchrun`` the
+    other ranks would find rank 0's own lock."""
+    if os.environ.get("RANK", "0") in ("", "0"):
+        check_not_busy(out)
     # A checkpoint moved aside by a save that was killed mid-swap counts: it is restored
     # under the lock (checkpoint.remove_checkpoint_staging).
     has_checkpoint = (out / "checkpoint" / "trainer_state.pt").exists() or any(
