@@ -62,6 +62,16 @@ def test_yaml_11_booleans_stay_strings_and_12_floats_are_floats():
     assert data["n"] != data["n"]  # NaN
 
 
+def test_yaml_12_ints():
+    data = load_yaml_text("[010, 0o17, 0x1F, -5, +3, 0, 1:30, 1_000]", source="f")
+    assert data == [10, 15, 31, -5, 3, 0, "1:30", "1_000"]
+
+
+@given(st.integers())
+def test_ints_written_by_yaml_read_back_as_the_same_int(value):
+    assert load_yaml_text(yaml.safe_dump(value), source="f") == value
+
+
 @given(st.floats(allow_nan=False, allow_infinity=False))
 def test_floats_written_by_yaml_or_repr_read_back_as_the_same_float(value):
     assert load_yaml_text(repr(value), source="f") == value

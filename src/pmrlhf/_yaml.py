@@ -7,6 +7,8 @@ YAML 1.1 pitfalls removed and three bounds added:
   schema): ``[Yes, No, on, off, y, n]`` stay strings;
 * floats follow the YAML 1.2 core schema: ``3e-5``, ``1e10``, ``.5``, ``-1.5E+3``, ``.inf``,
   ``.nan`` are floats (YAML 1.1 reads ``3e-5`` as a string);
+* so do ints: ``010`` is 10 (YAML 1.1: 8), ``0o17`` and ``0x1F`` are octal and hex, and
+  ``1:30`` or ``1_000`` stay strings (YAML 1.1: 90 and 1000);
 * nesting deeper than :data:`MAX_DEPTH`, and a document whose aliases expand to more than
   :data:`MAX_NODES` nodes (a "billion laughs"), or that refers to itself, are refused
   while composing, before anything is built.
@@ -34,6 +36,7 @@ MAX_NODES = 10_000
 """Most nodes a document may hold once its aliases are expanded."""
 
 _BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+_INT = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
 _FLOAT = re.compile(
     r"""^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?
     |[-+]?\.(?:inf|Inf|INF)
@@ -51,7 +54,11 @@ class StrictLoader(yaml.SafeLoader):
     expanded size (module docstring)."""
 
     yaml_implicit_resolvers = {
-        first: [(tag, regexp) for tag, regexp in resolvers if not tag.endswith((":bool", ":float"))]
+        first: [
+            (tag, regexp)
+            for tag, regexp in resolvers
+            if not tag.endswith((":bool", ":int", ":float"))
+        ]
         for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
     }
 
@@ -74,8 +81,22 @@ class StrictLoader(yaml.SafeLoader):
             raise _LimitError(f"more than {MAX_NODES} nodes once its aliases are expanded")
         return node
 
+    def construct_yaml_int(self, node):
+        """YAML 1.2 core ints: decimal (leading zeros too), ``0o`` octal, ``0x`` hex."""
+        text = self.construct_scalar(node)
+        try:
+            if text.startswith(("0o", "0x")):
+                return int(text[2:], 8 if text[1] == "o" else 16)
+            return int(text, 10)
+        except ValueError:  # an explicit !!int on another form
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{text!r} is not a YAML 1.2 int", node.start_mark
+            ) from None
 
+
+StrictLoader.add_constructor("tag:yaml.org,2002:int", StrictLoader.construct_yaml_int)
 StrictLoader.add_implicit_resolver("tag:yaml.org,2002:bool", _BOOL, list("tTfF"))
+StrictLoader.add_implicit_resolver("tag:yaml.org,2002:int", _INT, list("-+0123456789"))
 StrictLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+.0123456789"))
 
 
