@@ -262,7 +262,7 @@ def test_lm_run_reports_a_user_mistake_in_one_line(tmp_path, capsys, options, me
     out = tmp_path / "run"
     assert main(["lm", "run", "--model", "tiny-llama", *options, "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("pmrlhf lm: error: ") and err.count("\n") == 1, err
+    assert err.startswith("pmrlhf lm run: error: ") and err.count("\n") == 1, err
     assert message in err and "Traceback" not in err
     assert not out.exists()  # checked before anything is written
 

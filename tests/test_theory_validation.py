@@ -3,12 +3,14 @@
 import numpy as np
 import pytest
 
+from pmrlhf.errors import PmrlhfUserError
 from pmrlhf.theory import (
     maximize_objective,
     objective,
     optimal_policy,
     penalty,
     preference_distribution,
+    reference_log_weight,
 )
 
 R = np.array([1.0, 0.0, -1.0])
@@ -80,3 +82,40 @@ def test_penalty_works_on_torch_tensors_like_numpy():
         got = penalty(torch.tensor(logp), torch.tensor(ref_logp), regularizer=name, alpha=alpha)
         assert isinstance(got, torch.Tensor)
         np.testing.assert_allclose(got.numpy(), expected)
+
+
+@pytest.mark.parametrize(
+    "ref, kwargs, match",
+    [
+        (True, {"regularizer": "cpm", "alpha": 1.5}, r"alpha .*\(0, 1\).*1\.5"),
+        (True, {"regularizer": "cpm", "alpha": float("nan")}, "alpha must be finite"),
+        (True, {"regularizer": "cpm", "alpha": 0}, r"alpha .*\(0, 1\)"),
+        (True, {"regularizer": "cpm"}, "alpha is required"),
+        (True, {"regularizer": "pm", "alpha": 0.1}, "alpha only applies"),
+        (True, {"regularizer": "kl", "alpha": 0.1}, "alpha only applies"),
+        (False, {"regularizer": "kl"}, "ref_logp is required"),
+        (False, {"regularizer": "cpm", "alpha": 0.1}, "ref_logp is required"),
+        (True, {"regularizer": "KL"}, "regularizer must be one of"),
+        (True, {"regularizer": None}, "regularizer must be one of"),
+    ],
+)
+def test_penalty_checks_its_arguments(ref, kwargs, match):
+    logp, ref_logp = np.log([0.3, 0.05]), np.log([0.6, 0.01])
+    with pytest.raises(PmrlhfUserError, match=match):
+        penalty(logp, ref_logp if ref else None, **kwargs)
+
+
+def test_penalty_refuses_mismatched_shapes_naming_ref_logp():
+    with pytest.raises(PmrlhfUserError, match=r"ref_logp must have the shape of logp \(2,\)"):
+        penalty(np.zeros(2), np.zeros(3), regularizer="kl")
+    torch = pytest.importorskip("torch")
+    with pytest.raises(PmrlhfUserError, match="ref_logp must have the shape"):
+        penalty(torch.zeros(2, 3), torch.zeros(3, 2), regularizer="cpm", alpha=0.1)
+
+
+def test_penalty_pm_needs_no_reference():
+    logp = np.log([0.3, 0.05])
+    np.testing.assert_allclose(penalty(logp, regularizer="pm"), logp)
+    assert reference_log_weight(None, regularizer="pm") == 0.0
+    with pytest.raises(PmrlhfUserError, match="alpha only applies"):
+        reference_log_weight(logp, regularizer="pm", alpha=0.5)

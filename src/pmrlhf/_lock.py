@@ -86,10 +86,7 @@ def _acquire(path: Path, folder: Path) -> int:
         except BlockingIOError:
             holder = _read_holder(fd)
             os.close(fd)
-            raise FolderBusyError(
-                f"another pmrlhf process{holder} is using {folder}; wait for it to finish "
-                "or choose another output folder"
-            ) from None
+            raise FolderBusyError(busy_message(folder, holder)) from None
         try:
             same = os.stat(path).st_ino == os.fstat(fd).st_ino
         except FileNotFoundError:
@@ -99,6 +96,44 @@ def _acquire(path: Path, folder: Path) -> int:
             os.write(fd, f"{os.getpid()}\n".encode())
             return fd
         os.close(fd)  # we locked a file its holder had just removed: take the new one
+
+
+def busy_message(folder: Path, holder: str = "") -> str:
+    """What to do about a folder another process holds: wait or choose another folder.
+    ``--restart`` cannot help (it needs the lock too), and there is no stale lock to
+    remove: the kernel releases it when its holder exits, even if killed."""
+    return (
+        f"another pmrlhf process{holder} is using {folder}; wait for it to finish (its lock "
+        "goes when it exits, even if killed; --restart does not override it) or choose "
+        "another output folder"
+    )
+
+
+def check_not_busy(folder) -> None:
+    """Refuse ``folder`` now if another process holds its lock, without taking it: for the
+    checks made before :func:`run_lock`, so that they do not advise ``--restart`` on a run
+    that is still going. A folder this process holds, or one without a ``.lock``, passes.
+
+    Raises
+    ------
+    FolderBusyError
+        Another process holds the lock; the message names the folder and its process.
+    """
+    folder = Path(folder)
+    if fcntl is None or not folder.is_dir() or folder.resolve() in _HELD:
+        return
+    try:
+        fd = os.open(folder / LOCK_NAME, os.O_RDONLY)
+    except OSError:  # no lock file (or unreadable): nobody to wait for
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FolderBusyError(busy_message(folder, _read_holder(fd))) from None
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def _read_holder(fd: int) -> str:

@@ -8,8 +8,12 @@ functions trust what passed through here.
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 import math
 import os
+import types
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -191,8 +195,10 @@ def check_out_dir(value, name: str = "--out") -> Path:
     PmrlhfTypeError
         Not a string or path.
     PmrlhfUserError
-        An empty or blank string, a NUL character, or a path that exists and is not a
-        folder.
+        An empty or blank string, a NUL character, a path that exists and is not a folder,
+        or one where no folder can be created (``/proc/x``, a read-only disk, no
+        permission): the nearest existing folder on its path is probed by creating and
+        removing an empty folder in it, so nothing is left behind.
     """
     if not isinstance(value, str | os.PathLike):
         raise PmrlhfTypeError(f"{name} must be a folder path, got {value!r}")
@@ -206,4 +212,100 @@ def check_out_dir(value, name: str = "--out") -> Path:
     path = Path(text)
     if path.exists() and not path.is_dir():
         raise PmrlhfUserError(f"{name} must be a folder, but {text} is an existing file")
+    check_writable_folder(path, name)
     return path
+
+
+def check_writable_folder(path: Path, name: str) -> None:
+    """Refuse ``path`` if a folder cannot be created there: probe its nearest existing
+    ancestor with a temporary empty folder, removed at once.
+
+    Raises
+    ------
+    PmrlhfUserError
+        An ancestor that is a file, or a probe the system refuses; one line naming
+        ``name`` and the reason.
+    """
+    import tempfile
+
+    parent = path.absolute()
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise PmrlhfUserError(f"{name} {path}: {parent} is a file, not a folder")
+    try:
+        probe = tempfile.mkdtemp(prefix=".pmrlhf-probe-", dir=parent)
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise PmrlhfUserError(
+            f"{name} {path} is not writable: no folder can be created in {parent} ({reason})"
+        ) from None
+    with contextlib.suppress(OSError):
+        os.rmdir(probe)
+
+
+def check_known_keys(data: dict, known, *, where: str) -> None:
+    """Refuse a key of the mapping ``data`` (read from a file) that is not in ``known``.
+
+    Raises
+    ------
+    PmrlhfUserError
+        The first unknown key, in one line naming ``where`` and the nearest known name
+        (``difflib.get_close_matches``): ``unknown key 'sft_weigths' in FILE (did you mean
+        'sft_weights'?)``.
+    """
+    known = [str(name) for name in known]
+    for key in data:
+        if key in known:
+            continue
+        close = difflib.get_close_matches(str(key), known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(known)})"
+        raise PmrlhfUserError(f"unknown key {key!r} in {where}{hint}")
+
+
+def check_field_types(values: dict, cls, *, where: str, prefix: str = "") -> None:
+    """Refuse values of the wrong type for the dataclass ``cls``'s fields, as read from a
+    file: a string, list or mapping where a number is expected (``lr: x``, ``clip: [0.2]``),
+    a non-bool where a bool is (``gradient_checkpointing: maybe``), a non-string where a
+    string is. ``int`` fields take ints only, ``float`` fields ints or floats (never bools),
+    ``X | None`` also ``None``; fields of other types are left to the class's own checks.
+
+    Raises
+    ------
+    PmrlhfTypeError
+        One line naming ``where``, the key (after ``prefix``: ``rl.``), the expected type
+        and the value.
+    """
+    hints = typing.get_type_hints(cls)
+    for key, value in values.items():
+        expected = hints.get(key)
+        if expected is None:
+            continue
+        options = typing.get_args(expected) if _is_union(expected) else (expected,)
+        if not any(_has_type(value, option) for option in options):
+            names = " or ".join(_type_name(option) for option in options)
+            raise PmrlhfTypeError(f"{where}: {prefix}{key} must be {names}, got {_short(value)}")
+
+
+def _is_union(hint) -> bool:
+    return isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
+
+
+def _has_type(value, hint) -> bool:
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint in (str, dict, list):
+        return isinstance(value, hint)
+    return True  # another type: the class checks it
+
+
+def _type_name(hint) -> str:
+    names = {type(None): "null", bool: "true or false", int: "an int", float: "a number"}
+    names.update({str: "a string", dict: "a mapping", list: "a list"})
+    return names.get(hint, getattr(hint, "__name__", str(hint)))

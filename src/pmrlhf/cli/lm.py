@@ -179,7 +179,7 @@ def _run(args) -> int:
     from .._validation import check_out_dir
     from ..lm_experiments.runs import RunConfig, run_one
 
-    config = RunConfig.from_file(args.config) if args.config else RunConfig()
+    config = RunConfig.from_file(args.config, name="--config") if args.config else RunConfig()
     top = {"model": args.model, "task": args.task, "seed": args.seed, "reward": args.reward}
     rl = {
         "regularizer": args.regularizer,
@@ -207,7 +207,7 @@ def _trl(args) -> int:
     from .._validation import check_out_dir
     from ..lm_experiments.runs import RunConfig
 
-    config = RunConfig.from_file(args.config) if args.config else RunConfig()
+    config = RunConfig.from_file(args.config, name="--config") if args.config else RunConfig()
     top = {"model": args.model, "task": args.task, "seed": args.seed}
     rl = {
         "regularizer": args.regularizer,

@@ -74,12 +74,24 @@ def load_preference_pairs(path, *, limit: int | None = None) -> list[PreferenceP
     FileNotFoundError
         ``path`` does not exist.
     PmrlhfUserError
-        An empty file, a line that is not a JSON object of a known layout (the message
-        names the file and line), or an empty response.
+        A folder, a file that is not UTF-8 text, an empty file, a line that is not a JSON
+        object of a known layout (the message names the file and line), or an empty
+        response.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"preference file {path} does not exist")
+    if path.is_dir():
+        raise PmrlhfUserError(f"preference file {path} is a folder, not a file")
+    try:
+        return _read_pairs(path, limit)
+    except UnicodeDecodeError as err:
+        raise PmrlhfUserError(
+            f"preference file {path} is not UTF-8 text (byte {err.object[err.start]:#04x})"
+        ) from None
+
+
+def _read_pairs(path: Path, limit: int | None) -> list[PreferencePair]:
     pairs = []
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):

@@ -3,13 +3,13 @@ before anything runs (:func:`pmrlhf.lm_experiments.runs.run_one` runs it)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-import yaml
-
+from .._validation import check_field_types, check_known_keys
+from .._yaml import read_data_file
 from ..errors import PmrlhfUserError
+from ..theory.regularizers import check_regularizer
 from .reward_model import RewardConfig
 from .rl import RLConfig
 from .sft import SFTConfig
@@ -52,48 +52,62 @@ class RunConfig:
         return f"{self.model.replace('/', '_')}-{self.task}-{self.rl.regularizer}-seed{self.seed}"
 
     @classmethod
-    def from_dict(cls, data: dict) -> RunConfig:
+    def from_dict(cls, data: dict, *, source: str = "config") -> RunConfig:
+        """A run from the mapping of a config file, read strictly: every key known, at every
+        level (``rl``, ``sft``, ``rm``; ``lora``: ``peft.LoraConfig``'s fields, when peft is
+        installed), every value of its field's type, and ``rl``'s regularizer with its
+        ``alpha`` as ``lm run``'s options allow them. Messages name ``source`` and the key.
+
+        Raises
+        ------
+        PmrlhfUserError
+            The first of these mistakes, in one line (``unknown key 'sft_weigths' in ...
+            (did you mean ...?)``, ``...: rl: lr_final must be a number, got 'x'``).
+        """
         if not isinstance(data, dict):
-            raise PmrlhfUserError("config must be a mapping")
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise PmrlhfUserError(
-                f"config has unknown keys {sorted(unknown)}; known: {sorted(known)}"
-            )
+            raise PmrlhfUserError(f"{source} must be a mapping, got {type(data).__name__}")
+        check_known_keys(data, [f.name for f in fields(cls)], where=source)
         data = dict(data)
+        top = {k: v for k, v in data.items() if k not in ("sft", "rl", "rm")}
+        check_field_types(top, cls, where=source)
         for key, kind in (("sft", SFTConfig), ("rl", RLConfig), ("rm", RewardConfig)):
-            part = data.get(key) or {}
+            part = data.get(key)
+            part = {} if part is None else part
             if not isinstance(part, dict):
-                raise PmrlhfUserError(f"config: {key} must be a mapping, got {part!r}")
-            allowed = {f.name for f in fields(kind)}
-            if set(part) - allowed:
                 raise PmrlhfUserError(
-                    f"config: {key} has unknown keys {sorted(set(part) - allowed)}; "
-                    f"known: {sorted(allowed)}"
+                    f"{source}: {key} must be a mapping, got {type(part).__name__} {part!r}"
                 )
+            check_known_keys(part, [f.name for f in fields(kind)], where=f"{source} under {key!r}")
+            check_field_types(part, kind, where=source, prefix=f"{key}.")
             if key == "rl":  # unnamed fields keep lm run's defaults, as on the command line
                 part = dict(part)
                 if part.get("regularizer", "cpm") != "cpm":
                     part.setdefault("alpha", None)  # alpha belongs to the default cpm only
                 data[key] = replace(default_rl(), **part)
+                _check_rl_pair(data[key], source)
             else:
                 data[key] = kind(**part)
+        if data.get("lora") is not None:
+            check_lora_keys(data["lora"], source=source)
         return cls(**data)
 
     @classmethod
-    def from_file(cls, path) -> RunConfig:
+    def from_file(cls, path, *, name: str = "config file") -> RunConfig:
+        """:meth:`from_dict` on a YAML/JSON file read by :func:`pmrlhf._yaml.read_data_file`
+        (size, depth and alias bounds; UTF-8 text; YAML 1.2 booleans and floats); ``name``
+        is how messages call the file (``"--config"``).
+
+        Raises
+        ------
+        FileNotFoundError
+            ``path`` does not exist.
+        PmrlhfUserError
+            A folder, a binary or non-UTF-8 file, one that does not parse, and the mistakes
+            :meth:`from_dict` refuses.
+        """
         path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"config file {path} does not exist")
-        try:
-            text = path.read_text()
-            data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-        except (json.JSONDecodeError, yaml.YAMLError) as err:
-            raise PmrlhfUserError(
-                f"config file {path} could not be parsed: {str(err).splitlines()[0]}"
-            ) from None
-        return cls.from_dict(data or {})
+        data = read_data_file(path, name=name)
+        return cls.from_dict({} if data is None else data, source=f"{name} {path}")
 
     def with_overrides(self, top: dict, rl: dict, sft: dict | None = None) -> RunConfig:
         """A copy with the given fields replaced (``None`` values are left as they are).
@@ -133,3 +147,36 @@ class RunConfig:
         self.rl.validate()
         self.rm.validate()
         return load_task(self.task)
+
+
+def _check_rl_pair(rl: RLConfig, source: str) -> None:
+    """``rl.regularizer`` with ``rl.alpha`` as ``lm run --regularizer ... --alpha ...``
+    accepts them (:func:`~pmrlhf.theory.regularizers.check_regularizer`, which
+    :meth:`RLConfig.validate` runs): ``{regularizer: pm, alpha: 0.1}`` is refused here,
+    before a command-line override could drop the ``alpha``."""
+    try:
+        check_regularizer(rl.regularizer, ref_given=True, alpha=rl.alpha)
+    except ValueError as err:
+        raise PmrlhfUserError(f"{source}: rl.{err}") from None
+
+
+def check_lora_keys(lora, *, source: str) -> None:
+    """``lora`` must be a mapping; its keys must be ``peft.LoraConfig``'s fields when peft
+    is installed (peft is imported only here, only then).
+
+    Raises
+    ------
+    PmrlhfUserError
+        Not a mapping; an unknown key, with the nearest field's name.
+    """
+    if not isinstance(lora, dict):
+        raise PmrlhfUserError(
+            f"{source}: lora must be a mapping of peft.LoraConfig options, got {lora!r}"
+        )
+    import importlib.util
+
+    if importlib.util.find_spec("peft") is None:
+        return
+    from peft import LoraConfig
+
+    check_known_keys(lora, [f.name for f in fields(LoraConfig)], where=f"{source} under 'lora'")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict
 from pathlib import Path
 
 import yaml
 
 from .._io import atomic_write_json, atomic_write_text, remove_stale_temp_files
-from .._lock import run_lock
+from .._lock import check_not_busy, run_lock
 from .._validation import check_out_dir
 from ..errors import PmrlhfUserError
 from .run_config import REWARDS, RunConfig
@@ -87,7 +88,12 @@ def _check_backend(accelerator) -> None:
 
 def _check_folder(out: Path, *, resume: bool, restart: bool) -> None:
     """Refuse to resume without a checkpoint or to overwrite a run; the message says what
-    would work instead."""
+    would work instead. A folder another process is running in is refused as busy first:
+    its run has no checkpoint yet, but ``--restart`` would not help. Only the launch's
+    rank 0 (the lock's future holder) asks: under ``accelerate launch`` or ``torchrun`` the
+    other ranks would find rank 0's own lock."""
+    if os.environ.get("RANK", "0") in ("", "0"):
+        check_not_busy(out)
     # A checkpoint moved aside by a save that was killed mid-swap counts: it is restored
     # under the lock (checkpoint.remove_checkpoint_staging).
     has_checkpoint = (out / "checkpoint" / "trainer_state.pt").exists() or any(

@@ -8,18 +8,21 @@ runs both.
 
 from __future__ import annotations
 
-import json
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
-import yaml
 
-from .._validation import check_simplex
+from .._validation import check_known_keys, check_simplex
+from .._yaml import load_yaml_text, read_data_file
 from ..errors import PmrlhfUserError
 from ..simulate import Population
 
 BUILTIN_TASKS = ("three_answers", "two_answers", "multi_group", "biased_reference")
+TASK_KEYS = ("name", "description", "prompts", "off_candidate_margin")
+PROMPT_KEYS = ("messages", "candidates", "population", "sft_weights")
+POPULATION_KEYS = ("weights", "utilities")
+MESSAGE_KEYS = ("role", "content")
 
 
 def read_task_file(name_or_path) -> tuple[object, str]:
@@ -29,14 +32,16 @@ def read_task_file(name_or_path) -> tuple[object, str]:
     Raises
     ------
     PmrlhfUserError
-        An unknown name; an unreadable file or one that does not parse.
+        An unknown name; a folder, a binary or non-UTF-8 file, one over 1 MiB, one that
+        does not parse or passes the nesting and alias bounds (:mod:`pmrlhf._yaml`, which
+        reads YAML 1.2 booleans and floats: ``[Yes, No]`` are strings, ``3e-5`` a float).
     FileNotFoundError
         A path that does not exist.
     """
     name = str(name_or_path)
     if name in BUILTIN_TASKS:
         text = resources.files(__package__).joinpath("tasks", f"{name}.yaml").read_text()
-        return yaml.safe_load(text), name
+        return load_yaml_text(text, source=f"task {name}"), name
     path = Path(name)
     if not path.exists():
         if path.suffix in (".yaml", ".yml", ".json"):
@@ -44,14 +49,7 @@ def read_task_file(name_or_path) -> tuple[object, str]:
         raise PmrlhfUserError(
             f"unknown task {name!r}: use {', '.join(BUILTIN_TASKS)} or a file path"
         )
-    try:
-        text = path.read_text()
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as err:
-        raise PmrlhfUserError(
-            f"task file {path} could not be parsed: {str(err).splitlines()[0]}"
-        ) from None
-    return data, str(path)
+    return read_data_file(path, name="task file"), str(path)
 
 
 def _check_messages(messages, where: str) -> None:
@@ -65,6 +63,7 @@ def _check_messages(messages, where: str) -> None:
             raise PmrlhfUserError(
                 f"{where}.messages[{j}] must be a {{role, content}} mapping, got {message!r}"
             )
+        check_known_keys(message, MESSAGE_KEYS, where=f"{where}.messages[{j}]")
         for key in ("role", "content"):
             if not isinstance(message[key], str):
                 raise PmrlhfUserError(
@@ -81,6 +80,29 @@ def _population_message(where: str, message: str) -> str:
     return f"{where}.population: {message}"
 
 
+def _check_numbers(value, where: str) -> None:
+    """A number or (nested) lists of numbers: no strings (``"1"``), bools or mappings, which
+    numpy would convert or misreport."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, bool) or not isinstance(item, int | float):
+            raise PmrlhfUserError(f"{where} must be numbers, got {item!r}")
+
+
+def _check_population_numbers(population, where: str) -> None:
+    """Known keys and numbers only in a prompt's ``population`` mapping (its shape is
+    :meth:`Population.from_dict`'s to check)."""
+    if not isinstance(population, dict):
+        return  # Population.from_dict names what is missing
+    check_known_keys(population, POPULATION_KEYS, where=f"{where}.population")
+    for key in POPULATION_KEYS:
+        if key in population:
+            _check_numbers(population[key], f"{where}.population.{key}")
+
+
 def check_task_data(data, source: str) -> dict:
     """Check the parsed content of a task file; return the fields of a
     :class:`~pmrlhf.lm_experiments.tasks.SyntheticTask`, its ``prompts`` as a list of
@@ -88,6 +110,10 @@ def check_task_data(data, source: str) -> dict:
     the field."""
     if not isinstance(data, dict):
         raise PmrlhfUserError(f"task {source}: expected a mapping at the top level")
+    check_known_keys(data, TASK_KEYS, where=f"task {source}")
+    for key in ("name", "description"):
+        if key in data and not isinstance(data[key], str):
+            raise PmrlhfUserError(f"task {source}: {key} must be a string, got {data[key]!r}")
     prompts = data.get("prompts")
     if not isinstance(prompts, list) or not prompts:
         raise PmrlhfUserError(f"task {source}: 'prompts' must be a non-empty list")
@@ -96,6 +122,7 @@ def check_task_data(data, source: str) -> dict:
         where = f"task {source}: prompts[{i}]"
         if not isinstance(item, dict):
             raise PmrlhfUserError(f"{where} must be a mapping, got {type(item).__name__}")
+        check_known_keys(item, PROMPT_KEYS, where=where)
         messages, candidates = item.get("messages"), item.get("candidates")
         _check_messages(messages, where)
         if (
@@ -106,6 +133,7 @@ def check_task_data(data, source: str) -> dict:
             raise PmrlhfUserError(f"{where}.candidates must list at least 2 non-empty strings")
         if len(set(candidates)) != len(candidates):
             raise PmrlhfUserError(f"{where}.candidates has duplicates")
+        _check_population_numbers(item.get("population"), where)
         try:
             population = Population.from_dict(item.get("population"))
         except (ValueError, TypeError) as err:
@@ -117,6 +145,7 @@ def check_task_data(data, source: str) -> dict:
             )
         sft_weights = item.get("sft_weights")
         if sft_weights is not None:
+            _check_numbers(sft_weights, f"{where}.sft_weights")
             try:
                 sft_weights = check_simplex(sft_weights, f"{where}.sft_weights")
             except (ValueError, TypeError) as err:

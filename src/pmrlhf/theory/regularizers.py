@@ -28,8 +28,12 @@ REGULARIZERS = ("kl", "pm", "cpm")
 NEEDS_REFERENCE = ("kl", "cpm")
 
 
-def check_regularizer(regularizer, *, ref_given: bool, alpha) -> tuple[str, float | None]:
+def check_regularizer(
+    regularizer, *, ref_given: bool, alpha, ref_name: str = "ref"
+) -> tuple[str, float | None]:
     """Validate a regularizer name with its ``ref`` / ``alpha`` companions.
+
+    ``ref_name`` is how the caller calls its reference argument in messages.
 
     Raises
     ------
@@ -39,7 +43,7 @@ def check_regularizer(regularizer, *, ref_given: bool, alpha) -> tuple[str, floa
     """
     regularizer = check_choice(regularizer, "regularizer", REGULARIZERS)
     if regularizer in NEEDS_REFERENCE and not ref_given:
-        raise PmrlhfUserError(f"ref is required for regularizer={regularizer!r}")
+        raise PmrlhfUserError(f"{ref_name} is required for regularizer={regularizer!r}")
     if regularizer == "cpm":
         if alpha is None:
             raise PmrlhfUserError("alpha is required for regularizer='cpm'")
@@ -70,7 +74,22 @@ def reference_log_weight(ref_logp, *, regularizer: str, alpha: float | None = No
     -------
     Same type and shape as ``ref_logp``: ``ref_logp`` (KL), zeros (PM), or zeros where
     ``ref_logp > log(alpha)`` and ``ref_logp`` elsewhere (cPM). docs/theory.md §4.
+
+    Raises
+    ------
+    PmrlhfUserError
+        As :func:`check_regularizer`: an unknown ``regularizer``, ``ref_logp`` missing for
+        ``"kl"``/``"cpm"``, ``alpha`` missing or outside (0, 1) for ``"cpm"``, or given to
+        ``"kl"``/``"pm"``. Only these scalars are checked, never the array's values.
     """
+    regularizer, alpha = check_regularizer(
+        regularizer, ref_given=ref_logp is not None, alpha=alpha, ref_name="ref_logp"
+    )
+    return _log_weight(ref_logp, regularizer, alpha)
+
+
+def _log_weight(ref_logp, regularizer: str, alpha: float | None):
+    """:func:`reference_log_weight` on checked arguments."""
     if regularizer == "pm":
         if ref_logp is None:
             return 0.0
@@ -95,5 +114,21 @@ def penalty(logp, ref_logp=None, *, regularizer: str, alpha: float | None = None
     under the policy and the reference, same shape, numpy or torch. Summed over the tokens
     of a response, the KL and PM penalties are exactly the sequence-level regularizers.
     An RLHF trainer uses it as ``reward - beta * penalty(...).sum(-1)``.
+
+    Raises
+    ------
+    PmrlhfUserError
+        The checks of :func:`reference_log_weight` (``ref_logp`` must be given for
+        ``"kl"``/``"cpm"``, ``alpha`` in (0, 1) for ``"cpm"`` only, a known ``regularizer``),
+        and ``ref_logp`` of another shape than ``logp``. Cheap: scalars and shapes only.
     """
-    return logp - reference_log_weight(ref_logp, regularizer=regularizer, alpha=alpha)
+    regularizer, alpha = check_regularizer(
+        regularizer, ref_given=ref_logp is not None, alpha=alpha, ref_name="ref_logp"
+    )
+    if ref_logp is not None:
+        shape, ref_shape = tuple(np.shape(logp)), tuple(np.shape(ref_logp))
+        if shape != ref_shape:
+            raise PmrlhfUserError(
+                f"ref_logp must have the shape of logp {shape}, got shape {ref_shape}"
+            )
+    return logp - _log_weight(ref_logp, regularizer, alpha)

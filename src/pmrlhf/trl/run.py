@@ -32,8 +32,9 @@ from pathlib import Path
 import yaml
 
 from .._io import atomic_write_json, atomic_write_text, json_ready, remove_stale_temp_files
-from .._lock import run_lock
+from .._lock import check_not_busy, run_lock
 from .._validation import check_choice, check_out_dir
+from .._yaml import read_data_file
 from ..errors import PmrlhfTypeError, PmrlhfUserError
 
 TRAINERS = ("rloo", "grpo")
@@ -163,7 +164,9 @@ def latest_checkpoint(out: Path) -> Path | None:
 def _check_folder(out: Path, settings: dict, *, resume: bool, restart: bool) -> Path | None:
     """Refuse to overwrite a run, or to resume without a checkpoint, a finished run or
     other settings; the message says what would work instead. Returns the checkpoint to
-    resume from (None for a fresh run)."""
+    resume from (None for a fresh run). A folder another process is running in is refused
+    as busy first, whatever the flags."""
+    check_not_busy(out)
     if restart:
         return None
     checkpoint = latest_checkpoint(out)
@@ -188,7 +191,9 @@ def _check_folder(out: Path, settings: dict, *, resume: bool, restart: bool) -> 
             + ("; pass --restart to discard the run there" if started else "")
         )
     path = out / "config.yaml"
-    saved = (yaml.safe_load(path.read_text()) if path.exists() else None) or {}
+    saved = (read_data_file(path, name="saved config") if path.exists() else None) or {}
+    if not isinstance(saved, dict):
+        raise PmrlhfUserError(f"saved config {path} must be a mapping, got {type(saved).__name__}")
     wanted = json.loads(json.dumps(settings))  # as YAML reads it back: lists, no tuples
     if saved != wanted:
         differ = sorted(k for k in {*wanted, *saved} if saved.get(k) != wanted.get(k))
