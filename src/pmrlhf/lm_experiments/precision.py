@@ -11,12 +11,11 @@
   run under it: they are the measurement.
 * ``"auto"``: ``"bf16"`` where the device computes bfloat16 natively (a CPU with
   AVX-512 BF16 or AMX, a CUDA device that supports it), ``"fp32"`` elsewhere. A CPU without
-  those instructions emulates bfloat16 and runs it many times slower than float32 (on
-  an AVX2-only EPYC, 10-13x for SmolLM2's matmul shapes: BENCHMARKS.md).
+  those instructions emulates bfloat16 and runs it several times slower than float32.
 
-Not yet the default: on the CPUs this project was developed on, bfloat16 was not native,
-so the paired fp32-vs-bf16 comparison of the default task that would justify it has not
-been run (README, "Speed").
+Not yet the default: on the CPU this project was last measured on (an AVX2-only EPYC),
+bfloat16 is not native, so the paired fp32-vs-bf16 comparison of the default task that
+would justify it has not been run (README, "Language models").
 """
 
 from __future__ import annotations
