@@ -129,3 +129,36 @@ def test_collapse_and_biased_reference_tables_show_every_method(quick_run):
     biased = REPORT_TABLES["biased_reference"](pd.read_csv(out / "biased_reference.csv"))
     assert {"KL b=0.1", "KL b=1", "PM b=1"} <= set(biased.columns)
     assert biased["PM b=1"].nunique() == 1  # PM ignores the reference's odds
+
+
+def test_one_folder_holds_one_consistent_set_of_results(tmp_path):
+    from pmrlhf.errors import PmrlhfUserError
+    from pmrlhf.simulate.runner import run_experiments
+
+    run_experiments(["collapse"], out_dir=tmp_path, quick=True, progress=False)
+    both = run_experiments(["token_tree"], out_dir=tmp_path, quick=True, progress=False)
+    assert set(both["experiments"]) == {"collapse", "token_tree"}  # merged, not replaced
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert set(saved["experiments"]) == {"collapse", "token_tree"}
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(PmrlhfUserError, match="seed 0.*--force"):
+        run_experiments(["collapse"], out_dir=tmp_path, seed=1, quick=True, progress=False)
+    with pytest.raises(PmrlhfUserError, match="quick True.*--force"):
+        run_experiments(["collapse"], out_dir=tmp_path, quick=False, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # refused before any work
+    forced = run_experiments(
+        ["collapse"], out_dir=tmp_path, seed=1, quick=True, progress=False, force=True
+    )
+    assert forced["seed"] == 1 and set(forced["experiments"]) == {"collapse"}
+    assert not (tmp_path / "token_tree.csv").exists()  # the other seed's files went with it
+
+
+def test_an_unreadable_summary_is_refused_without_force(tmp_path):
+    from pmrlhf.errors import PmrlhfUserError
+    from pmrlhf.simulate.runner import run_experiments
+
+    (tmp_path / "summary.json").write_text("{not json")
+    with pytest.raises(PmrlhfUserError, match="unreadable summary.json"):
+        run_experiments(["collapse"], out_dir=tmp_path, quick=True, progress=False)
+    run_experiments(["collapse"], out_dir=tmp_path, quick=True, progress=False, force=True)
+    assert json.loads((tmp_path / "summary.json").read_text())["experiments"]

@@ -36,6 +36,12 @@ def register(subparsers) -> None:
         action="store_true",
         help="a smoke test, not a result: smaller grids, fewer seeds and steps (CI)",
     )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="discard the results in --out made with another --seed or --quick (refused "
+        "otherwise); results of the same seed are always kept beside the new ones",
+    )
     parser.set_defaults(handler=_simulate)
 
 
@@ -45,14 +51,17 @@ def _simulate(args) -> int:
 
     names = check_names(args.names)  # fails before any work on a typo
     out = check_out_dir(args.out, "--out")
-    summary = run_experiments(names, out_dir=out, seed=args.seed, quick=args.quick)
-    for name, result in summary["experiments"].items():
+    summary = run_experiments(
+        names, out_dir=out, seed=args.seed, quick=args.quick, force=args.force
+    )
+    for name in names:
+        result = summary["experiments"][name]
         numbers = ", ".join(
             f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
             for k, v in result.items()
             if k not in ("config", "seconds")
         )
         print(f"{name:<22} {result['seconds']:7.1f} s  {numbers}")
-    files = [f"{name}.{ext}" for name in summary["experiments"] for ext in ("csv", "pdf", "png")]
+    files = [f"{name}.{ext}" for name in names for ext in ("csv", "pdf", "png")]
     print(f"wrote to {out}: {', '.join([*files, 'summary.json'])}")
     return 0

@@ -66,6 +66,7 @@ def _stage_simulate(out: Path, config: ReproduceConfig) -> dict:
         seed=config.seed,
         quick=config.quick,
         progress=config.progress,
+        force=True,  # the stage runs every experiment: its folder is its own set, replaced
     )
     outputs = [str(p) for p in output_files(out / "simulate")]  # no temporary or lock files
     return {"summary": summary, "outputs": outputs}

@@ -3,6 +3,7 @@ and ``summary.json``."""
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -35,9 +36,20 @@ def check_names(names) -> list[str]:
 
 
 def run_experiments(
-    names=None, *, out_dir, seed: int = 0, quick: bool = False, progress: bool = True
+    names=None,
+    *,
+    out_dir,
+    seed: int = 0,
+    quick: bool = False,
+    progress: bool = True,
+    force: bool = False,
 ) -> dict:
     """Run experiments in order; write one CSV and one PNG each plus ``summary.json``.
+
+    One folder holds one consistent set of results: ``summary.json`` lists every experiment
+    in the folder, those of earlier runs kept beside the new ones (a rerun replaces its own
+    entry), and a folder whose results were made with another ``seed`` or ``quick`` is
+    refused before any work unless ``force``, which removes the earlier results first.
 
     Parameters
     ----------
@@ -50,6 +62,9 @@ def run_experiments(
         Same seed, same numbers.
     quick : bool
         Small grids (CI); the full grids otherwise.
+    force : bool
+        Discard the folder's earlier results (their files and summary entries) instead of
+        refusing a folder made with another ``seed`` or ``quick``.
 
     Returns
     -------
@@ -69,11 +84,44 @@ def run_experiments(
     out_dir = check_out_dir(out_dir, "out_dir")
     with run_lock(out_dir):
         remove_stale_temp_files(out_dir)
-        return _run_locked(names, out_dir, seed=seed, quick=quick, progress=progress)
+        summary = _earlier_summary(out_dir, seed=seed, quick=quick, force=force)
+        return _run_locked(names, out_dir, summary, quick=quick, progress=progress)
 
 
-def _run_locked(names: list[str], out_dir: Path, *, seed: int, quick: bool, progress: bool):
-    summary = {"seed": seed, "quick": quick, "experiments": {}}
+def _earlier_summary(out_dir: Path, *, seed: int, quick: bool, force: bool) -> dict:
+    """The summary the new results join: the folder's own if it was made with the same
+    ``seed`` and ``quick``; a fresh one (earlier files removed) with ``force``."""
+    fresh = {"seed": seed, "quick": quick, "experiments": {}}
+    path = out_dir / "summary.json"
+    if not path.exists():
+        return fresh
+    try:
+        earlier = json.loads(path.read_text())
+        same = earlier["seed"] == seed and earlier["quick"] == quick
+        listed = [n for n in earlier["experiments"] if n in EXPERIMENTS]
+    except (OSError, ValueError, KeyError, TypeError):
+        earlier, same, listed = None, False, []
+    if same and not force:
+        return {**fresh, "experiments": dict(earlier["experiments"])}
+    if not force:
+        made = (
+            "an unreadable summary.json"
+            if earlier is None
+            else f"results of seed {earlier['seed']}, quick {earlier['quick']}"
+        )
+        raise PmrlhfUserError(
+            f"out_dir {out_dir} holds {made}, not seed {seed}, quick {quick}: choose another "
+            "folder, or pass --force (force=True) to discard them"
+        )
+    for name in listed:
+        for ext in ("csv", "png", "pdf"):
+            (out_dir / f"{name}.{ext}").unlink(missing_ok=True)
+    path.unlink()
+    return fresh
+
+
+def _run_locked(names: list[str], out_dir: Path, summary: dict, *, quick: bool, progress: bool):
+    seed = summary["seed"]
     for name in tqdm(names, desc="simulate", disable=not progress, unit="experiment"):
         function, full, small = EXPERIMENTS[name]
         config = replace(small if quick else full, seed=seed)
