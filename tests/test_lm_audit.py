@@ -10,8 +10,14 @@ import pandas as pd
 import pytest
 import torch
 
+from pmrlhf.errors import PmrlhfUserError
 from pmrlhf.lm_experiments import audit, load_model, load_task
-from pmrlhf.lm_experiments.data import load_preference_pairs, synthetic_pairs
+from pmrlhf.lm_experiments.data import (
+    PreferencePair,
+    load_preference_pairs,
+    synthetic_pairs,
+    write_preference_pairs,
+)
 from pmrlhf.lm_experiments.reward_model import (
     RewardConfig,
     load_reward_model,
@@ -46,15 +52,44 @@ def fitted(pairs_file, tmp_path_factory):
     return out, audit("tiny-llama", pairs_file, out, fit_reward_model=True, rm=rm, **FAST)
 
 
-def test_pairs_file_is_hh_rlhf_of_the_task(pairs_file):
+def test_pairs_file_is_trl_conversational_of_the_task(pairs_file):
     task = load_task("two_answers")
     lines = pairs_file.read_text().splitlines()
-    assert len(lines) == 24 and all(
-        json.loads(line).keys() == {"chosen", "rejected"} for line in lines
-    )
-    chosen = json.loads(lines[0])["chosen"]
-    assert chosen.startswith("\n\nHuman: ") and "\n\nAssistant: " in chosen
+    rows = [json.loads(line) for line in lines]
+    assert len(rows) == 24 and all(r.keys() == {"prompt", "chosen", "rejected"} for r in rows)
+    assert rows[0]["prompt"][-1]["role"] == "user"
+    assert rows[0]["chosen"][0]["role"] == "assistant"
     assert load_preference_pairs(pairs_file) == synthetic_pairs(task, 12, rng=0)
+
+
+@pytest.mark.parametrize(
+    ("chosen", "rejected"),
+    [("Sure", " Sure"), ("Yes\n\nAssistant: no", "No\n\nHuman: why"), ("  a  ", "a")],
+)
+def test_written_pairs_read_back_exactly(tmp_path, chosen, rejected):
+    pairs = [PreferencePair(({"role": "user", "content": " Hi?"},), chosen, rejected)]
+    path = write_preference_pairs(tmp_path / "p.jsonl", pairs)
+    assert load_preference_pairs(path) == pairs
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        {"prompt": [], "chosen": [], "rejected": []},
+        {"prompt": [{"role": "assistant", "content": "x"}], "chosen": [], "rejected": []},
+        {"prompt": [{"role": "user", "content": "x"}], "chosen": "a", "rejected": "b"},
+        {
+            "prompt": [{"role": "user", "content": "x"}],
+            "chosen": [{"role": "user", "content": "a"}],
+            "rejected": [{"role": "assistant", "content": "b"}],
+        },
+    ],
+)
+def test_malformed_conversational_rows_are_one_line_errors(tmp_path, row):
+    path = tmp_path / "p.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    with pytest.raises(PmrlhfUserError, match=r"p.jsonl:1"):
+        load_preference_pairs(path)
 
 
 def test_pairs_out_is_a_folder_not_a_file(pairs_file):

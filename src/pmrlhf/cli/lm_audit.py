@@ -22,8 +22,8 @@ def add_audit_and_pairs(commands) -> None:
     audit.add_argument(
         "--pairs",
         required=True,
-        help=f"JSONL file of HH-RLHF or prompt/chosen/rejected pairs (lm pairs writes "
-        f"OUT/{PAIRS_FILE})",
+        help="JSONL file of HH-RLHF, prompt/chosen/rejected or TRL conversational pairs (lm "
+        f"pairs writes OUT/{PAIRS_FILE})",
     )
     scorer = audit.add_mutually_exclusive_group(required=True)
     scorer.add_argument(
@@ -56,7 +56,9 @@ def add_audit_and_pairs(commands) -> None:
     audit.set_defaults(handler=_audit)
 
     pairs = commands.add_parser(
-        "pairs", help="comparisons sampled from a synthetic task, written as HH-RLHF JSONL"
+        "pairs",
+        help="comparisons sampled from a synthetic task, written as JSONL in TRL's "
+        "conversational preference layout",
     )
     pairs.add_argument("--task", default="three_answers", help="built-in task name or task file")
     pairs.add_argument("--per-prompt", type=int, default=50, help="comparisons per prompt")

@@ -1,12 +1,18 @@
 """Pairwise preference data: read from local JSONL files, sampled from a synthetic task,
-written as HH-RLHF JSONL.
+written in TRL's conversational layout.
 
-Two layouts are recognised, one JSON object per line:
+Three layouts are recognised, one JSON object per line:
 
 * **HH-RLHF**: ``{"chosen": T1, "rejected": T2}`` where each ``T`` is a full transcript with
   ``"\\n\\nHuman: ..."`` and ``"\\n\\nAssistant: ..."`` turns; the prompt is the shared
-  transcript up to the last ``"\\n\\nAssistant:"`` and the responses are what follows it.
-* **prompt/chosen/rejected** (TL;DR style): ``{"prompt": P, "chosen": A, "rejected": B}``.
+  transcript up to the last ``"\\n\\nAssistant:"`` and the responses are what follows it
+  (stripped of surrounding whitespace, as the transcripts' spacing is not part of them).
+* **prompt/chosen/rejected** (TL;DR style): ``{"prompt": P, "chosen": A, "rejected": B}``
+  with strings (stripped likewise).
+* **conversational** (TRL's preference layout, what :func:`write_preference_pairs`
+  writes): ``{"prompt": [messages], "chosen": [{"role": "assistant", "content": A}],
+  "rejected": [{"role": "assistant", "content": B}]}``, read exactly as written (a
+  response's leading space, or a ``"\\n\\nAssistant:"`` inside it, is kept).
 """
 
 from __future__ import annotations
@@ -102,15 +108,18 @@ def _read_pairs(path: Path, limit: int | None) -> list[PreferencePair]:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
                 raise PmrlhfUserError(f"{where}: not valid JSON ({err.msg})") from None
-            if (
+            if isinstance(row, dict) and isinstance(row.get("prompt"), list):
+                pair = _conversational(row, where)
+            elif (
                 not isinstance(row, dict)
                 or not isinstance(row.get("chosen"), str)
                 or not isinstance(row.get("rejected"), str)
             ):
                 raise PmrlhfUserError(
-                    f"{where}: expected an object with string 'chosen' and 'rejected'"
+                    f"{where}: expected an object with string 'chosen' and 'rejected', or "
+                    "the conversational layout (lists of messages)"
                 )
-            if "prompt" in row:
+            elif "prompt" in row:
                 if not isinstance(row["prompt"], str) or not row["prompt"].strip():
                     raise PmrlhfUserError(f"{where}: 'prompt' must be a non-empty string")
                 pair = PreferencePair(
@@ -128,6 +137,36 @@ def _read_pairs(path: Path, limit: int | None) -> list[PreferencePair]:
     if not pairs:
         raise PmrlhfUserError(f"preference file {path} holds no pairs")
     return pairs
+
+
+def _conversational(row: dict, where: str) -> PreferencePair:
+    """A pair in TRL's conversational layout, read exactly (see the module docs)."""
+
+    def message(m, roles) -> bool:
+        return (
+            isinstance(m, dict)
+            and set(m) == {"role", "content"}
+            and m["role"] in roles
+            and isinstance(m["content"], str)
+        )
+
+    prompt = row["prompt"]
+    if (
+        not prompt
+        or not all(message(m, ("system", "user", "assistant")) for m in prompt)
+        or prompt[-1]["role"] != "user"
+    ):
+        raise PmrlhfUserError(
+            f"{where}: 'prompt' must be a list of {{role, content}} messages ending with a "
+            "user turn"
+        )
+    replies = []
+    for key in ("chosen", "rejected"):
+        value = row.get(key)
+        if not isinstance(value, list) or len(value) != 1 or not message(value[0], ("assistant",)):
+            raise PmrlhfUserError(f"{where}: {key!r} must be a list of one assistant message")
+        replies.append(value[0]["content"])
+    return PreferencePair(tuple(dict(m) for m in prompt), *replies)
 
 
 def synthetic_pairs(task, n_per_prompt: int, *, rng) -> list[PreferencePair]:
@@ -165,12 +204,24 @@ def hh_transcripts(pair: PreferencePair) -> dict:
     }
 
 
+def conversational_row(pair: PreferencePair) -> dict:
+    """``{"prompt", "chosen", "rejected"}``: the pair in TRL's conversational layout."""
+    return {
+        "prompt": [dict(m) for m in pair.messages],
+        "chosen": [{"role": "assistant", "content": pair.chosen}],
+        "rejected": [{"role": "assistant", "content": pair.rejected}],
+    }
+
+
 def write_preference_pairs(path, pairs) -> Path:
-    """Write ``pairs`` as HH-RLHF JSONL (one ``{"chosen", "rejected"}`` per line), atomically;
-    :func:`load_preference_pairs` reads them back."""
+    """Write ``pairs`` as JSONL in TRL's conversational layout (one ``{"prompt",
+    "chosen", "rejected"}`` per line), atomically; :func:`load_preference_pairs` reads them
+    back exactly, and ``datasets.load_dataset("json", data_files=path)`` gives what TRL's
+    preference trainers take. (HH-RLHF transcripts, :func:`hh_transcripts`, would lose a
+    response's surrounding spaces and cannot hold one containing ``"\\n\\nAssistant:"``.)"""
     if not isinstance(path, str | Path) or not str(path).strip() or Path(path).is_dir():
         raise PmrlhfUserError(f"path must name a file, got {str(path)!r}")
-    lines = [json.dumps(hh_transcripts(PreferencePair(*pair))) + "\n" for pair in pairs]
+    lines = [json.dumps(conversational_row(PreferencePair(*pair))) + "\n" for pair in pairs]
     if not lines:
         raise PmrlhfUserError("pairs must hold at least one comparison")
     return atomic_write_text(path, "".join(lines))
