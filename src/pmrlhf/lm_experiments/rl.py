@@ -27,6 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .._io import atomic_write_text
+from .._memory import check_fits, model_shape, rl_step_bytes
 from ..errors import PmrlhfUserError
 from ..theory import penalty
 from ..theory.regularizers import check_regularizer
@@ -169,6 +170,9 @@ def train_rl(
     max_new = config.max_new_tokens or reward_len
     if max_new is None:
         raise PmrlhfUserError("rl.max_new_tokens is required with a reward that has no max_len")
+    prompts = [encode_prompt(tokenizer, p.messages) for p in task.prompts]
+    per_step = config.prompts_per_step or len(prompts)
+    _check_step_size(policy, prompts, per_step, config, max_new, separate_ref=not adapters_off)
     optimizer = make_optimizer(policy, config.lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, functools.partial(lr_factor, config))
     if accelerator is not None:
@@ -187,8 +191,6 @@ def train_rl(
     is_main = accelerator is None or accelerator.is_main_process
     if run_dir is not None and is_main:  # the log holds each step once, also after a resume
         atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
-    prompts = [encode_prompt(tokenizer, p.messages) for p in task.prompts]
-    per_step = config.prompts_per_step or len(prompts)
     k = config.samples_per_prompt
     ref.eval()
     policy.train()  # dropout is off in every model load_model returns: train == eval numerics
@@ -315,6 +317,25 @@ def train_rl(
             )
             last_checkpoint = _clock()
     return history
+
+
+def _check_step_size(policy, prompts, per_step, config, max_new, *, separate_ref) -> None:
+    """Refuse, before any work, a step longer than the model's positions or larger than
+    the machine's memory by estimate (:mod:`pmrlhf._memory`)."""
+    inner = getattr(policy, "module", policy)
+    longest = max(len(p) for p in prompts)
+    positions = getattr(getattr(inner, "config", None), "max_position_embeddings", None)
+    if positions and longest + max_new > positions:
+        raise PmrlhfUserError(
+            f"rl.max_new_tokens: {max_new} new tokens after a prompt of {longest} exceed the "
+            f"model's {positions} positions"
+        )
+    k = config.samples_per_prompt
+    estimate = rl_step_bytes(
+        model_shape(inner), rows=per_step * k, prompts=per_step, prompt_tokens=longest,
+        new_tokens=max_new, reference=separate_ref and config.regularizer != "pm",
+    )  # fmt: skip
+    check_fits(estimate, f"an RL step ({per_step} prompts x {k} samples, {max_new} new tokens)")
 
 
 def _checkpoint_due(config: RLConfig, done: int, last: float, accelerator) -> bool:
