@@ -68,3 +68,39 @@ def test_the_estimate_grows_with_every_size(key):
 def test_the_memory_limit_is_read():
     limit = _memory.memory_limit_bytes()
     assert limit is None or limit > 1 << 28
+
+
+def test_a_loss_that_overflows_stops_training_before_the_update(tmp_path):
+    model, tok = load_model("tiny-llama", seed=0)
+    before = [p.detach().clone() for p in model.parameters()]
+    task = load_task("three_answers")
+    config = RLConfig(steps=2, lr=1e-3, samples_per_prompt=2, regularizer="kl", beta=1e300)
+    with pytest.raises(PmrlhfUserError, match="diverged at step 1.*rl.beta 1e\\+300"):
+        train_rl(
+            model, copy.deepcopy(model), tok, task, OracleReward(task, tok), config, seed=0,
+            run_dir=tmp_path, progress=False,
+        )  # fmt: skip
+    for a, b in zip(before, model.parameters(), strict=True):
+        assert (a == b).all()  # no update happened
+    assert not (tmp_path / "checkpoint").exists()  # and no checkpoint of it
+
+
+def test_a_learning_rate_of_one_or_more_is_refused():
+    with pytest.raises(PmrlhfUserError, match="rl.lr must be < 1"):
+        RLConfig(lr=1e300).validate()
+
+
+def test_rewards_that_overflow_float32_are_refused(tmp_path):
+    task_file = tmp_path / "big.yaml"
+    task_file.write_text(
+        "name: big\nprompts:\n  - messages: [{role: user, content: 'Pick one: A or B.'}]\n"
+        "    candidates: [A, B]\n    population: {weights: [1.0], utilities: [[1e300, -1e300]]}\n"
+    )
+    model, tok = load_model("tiny-llama", seed=0)
+    task = load_task(str(task_file))
+    config = RLConfig(steps=1, lr=1e-3, samples_per_prompt=2, regularizer="kl")
+    with pytest.raises(PmrlhfUserError, match="reward is not finite"):
+        train_rl(
+            model, copy.deepcopy(model), tok, task, OracleReward(task, tok), config, seed=0,
+            progress=False,
+        )  # fmt: skip

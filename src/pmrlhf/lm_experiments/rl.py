@@ -88,6 +88,11 @@ class RLConfig:
                 raise PmrlhfUserError(f"rl.{name} must be a number, got {value!r}")
             if not 0 < value < float("inf"):
                 raise PmrlhfUserError(f"rl.{name} must be finite and > 0, got {value!r}")
+        if self.lr >= 1:  # Adam moves every weight by about lr per step
+            raise PmrlhfUserError(
+                f"rl.lr must be < 1 (AdamW moves every weight by about lr each step), "
+                f"got {self.lr!r}"
+            )
         if not 0 <= self.lr_final <= 1:
             raise PmrlhfUserError(f"rl.lr_final must lie in [0, 1], got {self.lr_final!r}")
         for name in ("steps", "inner_epochs", "prompts_per_step", "max_new_tokens"):
@@ -230,6 +235,11 @@ def train_rl(
         # completion: (B, Tc), B = P k, grouped by prompt
         c_mask, finished = completion_mask(completion, eos)  # (B, Tc), (B,)
         reward = reward_fn(np.repeat(chosen, k), completion, c_mask).float().to(device)  # (B,)
+        if not torch.isfinite(reward).all():
+            raise PmrlhfUserError(
+                f"the reward is not finite in float32 at step {step + 1} (the task's utilities "
+                "or off_candidate_margin are too large): bound them"
+            )
         ref_logits = ref_logp = None
         if config.regularizer != "pm":  # plain PM's penalty needs no reference
             off = unwrapped.disable_adapter() if adapters_off else contextlib.nullcontext()
@@ -282,10 +292,11 @@ def train_rl(
                 loss = loss + config.beta * c_exp.sum() / scale
             if accelerator is None:
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
+                norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
             else:
                 accelerator.backward(loss)
-                accelerator.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
+                norm = accelerator.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
+            _check_finite(loss, norm, step + 1, config)  # before the weights change
             optimizer.step()
             # Free the gradients now: they would otherwise sit in memory (a model's size)
             # through the next step's sampling and forward passes.
@@ -317,6 +328,16 @@ def train_rl(
             )
             last_checkpoint = _clock()
     return history
+
+
+def _check_finite(loss, norm, step: int, config: RLConfig) -> None:
+    """Stop, before the update, a step whose loss or gradient is not finite: the weights
+    (and every checkpoint, all written before this step) stay as they were."""
+    if not (torch.isfinite(loss) and torch.isfinite(torch.as_tensor(norm))):
+        raise PmrlhfUserError(
+            f"training diverged at step {step}: the loss or its gradient is not finite "
+            f"(rl.beta {config.beta:g}, rl.lr {config.lr:g}); lower them"
+        )
 
 
 def _check_step_size(policy, prompts, per_step, config, max_new, *, separate_ref) -> None:
