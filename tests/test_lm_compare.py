@@ -8,9 +8,9 @@ import sys
 import pandas as pd
 import pytest
 
-from pmrlhf.lm_experiments import compare, workflow
-from pmrlhf.lm_experiments.summary import REFERENCE
-from pmrlhf.lm_experiments.tasks import load_task
+from pmrlhf.lm_experiments.commands import compare, compare_config, workflow
+from pmrlhf.lm_experiments.data.tasks import load_task
+from pmrlhf.lm_experiments.evaluate.summary import REFERENCE
 
 METRICS = {
     "pairwise_pmd", "pairwise_abs_gap", "tv_to_target", "kl_to_target", "minority_mass",
@@ -19,7 +19,7 @@ METRICS = {
 
 
 def _quick(**changes):
-    config = compare.quick_config("two_answers", "tiny-llama", seeds=(0, 1))
+    config = compare_config.quick_config("two_answers", "tiny-llama", seeds=(0, 1))
     for key, value in changes.items():
         setattr(config, key, value)
     return config
@@ -38,7 +38,7 @@ def fresh(tmp_path_factory):
 def no_figures(monkeypatch):
     """The figures are drawn from the summary alone (test_summary_follows_its_contract checks
     them); tests of what is trained or reused skip the ~1.5 s of drawing per comparison."""
-    from pmrlhf.lm_experiments import plots
+    from pmrlhf.lm_experiments.evaluate import plots
 
     monkeypatch.setattr(plots, "save_figures", lambda out, summary: [])
 
@@ -46,7 +46,10 @@ def no_figures(monkeypatch):
 def test_summary_follows_its_contract(fresh):
     out, summary = fresh
     assert summary["seeds"] == [0, 1]
-    assert list(summary["methods"]) == [REFERENCE, *(m.name for m in compare.DEFAULT_METHODS)]
+    assert list(summary["methods"]) == [
+        REFERENCE,
+        *(m.name for m in compare_config.DEFAULT_METHODS),
+    ]
     for name, values in summary["methods"].items():
         rl = name != REFERENCE
         assert values["regularizer"] == (None if not rl else values["regularizer"])
@@ -110,7 +113,7 @@ def test_interrupted_compare_resumes_with_the_next_method(fresh, tmp_path, monke
 
 
 def test_changed_settings_or_restart_retrain(fresh, tmp_path, monkeypatch, no_figures):
-    config = _quick(seeds=(0,), methods=compare.DEFAULT_METHODS[:1])
+    config = _quick(seeds=(0,), methods=compare_config.DEFAULT_METHODS[:1])
     shutil.copytree(fresh[0] / "seed0", tmp_path / "seed0")  # stored under these settings
     real_train_rl, calls = workflow.train_rl, []
 
@@ -132,15 +135,15 @@ def test_changed_settings_or_restart_retrain(fresh, tmp_path, monkeypatch, no_fi
 
 
 def test_grid_has_kl_pm_and_cpm_at_every_beta():
-    names = [m.name for m in compare.grid_methods([0.5, 1], [0.2])]
+    names = [m.name for m in compare_config.grid_methods([0.5, 1], [0.2])]
     assert names == ["KL b=0.5", "KL b=1", "PM b=0.5", "PM b=1", "cPM b=0.5 a=0.2",
                      "cPM b=1 a=0.2"]  # fmt: skip
     with pytest.raises(ValueError, match="betas"):
-        compare.grid_methods([0.0], [0.1])
+        compare_config.grid_methods([0.0], [0.1])
     with pytest.raises(ValueError, match="alphas"):
-        compare.grid_methods([0.1], [1.5])
+        compare_config.grid_methods([0.1], [1.5])
     with pytest.raises(ValueError, match="at least one"):
-        compare.grid_methods([], [0.1])
+        compare_config.grid_methods([], [0.1])
 
 
 @pytest.mark.parametrize(
@@ -172,19 +175,19 @@ def test_fingerprints_follow_options_and_release_not_source(monkeypatch):
     from pmrlhf import _fingerprint
 
     config, task = _quick(), load_task("two_answers")
-    key = compare.method_fingerprint(config, task, 0, compare.DEFAULT_METHODS[0])
-    assert key == compare.method_fingerprint(_quick(), task, 0, compare.DEFAULT_METHODS[0])
-    assert key != compare.method_fingerprint(config, task, 1, compare.DEFAULT_METHODS[0])
-    assert key != compare.method_fingerprint(config, task, 0, compare.DEFAULT_METHODS[1])
+    key = compare.method_fingerprint(config, task, 0, compare_config.DEFAULT_METHODS[0])
+    assert key == compare.method_fingerprint(_quick(), task, 0, compare_config.DEFAULT_METHODS[0])
+    assert key != compare.method_fingerprint(config, task, 1, compare_config.DEFAULT_METHODS[0])
+    assert key != compare.method_fingerprint(config, task, 0, compare_config.DEFAULT_METHODS[1])
     monkeypatch.setattr(_fingerprint, "__version__", "another release")
-    assert key != compare.method_fingerprint(config, task, 0, compare.DEFAULT_METHODS[0])
+    assert key != compare.method_fingerprint(config, task, 0, compare_config.DEFAULT_METHODS[0])
 
 
 def test_finished_methods_keep_no_checkpoint(fresh):
     """A checkpoint only lets an interrupted method resume; each weighs three models."""
     out, _ = fresh
     runs = sorted(out.glob("seed*/runs/*"))
-    assert len(runs) == 2 * len(compare.DEFAULT_METHODS)
+    assert len(runs) == 2 * len(compare_config.DEFAULT_METHODS)
     for run in runs:
         assert (run / "eval.json").exists() and not (run / "checkpoint").exists()
 
@@ -207,7 +210,7 @@ def test_paired_differences_are_per_seed_with_a_t_interval(fresh):
     import scipy.stats
 
     out, summary = fresh
-    names = [m.name for m in compare.DEFAULT_METHODS]
+    names = [m.name for m in compare_config.DEFAULT_METHODS]
     pairs = {(p["a"], p["b"], p["metric"]): p for p in summary["paired"]}
     assert len(pairs) == len(summary["paired"]) == 3 * len(names) * (len(names) - 1) // 2
     for (a, b, metric), entry in pairs.items():
@@ -253,13 +256,13 @@ def test_prediction_exists_when_rl_starts(tmp_path, monkeypatch, no_figures):
         return real_train_rl(*args, **kwargs)
 
     monkeypatch.setattr(workflow, "train_rl", check)
-    compare.run_compare(_quick(seeds=(0,), methods=compare.DEFAULT_METHODS[:1]), tmp_path,
+    compare.run_compare(_quick(seeds=(0,), methods=compare_config.DEFAULT_METHODS[:1]), tmp_path,
                         progress=False)  # fmt: skip
     assert seen == [True]
 
 
 def test_one_reference_serves_every_seed_it_does_not_depend_on(tmp_path, monkeypatch, no_figures):
-    config, task = _quick(methods=compare.DEFAULT_METHODS[:1]), load_task("two_answers")
+    config, task = _quick(methods=compare_config.DEFAULT_METHODS[:1]), load_task("two_answers")
     key = compare.reference_fingerprint
     assert key(config, task, 0) != key(config, task, 1)  # a tiny model's init is seeded
     config.model = "smollm2-135m"  # pretrained, full-batch SFT: no seed in the reference
@@ -275,7 +278,7 @@ def test_one_reference_serves_every_seed_it_does_not_depend_on(tmp_path, monkeyp
         return real(config, task, seed, **kwargs)
 
     monkeypatch.setattr(compare, "prepare_reference", counted)
-    summary = compare.run_compare(_quick(methods=compare.DEFAULT_METHODS[:1]), tmp_path,
+    summary = compare.run_compare(_quick(methods=compare_config.DEFAULT_METHODS[:1]), tmp_path,
                                   progress=False)  # fmt: skip
     assert trained == [0]
     predictions = json.loads((tmp_path / "predictions.json").read_text())
@@ -289,6 +292,8 @@ def test_each_progress_bar_names_its_seed_method_and_position(tmp_path, monkeypa
     monkeypatch.setattr(
         workflow, "train_rl", lambda *args, **kwargs: labels.append(kwargs["label"])
     )
-    compare.run_compare(_quick(methods=compare.DEFAULT_METHODS[:2]), tmp_path, progress=False)
+    compare.run_compare(
+        _quick(methods=compare_config.DEFAULT_METHODS[:2]), tmp_path, progress=False
+    )
     assert labels == ["seed 0 · KL b=0.1 (1/4)", "seed 0 · KL b=1 (2/4)",
                       "seed 1 · KL b=0.1 (3/4)", "seed 1 · KL b=1 (4/4)"]  # fmt: skip

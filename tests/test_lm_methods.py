@@ -2,7 +2,7 @@
 
 import pytest
 
-from pmrlhf.lm_experiments.compare_config import Method, parse_method, parse_methods
+from pmrlhf.lm_experiments.commands.compare_config import Method, parse_method, parse_methods
 
 
 @pytest.mark.parametrize(

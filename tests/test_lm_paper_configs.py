@@ -12,11 +12,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from pmrlhf.lm_experiments import load_model, rl
-from pmrlhf.lm_experiments.checkpoint import _load_weights
-from pmrlhf.lm_experiments.models import PLAIN_TEMPLATE
-from pmrlhf.lm_experiments.runs import RunConfig, run_one
-from pmrlhf.lm_experiments.sequences import encode_prompt
+from pmrlhf.lm_experiments import load_model
+from pmrlhf.lm_experiments.commands.run_config import RunConfig
+from pmrlhf.lm_experiments.commands.single_run import run_one
+from pmrlhf.lm_experiments.models.loading import PLAIN_TEMPLATE
+from pmrlhf.lm_experiments.models.sequences import encode_prompt
+from pmrlhf.lm_experiments.train import rl
+from pmrlhf.lm_experiments.train.checkpoint import _load_weights
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +107,7 @@ def test_sharded_parameters_are_refused_with_a_message(kind, stage):
 
     from accelerate.utils import DistributedType
 
-    from pmrlhf.lm_experiments.runs import _check_backend
+    from pmrlhf.lm_experiments.commands.single_run import _check_backend
 
     plugin = None if stage is None else SimpleNamespace(zero_stage=stage)
     accelerator = SimpleNamespace(

@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from pmrlhf.lm_experiments import OracleReward, RLConfig, load_model, load_task, rl, train_rl
-from pmrlhf.lm_experiments.sequences import (
+from pmrlhf.lm_experiments import OracleReward, RLConfig, load_model, load_task, train_rl
+from pmrlhf.lm_experiments.models.sequences import (
     completion_mask,
     encode_prompt,
     left_pad,
@@ -20,6 +20,7 @@ from pmrlhf.lm_experiments.sequences import (
     shared_prompt_logprobs,
     token_logprobs,
 )
+from pmrlhf.lm_experiments.train import rl
 
 FAST = {"steps": 2, "lr": 1e-3, "samples_per_prompt": 2}
 
@@ -164,8 +165,10 @@ def test_learning_rate_decays_linearly_to_its_final_fraction():
 
 
 def test_learning_rate_warms_up_then_decays():
+    from pmrlhf.lm_experiments.train.rloo_estimators import lr_factor
+
     config = RLConfig(steps=10, lr=1.0, warmup_steps=3, lr_final=0.1)
-    factors = [rl.lr_factor(config, s) for s in range(10)]
+    factors = [lr_factor(config, s) for s in range(10)]
     assert factors[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
     assert factors[-1] == pytest.approx(1 - 0.9 * 6 / 7)
     assert all(a >= b for a, b in zip(factors[3:], factors[4:], strict=False))  # then decays
@@ -193,7 +196,7 @@ def test_resume_continues_exactly_and_logs_each_step_once(tmp_path):
 
 @pytest.mark.parametrize("minutes,saved", [(1.0, [2, 3]), (0.0, [3]), (5.0, [3])])
 def test_checkpoint_minutes_checkpoint_after_that_much_work(tmp_path, monkeypatch, minutes, saved):
-    from pmrlhf.lm_experiments import rl
+    from pmrlhf.lm_experiments.train import rl
 
     clock = iter(range(0, 10_000, 40))  # each reading of the clock: 40 s later
     monkeypatch.setattr(rl, "_clock", lambda: next(clock))
@@ -208,7 +211,7 @@ def test_checkpoint_minutes_checkpoint_after_that_much_work(tmp_path, monkeypatc
 
 
 def test_checkpoint_staging_left_by_a_kill_is_cleaned_up(tmp_path):
-    from pmrlhf.lm_experiments.checkpoint import remove_checkpoint_staging
+    from pmrlhf.lm_experiments.train.checkpoint import remove_checkpoint_staging
 
     _train("pm", run_dir=tmp_path, steps=1)
     checkpoint = tmp_path / "checkpoint"

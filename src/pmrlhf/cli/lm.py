@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from ..errors import PmrlhfUserError
-from ..lm_experiments.precision import PRECISIONS
+from ..lm_experiments.models.precision import PRECISIONS
 from .lm_audit import add_audit_and_pairs
 from .lm_compare import _PRECISION_HELP, add_compare
 
@@ -177,7 +177,8 @@ def _usage(parser) -> int:
 
 def _run(args) -> int:
     from .._validation import check_out_dir
-    from ..lm_experiments.runs import RunConfig, run_one
+    from ..lm_experiments.commands.run_config import RunConfig
+    from ..lm_experiments.commands.single_run import run_one
 
     config = RunConfig.from_file(args.config, name="--config") if args.config else RunConfig()
     top = {"model": args.model, "task": args.task, "seed": args.seed, "reward": args.reward}
@@ -205,7 +206,7 @@ def _run(args) -> int:
 
 def _trl(args) -> int:
     from .._validation import check_out_dir
-    from ..lm_experiments.runs import RunConfig
+    from ..lm_experiments.commands.run_config import RunConfig
 
     config = RunConfig.from_file(args.config, name="--config") if args.config else RunConfig()
     top = {"model": args.model, "task": args.task, "seed": args.seed}
@@ -221,7 +222,7 @@ def _trl(args) -> int:
     default = Path("runs") / f"{config.name()}-trl-{args.trainer}"
     out = check_out_dir(args.out if args.out is not None else default, "--out")
     try:
-        from ..trl.run import run_trl
+        from ..trl.command import run_trl
     except ImportError as err:  # TRL missing or at an untested version: the message says so
         raise PmrlhfUserError(str(err).splitlines()[0]) from None
     result = run_trl(

@@ -71,7 +71,7 @@ def add_audit_and_pairs(commands) -> None:
 
 def _audit(args) -> int:
     from .._yaml import check_text_file
-    from ..lm_experiments.audit import FIGURE, audit
+    from ..lm_experiments.commands.audit import FIGURE, audit
 
     check_text_file(args.pairs, name="--pairs")  # before the model is loaded
 
@@ -100,8 +100,8 @@ def _audit(args) -> int:
 
 def _pairs(args) -> int:
     from .._validation import check_out_dir, check_seed
-    from ..lm_experiments.data import synthetic_pairs, write_preference_pairs
-    from ..lm_experiments.tasks import load_task
+    from ..lm_experiments.data.preference_pairs import synthetic_pairs, write_preference_pairs
+    from ..lm_experiments.data.tasks import load_task
 
     n = args.per_prompt
     if n < 1:

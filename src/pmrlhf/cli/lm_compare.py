@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import PmrlhfUserError
-from ..lm_experiments.precision import PRECISIONS
+from ..lm_experiments.models.precision import PRECISIONS
 
 _PRECISION_HELP = (
     "rl.precision and sft.precision: float32 throughout, bfloat16 matmuls under autocast "
@@ -92,8 +92,8 @@ def _compare(args) -> int:
 
     from .._validation import check_out_dir
     from ..lm_experiments import CompareConfig, console_table, quick_config, run_compare
-    from ..lm_experiments.compare_config import grid_methods, parse_methods
-    from ..lm_experiments.plots import FIGURES
+    from ..lm_experiments.commands.compare_config import grid_methods, parse_methods
+    from ..lm_experiments.evaluate.plots import FIGURES
 
     config = (
         quick_config(args.task, args.model)

@@ -49,7 +49,7 @@ def register(subparsers) -> None:
 def _reproduce(args) -> int:
     from .._validation import check_out_dir
     from ..report import ReproduceConfig, reproduce
-    from ..report.pipeline import PUBLISH
+    from ..report.reproduce_config import PUBLISH
 
     out = check_out_dir(args.out, "--out")
     config = ReproduceConfig(

@@ -29,15 +29,15 @@ README_FIGURES = (
     ReadmeFigure(
         "matched_beta_paired.png",
         "lm_biased_reference/lm_paired.png",
-        "pmrlhf.lm_experiments.compare:run_compare",
+        "pmrlhf.lm_experiments.commands.compare:run_compare",
     ),
     ReadmeFigure(
         "matched_beta_compare.png",
         "lm_biased_reference/lm_compare.png",
-        "pmrlhf.lm_experiments.compare:run_compare",
+        "pmrlhf.lm_experiments.commands.compare:run_compare",
     ),
     ReadmeFigure(
-        "lm_compare.png", "lm/lm_compare.png", "pmrlhf.lm_experiments.compare:run_compare"
+        "lm_compare.png", "lm/lm_compare.png", "pmrlhf.lm_experiments.commands.compare:run_compare"
     ),
     ReadmeFigure(
         "collapse.png", "simulate/collapse.png", "pmrlhf.simulate.experiments.collapse:run_collapse"
@@ -45,12 +45,12 @@ README_FIGURES = (
     ReadmeFigure(
         "lm_convergence.png",
         "lm/lm_convergence.png",
-        "pmrlhf.lm_experiments.compare:run_compare",
+        "pmrlhf.lm_experiments.commands.compare:run_compare",
     ),
     ReadmeFigure(
         "lm_implied_preferences.png",
         "lm/lm_implied_preferences.png",
-        "pmrlhf.lm_experiments.compare:run_compare",
+        "pmrlhf.lm_experiments.commands.compare:run_compare",
     ),
     ReadmeFigure(
         "biased_reference.png",

@@ -15,7 +15,7 @@ from scipy.special import expit
 from .._validation import check_choice, check_positive_int
 from ..errors import PmrlhfUserError
 from .metrics import pairwise_pmd
-from .token_tree import TokenTree
+from .toy_language import TokenTree
 
 MODELS = ("reference", "reward", "kl", "pm", "cpm")
 

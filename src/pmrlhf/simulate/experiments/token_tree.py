@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..metrics import total_variation
-from ..token_tree import TokenTree
+from ..toy_language import TokenTree
 from ._plot import COLORS, finish, subplots
 
 

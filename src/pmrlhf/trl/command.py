@@ -1,0 +1,372 @@
+"""``pmrlhf lm trl``: one run of TRL's trainer on a synthetic task, scored like ``lm run``.
+
+The run mirrors :func:`pmrlhf.lm_experiments.commands.single_run.run_one` with TRL doing
+the RL: the same :class:`~pmrlhf.lm_experiments.commands.run_config.RunConfig` (model,
+task, seed, SFT, ``rl.*``), the same SFT reference, the same optimizer (AdamW, no weight
+decay) and learning-rate schedule
+(:func:`~pmrlhf.lm_experiments.train.rloo_estimators.lr_factor`), every prompt x
+``rl.samples_per_prompt`` completions per step, at most the task's longest candidate new
+tokens, temperature 1 with
+no top-p / top-k; then :class:`~pmrlhf.trl.PMRLOOTrainer` (``trainer="rloo"``) or
+:class:`~pmrlhf.trl.PMGRPOTrainer` (``"grpo"``) with ``rl.regularizer``, ``rl.beta``,
+``rl.alpha``. TRL's penalty gradient is the sampled one (``RLConfig.penalty_gradient=
+"sampled"``, docs/theory.md §4). GRPO's ``scale_rewards`` is ``"none"`` with PM and cPM
+unless asked otherwise, so that the updates follow ``E[r] - beta E[sum_t c_t]``, whose
+optimum is ``softmax(r / beta)``; TRL's ``"group"`` with KL. Files in ``out``:
+``config.yaml``, ``metrics.jsonl`` (TRL's log history, with the exact evaluation of
+:class:`~pmrlhf.trl.PreferenceMatchingCallback` every ``eval_every`` steps),
+``eval.json`` in ``lm run``'s schema, so the two trainers go on one table, and
+``trainer/``, TRL's ``output_dir``: its latest checkpoint ``checkpoint-N`` (every
+``save_every`` steps), from which ``resume`` continues an interrupted run (TRL's
+``resume_from_checkpoint``: policy, optimizer, schedule, RNG and log history; the SFT
+reference is made again, seeded as before), and what ``report_to`` writes there
+(TensorBoard's ``runs/``).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import yaml
+
+from .._io import atomic_write_json, atomic_write_text, json_ready, remove_stale_temp_files
+from .._lock import check_not_busy, run_lock
+from .._validation import check_choice, check_out_dir
+from .._yaml import read_data_file
+from ..errors import PmrlhfTypeError, PmrlhfUserError
+
+TRAINERS = ("rloo", "grpo")
+SCALE_REWARDS = ("group", "batch", "none")
+"""GRPO's ``scale_rewards`` values (TRL 1.16)."""
+RUN_FILES = ("metrics.jsonl", "eval.json", "config.yaml")
+"""What ``lm trl`` writes in its folder, with :data:`TRAINER_DIR`; ``restart`` removes them."""
+TRAINER_DIR = "trainer"
+"""TRL's ``output_dir`` in a run folder: checkpoints and ``report_to`` logs."""
+
+
+def run_trl(
+    config,
+    out,
+    *,
+    trainer: str = "rloo",
+    eval_every: int = 10,
+    restart: bool = False,
+    progress: bool = True,
+    scale_rewards: str | None = None,
+    resume: bool = False,
+    save_every: int = 10,
+    report_to: str | list[str] = "none",
+) -> dict:
+    """SFT, then TRL's RLOO or GRPO with ``config.rl.regularizer``, then exact evaluation.
+
+    Parameters
+    ----------
+    config : RunConfig
+        As for ``lm run``; ``reward`` must be ``"oracle"``. Used of ``rl``: regularizer,
+        beta, alpha, steps, prompts_per_step, samples_per_prompt, max_new_tokens, lr,
+        warmup_steps, lr_final, inner_epochs (TRL's ``num_iterations``), clip (TRL's
+        ``epsilon``, default 0.2), temperature, max_grad_norm.
+    out : path
+        The run folder, locked for the run; one that already holds a run is refused
+        unless ``restart`` (discard it) or, for an unfinished one, ``resume``.
+    trainer : {"rloo", "grpo"}
+    eval_every : int
+        Exact evaluation every this many steps (0: only at the end).
+    scale_rewards : {"group", "batch", "none"} or None
+        GRPO's reward scaling (``trainer="grpo"`` only); None: ``"none"`` with ``"pm"`` and
+        ``"cpm"`` (a scaled penalty no longer follows ``E[r] - beta E[sum_t c_t]``, see
+        :func:`~pmrlhf.trl.config.warn_objective`), TRL's ``"group"`` with ``"kl"``.
+    resume : bool
+        Continue the unfinished run in ``out`` from its latest checkpoint; its
+        ``config.yaml`` must hold the same settings.
+    save_every : int
+        A checkpoint (the latest one kept) every this many steps; 0: none, and no resume.
+    report_to : str or list of str
+        TRL's (transformers') ``report_to``: ``"none"`` (default), ``"all"``,
+        ``"tensorboard"``, ``"wandb"``, ...
+
+    Returns
+    -------
+    The evaluation written to ``out/eval.json`` (:func:`~pmrlhf.lm_experiments.
+    evaluate_candidates` of the trained policy, with ``reference``: the SFT model's).
+
+    Raises
+    ------
+    ValueError
+        An invalid setting, ``out`` already holding a run, a finished run or other
+        settings with ``resume``, ``resume`` with ``restart`` (before anything is loaded).
+    FileNotFoundError
+        ``resume`` without a checkpoint in ``out``.
+    FolderBusyError
+        Another process is running in ``out``.
+    """
+    from ..lm_experiments.commands.run_config import RunConfig
+
+    if not isinstance(config, RunConfig):
+        raise PmrlhfTypeError(f"config must be a RunConfig, got {type(config).__name__}")
+    task = config.validate()
+    check_choice(trainer, "trainer", TRAINERS)
+    scale_rewards = grpo_scale_rewards(trainer, config.rl.regularizer, scale_rewards)
+    if config.reward != "oracle":
+        raise PmrlhfUserError(f"lm trl supports reward='oracle' only, got reward={config.reward!r}")
+    for value, name in ((eval_every, "eval_every"), (save_every, "save_every")):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise PmrlhfUserError(f"{name} must be an int >= 0, got {value!r}")
+    report_to = check_report_to(report_to)
+    if resume and restart:
+        raise PmrlhfUserError("--resume and --restart exclude each other: pick one")
+    out = check_out_dir(out, "out")
+    settings = {**asdict(config), "trainer": trainer, "eval_every": eval_every}
+    if scale_rewards is not None:
+        settings["scale_rewards"] = scale_rewards
+    _check_folder(out, settings, resume=resume, restart=restart)
+    with run_lock(out):
+        # again, now under the lock
+        checkpoint = _check_folder(out, settings, resume=resume, restart=restart)
+        remove_stale_temp_files(out)
+        if restart:
+            for name in RUN_FILES:
+                (out / name).unlink(missing_ok=True)
+            shutil.rmtree(out / TRAINER_DIR, ignore_errors=True)
+        run = _RunSettings(trainer, eval_every, progress, scale_rewards, save_every, report_to)
+        return _run_locked(config, task, out, settings, run, checkpoint)
+
+
+def check_report_to(report_to) -> str | list[str]:
+    """``report_to`` as transformers takes it: a non-empty string or list of them.
+
+    Raises
+    ------
+    TypeError
+        Neither a string nor a list (or tuple) of strings.
+    ValueError
+        An empty string or list.
+    """
+    items = [report_to] if isinstance(report_to, str) else report_to
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise PmrlhfTypeError(f"report_to must be a string or a list of strings, got {report_to!r}")
+    if not items or not all(i.strip() for i in items):
+        raise PmrlhfUserError(f"report_to must name an integration or 'none', got {report_to!r}")
+    return report_to if isinstance(report_to, str) else list(report_to)
+
+
+def latest_checkpoint(out: Path) -> Path | None:
+    """TRL's latest ``checkpoint-N`` folder in ``out/trainer``, or None."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    folder = out / TRAINER_DIR
+    found = get_last_checkpoint(str(folder)) if folder.is_dir() else None
+    return None if found is None else Path(found)
+
+
+def _check_folder(out: Path, settings: dict, *, resume: bool, restart: bool) -> Path | None:
+    """Refuse to overwrite a run, or to resume without a checkpoint, a finished run or
+    other settings; the message says what would work instead. Returns the checkpoint to
+    resume from (None for a fresh run). A folder another process is running in is refused
+    as busy first, whatever the flags."""
+    check_not_busy(out)
+    if restart:
+        return None
+    checkpoint = latest_checkpoint(out)
+    finished = any((out / name).exists() for name in ("metrics.jsonl", "eval.json"))
+    started = finished or checkpoint is not None or (out / "config.yaml").exists()
+    if not resume:
+        if started:
+            instead = (
+                "pass --resume to continue it from its latest checkpoint or --restart to discard it"
+                if checkpoint is not None and not finished
+                else "pass --restart to discard it"
+            )
+            raise PmrlhfUserError(f"{out} already holds a run; {instead}, or choose another --out")
+        return None
+    if finished:
+        raise PmrlhfUserError(
+            f"--resume: the run in {out} is finished; pass --restart to run it again"
+        )
+    if checkpoint is None:
+        raise FileNotFoundError(
+            f"--resume: no checkpoint in {out / TRAINER_DIR}"
+            + ("; pass --restart to discard the run there" if started else "")
+        )
+    path = out / "config.yaml"
+    saved = (read_data_file(path, name="saved config") if path.exists() else None) or {}
+    if not isinstance(saved, dict):
+        raise PmrlhfUserError(f"saved config {path} must be a mapping, got {type(saved).__name__}")
+    wanted = json.loads(json.dumps(settings))  # as YAML reads it back: lists, no tuples
+    if saved != wanted:
+        differ = sorted(k for k in {*wanted, *saved} if saved.get(k) != wanted.get(k))
+        raise PmrlhfUserError(
+            f"--resume: the run in {out} has other settings ({', '.join(differ)}); resume it "
+            "with its own (its config.yaml) or pass --restart"
+        )
+    return checkpoint
+
+
+def grpo_scale_rewards(trainer: str, regularizer: str, scale_rewards: str | None) -> str | None:
+    """GRPO's ``scale_rewards`` for a run (see :func:`run_trl`); None for ``"rloo"``.
+
+    Raises
+    ------
+    ValueError
+        ``scale_rewards`` not one of :data:`SCALE_REWARDS`, or given with ``"rloo"``.
+    """
+    if scale_rewards is not None:
+        check_choice(scale_rewards, "scale_rewards", SCALE_REWARDS)
+        if trainer != "grpo":
+            raise PmrlhfUserError(
+                f"scale_rewards only applies to trainer='grpo', got trainer={trainer!r}"
+            )
+        return scale_rewards
+    if trainer != "grpo":
+        return None
+    return "group" if regularizer == "kl" else "none"  # TRL's default with its own KL
+
+
+def trl_config(
+    config,
+    trainer: str,
+    output_dir,
+    max_new_tokens: int,
+    prompts: int,
+    scale_rewards: str | None = None,
+    *,
+    save_every: int = 0,
+    report_to: str | list[str] = "none",
+):
+    """The :class:`~pmrlhf.trl.PMRLOOConfig` / :class:`~pmrlhf.trl.PMGRPOConfig` of a
+    ``RunConfig`` (see :func:`run_trl`; ``scale_rewards``, ``save_every`` and
+    ``report_to`` as there)."""
+    import torch
+
+    from .config import PMGRPOConfig, PMRLOOConfig
+
+    rl = config.rl
+    k = rl.samples_per_prompt
+    kind = PMRLOOConfig if trainer == "rloo" else PMGRPOConfig
+    scale = grpo_scale_rewards(trainer, rl.regularizer, scale_rewards)
+    extra = {} if scale is None else {"scale_rewards": scale}
+    return kind(
+        output_dir=str(output_dir),
+        regularizer=rl.regularizer,
+        cpm_alpha=rl.alpha,
+        beta=rl.beta,
+        per_device_train_batch_size=(rl.prompts_per_step or prompts) * k,
+        gradient_accumulation_steps=1,
+        num_generations=k,
+        max_completion_length=max_new_tokens,
+        max_steps=rl.steps,
+        learning_rate=rl.lr,
+        num_iterations=rl.inner_epochs,
+        epsilon=rl.clip if rl.clip is not None else 0.2,
+        temperature=rl.temperature,
+        top_p=1.0,
+        top_k=0,
+        max_grad_norm=rl.max_grad_norm,
+        gradient_checkpointing=config.gradient_checkpointing,
+        bf16=False,  # the model is loaded in config.dtype; no autocast on top
+        use_cpu=not torch.cuda.is_available(),
+        report_to=check_report_to(report_to),
+        save_strategy="steps" if save_every else "no",
+        save_steps=save_every or 500,
+        save_total_limit=1,
+        logging_steps=1,
+        seed=config.seed,
+        dataloader_num_workers=0,
+        **extra,
+    )
+
+
+@dataclass(frozen=True)
+class _RunSettings:
+    trainer: str
+    eval_every: int
+    progress: bool
+    scale_rewards: str | None
+    save_every: int
+    report_to: str | list[str]
+
+
+def _run_locked(config, task, out: Path, settings: dict, run: _RunSettings, checkpoint) -> dict:
+    import functools
+
+    import torch
+
+    from ..lm_experiments.models.loading import load_model, make_optimizer
+    from ..lm_experiments.train.rloo_estimators import lr_factor
+    from ..lm_experiments.train.sft import candidate_pairs, sft_on_pairs
+    from ._compat import resume_sampler_order
+    from .callback import PreferenceMatchingCallback, evaluate_policy
+    from .grpo import PMGRPOTrainer
+    from .rloo import PMRLOOTrainer
+
+    torch.manual_seed(config.seed)
+    model, tokenizer = load_model(
+        config.model,
+        dtype=config.dtype,
+        seed=config.seed,
+        lora=config.lora,
+        gradient_checkpointing=config.gradient_checkpointing,
+    )
+    trainer, eval_every, progress = run.trainer, run.eval_every, run.progress
+    atomic_write_text(out / "config.yaml", yaml.safe_dump(settings, sort_keys=False))
+    if config.sft.steps:  # the reference, as lm run makes it
+        pairs, weights = candidate_pairs(task)
+        sft_on_pairs(
+            model,
+            tokenizer,
+            pairs,
+            config.sft,
+            seed=config.seed,
+            weights=weights,
+            progress=progress,
+        )
+    reference = evaluate_policy(model, tokenizer, task)
+    reward = task.reward_function(tokenizer)
+    max_new = config.rl.max_new_tokens or reward.oracle.max_len
+    optimizer = make_optimizer(model, config.rl.lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, functools.partial(lr_factor, config.rl))
+    callbacks = [PreferenceMatchingCallback(task, every=eval_every)] if eval_every else None
+    name_or_path = model.config._name_or_path
+    with tempfile.TemporaryDirectory(dir=out, prefix=".trl-") as scratch:
+        if config.lora is None:
+            # TRL loads its reference model from the policy's config path: the SFT model.
+            folder = Path(scratch) / "reference"
+            model.save_pretrained(folder)
+            tokenizer.save_pretrained(folder)
+            model.config._name_or_path = str(folder)
+        args = trl_config(
+            config,
+            trainer,
+            out / TRAINER_DIR,
+            max_new,
+            len(task.prompts),
+            run.scale_rewards,
+            save_every=run.save_every,
+            report_to=run.report_to,
+        )
+        args.disable_tqdm = not progress
+        kind = PMRLOOTrainer if trainer == "rloo" else PMGRPOTrainer
+        runner = kind(
+            model=model,
+            reward_funcs=reward,
+            args=args,
+            train_dataset=task.to_dataset(),
+            processing_class=tokenizer,
+            callbacks=callbacks,
+            optimizers=(optimizer, schedule),
+        )
+        model.config._name_or_path = name_or_path  # the reference is loaded; the folder goes
+        if checkpoint is not None:
+            resume_sampler_order(runner, checkpoint)
+        runner.train(resume_from_checkpoint=None if checkpoint is None else str(checkpoint))
+    history = runner.state.log_history
+    lines = "".join(json.dumps(json_ready(r), allow_nan=False) + "\n" for r in history)
+    atomic_write_text(out / "metrics.jsonl", lines)
+    result = evaluate_policy(runner.model, tokenizer, task)
+    result["reference"] = reference
+    atomic_write_json(out / "eval.json", result)
+    return result
