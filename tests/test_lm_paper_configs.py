@@ -17,7 +17,7 @@ from pmrlhf.lm_experiments.commands.run_config import RunConfig
 from pmrlhf.lm_experiments.commands.single_run import run_one
 from pmrlhf.lm_experiments.models.loading import PLAIN_TEMPLATE
 from pmrlhf.lm_experiments.models.sequences import encode_prompt
-from pmrlhf.lm_experiments.train import rl
+from pmrlhf.lm_experiments.train import rl_plumbing
 from pmrlhf.lm_experiments.train.checkpoint import _load_weights
 
 
@@ -71,17 +71,17 @@ def test_shipped_config_runs_and_resumes_exactly(name, base, base_models, tmp_pa
         rl=replace(config.rl, steps=3, checkpoint_every=1),
     )
     whole = run_one(config, tmp_path / "whole", progress=False)
-    save = rl.save_checkpoint
+    save = rl_plumbing.save_checkpoint
 
     def cut_after_step_2(folder, step, *args, **kwargs):
         save(folder, step, *args, **kwargs)
         if step == 2:
             raise KeyboardInterrupt  # as if killed right after the checkpoint
 
-    monkeypatch.setattr(rl, "save_checkpoint", cut_after_step_2)
+    monkeypatch.setattr(rl_plumbing, "save_checkpoint", cut_after_step_2)
     with pytest.raises(KeyboardInterrupt):
         run_one(config, tmp_path / "cut", progress=False)
-    monkeypatch.setattr(rl, "save_checkpoint", save)
+    monkeypatch.setattr(rl_plumbing, "save_checkpoint", save)
     resumed = run_one(config, tmp_path / "cut", resume=True, progress=False)
     assert resumed == whole
     for log in ("metrics.jsonl",):

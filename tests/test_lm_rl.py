@@ -20,7 +20,7 @@ from pmrlhf.lm_experiments.models.sequences import (
     shared_prompt_logprobs,
     token_logprobs,
 )
-from pmrlhf.lm_experiments.train import rl
+from pmrlhf.lm_experiments.train import rl, rl_plumbing
 
 FAST = {"steps": 2, "lr": 1e-3, "samples_per_prompt": 2}
 
@@ -113,7 +113,7 @@ def test_sampling_pass_logits_are_the_gradient_pass_logits(model_name):
 
 def test_rl_step_with_the_sampling_pass_reused_trains_as_with_a_second_pass(monkeypatch):
     first, reused = _train("cpm", steps=1)
-    monkeypatch.setattr(rl, "checkpointing_on", lambda model: True)  # the second-pass path
+    monkeypatch.setattr(rl_plumbing, "checkpointing_on", lambda model: True)  # the second-pass path
     second, again = _train("cpm", steps=1)
     for key in ("loss", "penalty", "expected_penalty", "kl_to_ref"):
         assert first[0][key] == pytest.approx(second[0][key], rel=1e-5, abs=1e-6)
@@ -196,13 +196,11 @@ def test_resume_continues_exactly_and_logs_each_step_once(tmp_path):
 
 @pytest.mark.parametrize("minutes,saved", [(1.0, [2, 3]), (0.0, [3]), (5.0, [3])])
 def test_checkpoint_minutes_checkpoint_after_that_much_work(tmp_path, monkeypatch, minutes, saved):
-    from pmrlhf.lm_experiments.train import rl
-
     clock = iter(range(0, 10_000, 40))  # each reading of the clock: 40 s later
-    monkeypatch.setattr(rl, "_clock", lambda: next(clock))
-    steps, save = [], rl.save_checkpoint
+    monkeypatch.setattr(rl_plumbing, "_clock", lambda: next(clock))
+    steps, save = [], rl_plumbing.save_checkpoint
     monkeypatch.setattr(
-        rl,
+        rl_plumbing,
         "save_checkpoint",
         lambda folder, step, *a, **k: steps.append(step) or save(folder, step, *a, **k),
     )
@@ -269,7 +267,7 @@ def test_an_rl_step_runs_the_policy_twice_less_when_the_sampling_pass_is_reused(
         return count[0]
 
     reused = calls()
-    monkeypatch.setattr(rl, "checkpointing_on", lambda model: True)
+    monkeypatch.setattr(rl_plumbing, "checkpointing_on", lambda model: True)
     assert calls() == reused + 2
 
 

@@ -35,7 +35,8 @@ from .train.reward_model import (
     save_reward_model,
     train_reward_model,
 )
-from .train.rl import RLConfig, train_rl
+from .train.rl import train_rl
+from .train.rl_config import RLConfig
 from .train.sft import SFTConfig, sft_on_pairs
 
 __all__ = [

@@ -14,7 +14,7 @@ from ...theory.regularizers import check_regularizer
 from ..data.tasks import DEFAULT_TASK, load_task
 from ..evaluate.summary import REFERENCE
 from ..models.loading import SMOLLM2, resolve_name
-from ..train.rl import RLConfig
+from ..train.rl_config import RLConfig
 from ..train.sft import SFTConfig
 
 

@@ -11,7 +11,7 @@ from ..._yaml import read_data_file
 from ...errors import PmrlhfUserError
 from ...theory.regularizers import check_regularizer
 from ..train.reward_model import RewardConfig
-from ..train.rl import RLConfig
+from ..train.rl_config import RLConfig
 from ..train.sft import SFTConfig
 
 REWARDS = ("oracle", "rm")

@@ -1,0 +1,83 @@
+"""The settings of an RL run (:class:`RLConfig`), checked before anything runs;
+:func:`~pmrlhf.lm_experiments.train.rl.train_rl` runs them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...errors import PmrlhfUserError
+from ...theory.regularizers import check_regularizer
+from ..models.precision import check_precision
+
+PENALTY_GRADIENTS = ("expected", "sampled")
+
+
+@dataclass
+class RLConfig:
+    """Every knob of an RL run; serialises to JSON/YAML. The seed is the run's, not here."""
+
+    regularizer: str = "pm"  # kl | pm | cpm
+    beta: float = 1.0
+    alpha: float | None = None  # cpm only
+    steps: int = 50
+    prompts_per_step: int | None = None  # None: every prompt of the task, every step
+    # k of RLOO; at 12, KL at beta 0.1's nearly dropped answers ended seed-dependent (README)
+    samples_per_prompt: int = 24
+    max_new_tokens: int | None = None  # None: the task's longest candidate, end token included
+    lr: float = 3e-5
+    warmup_steps: int = 10  # linear warmup: Adam's first steps move every weight by ~lr
+    lr_final: float = 0.1  # then linear decay to lr * lr_final: late steps average out noise
+    inner_epochs: int = 1
+    clip: float | None = None  # PPO-style ratio clip; None: plain RLOO policy gradient
+    # expected: the penalty's exact expectation over the vocabulary at each sampled history;
+    # sampled: the sampled token's penalty in the return, as TRL does (docs/theory.md §4).
+    penalty_gradient: str = "expected"
+    temperature: float = 1.0  # no top-p / top-k: the theory assumes samples from pi itself
+    max_grad_norm: float = 1.0
+    eval_every: int = 0  # 0: no evaluation during training (see train_rl's on_eval)
+    checkpoint_every: int = 0  # 0: only at the end (and every checkpoint_minutes)
+    checkpoint_minutes: float = 5.0  # also checkpoint after this much work; 0: off
+    precision: str = "fp32"  # fp32 | bf16 (autocast, fp32 weights and loss) | auto (.precision)
+
+    def validate(self) -> RLConfig:
+        check_regularizer(self.regularizer, ref_given=True, alpha=self.alpha)
+        for name in ("beta", "lr", "max_grad_norm", "temperature"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise PmrlhfUserError(f"rl.{name} must be a number, got {value!r}")
+            if not 0 < value < float("inf"):
+                raise PmrlhfUserError(f"rl.{name} must be finite and > 0, got {value!r}")
+        if not 0 <= self.lr_final <= 1:
+            raise PmrlhfUserError(f"rl.lr_final must lie in [0, 1], got {self.lr_final!r}")
+        for name in ("steps", "inner_epochs", "prompts_per_step", "max_new_tokens"):
+            value = getattr(self, name)
+            if value is None and name in ("prompts_per_step", "max_new_tokens"):
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise PmrlhfUserError(f"rl.{name} must be a positive int, got {value!r}")
+        for name in ("eval_every", "checkpoint_every", "warmup_steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise PmrlhfUserError(f"rl.{name} must be an int >= 0, got {value!r}")
+        minutes = self.checkpoint_minutes
+        if isinstance(minutes, bool) or not isinstance(minutes, int | float):
+            raise PmrlhfUserError(f"rl.checkpoint_minutes must be a number, got {minutes!r}")
+        if not 0 <= minutes < float("inf"):
+            raise PmrlhfUserError(
+                f"rl.checkpoint_minutes must be finite and >= 0 (0: off), got {minutes!r}"
+            )
+        k = self.samples_per_prompt
+        if isinstance(k, bool) or not isinstance(k, int) or k < 2:
+            raise PmrlhfUserError(
+                f"rl.samples_per_prompt must be an int >= 2 (the leave-one-out baseline "
+                f"needs two), got {k!r}"
+            )
+        if self.penalty_gradient not in PENALTY_GRADIENTS:
+            raise PmrlhfUserError(
+                f"rl.penalty_gradient must be one of {PENALTY_GRADIENTS}, "
+                f"got {self.penalty_gradient!r}"
+            )
+        check_precision(self.precision, "rl.precision")
+        if self.clip is not None and not 0 < self.clip < 1:
+            raise PmrlhfUserError(f"rl.clip must lie in (0, 1) or be null, got {self.clip!r}")
+        return self
