@@ -1,9 +1,11 @@
 """``pmrlhf lm compare``: seeds, the summary.json contract, resume, determinism."""
 
 import json
+import math
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -68,6 +70,39 @@ def test_summary_follows_its_contract(fresh):
     assert {"pairwise_pmd_lo", "pairwise_pmd_hi", "tv_to_optimum"} <= set(table.columns)
     for name in ("lm_compare.png", "lm_convergence.png", "lm_implied_preferences.png"):
         assert (out / name).stat().st_size > 0
+
+
+# summary.json of _quick() as the code before issue 24's rearrangement wrote it, less what
+# varies from run to run (timings, the git commit, the torch thread count).
+GOLDEN = Path(__file__).parent / "fixtures" / "golden_compare_summary.json"
+VARYING = ("code", "compute_seconds", "wall_seconds", "run_seconds", "torch_threads")
+
+
+def _assert_close(actual, expected, where="summary"):
+    """Equal structure and strings; floats equal up to 1e-6 (relative, 1e-9 absolute)."""
+    if isinstance(expected, dict):
+        assert isinstance(actual, dict) and list(actual) == list(expected), where
+        for key in expected:
+            _assert_close(actual[key], expected[key], f"{where}.{key}")
+    elif isinstance(expected, list):
+        assert isinstance(actual, list) and len(actual) == len(expected), where
+        for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
+            _assert_close(a, e, f"{where}[{i}]")
+    elif isinstance(expected, float) and not isinstance(actual, bool):
+        assert isinstance(actual, int | float), where
+        if math.isnan(expected):
+            assert math.isnan(actual), where
+        else:
+            assert actual == pytest.approx(expected, rel=1e-6, abs=1e-9), where
+    else:
+        assert actual == expected, where
+
+
+def test_summary_is_the_one_the_code_wrote_before_the_rearrangement(fresh):
+    """Same keys in the same order, same settings, same numbers (issue 24)."""
+    _, summary = fresh
+    actual = json.loads(json.dumps({k: v for k, v in summary.items() if k not in VARYING}))
+    _assert_close(actual, json.loads(GOLDEN.read_text()))
 
 
 def test_convergence_curves_start_at_step_0_and_end_at_the_evaluation(fresh):
