@@ -21,7 +21,7 @@ from pmrlhf._io import (
     output_files,
     remove_stale_temp_files,
 )
-from pmrlhf._lock import LOCK_NAME, run_lock
+from pmrlhf._lock import LOCK_NAME, run_folder, run_lock
 from pmrlhf._validation import check_out_dir, check_rng, check_seed
 from pmrlhf.cli import main
 from pmrlhf.errors import FolderBusyError, PmrlhfTypeError, PmrlhfUserError
@@ -120,6 +120,36 @@ def test_lock_is_reentrant_and_leaves_no_file(tmp_path):
             pass
         assert (folder / LOCK_NAME).exists()
     assert not (tmp_path / "run" / LOCK_NAME).exists()
+
+
+def test_run_folder_checks_under_the_lock_then_cleans_then_discards(tmp_path):
+    """The opening every command makes (lm run, compare, audit, trl, simulate, reproduce)."""
+    out = tmp_path / "run"
+    out.mkdir()
+    stale = out / ".summary.json.k3j_x9q2.pmrlhf-tmp"
+    stale.write_text("half")
+    (out / "metrics.jsonl").write_text("{}")
+    seen = []
+
+    def check():
+        seen.append(("check", (out / LOCK_NAME).exists(), stale.exists()))
+        return "checkpoint"
+
+    def cleanup(folder):
+        seen.append(("cleanup", stale.exists()))
+
+    def discard(folder):
+        seen.append(("discard",))
+        (folder / "metrics.jsonl").unlink()
+
+    with run_folder(out, check=check, cleanup=[cleanup], discard=discard) as checked:
+        assert checked == "checkpoint" and (out / LOCK_NAME).exists()
+    assert seen == [("check", True, True), ("cleanup", False), ("discard",)]
+    assert sorted(p.name for p in out.iterdir()) == []
+    stale.write_text("half")
+    with run_folder(out, check=check, lock=False) as checked:  # another accelerate rank
+        assert checked is None and not (out / LOCK_NAME).exists()
+    assert stale.exists() and len(seen) == 3
 
 
 HOLDER = textwrap.dedent(

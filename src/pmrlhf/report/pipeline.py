@@ -27,7 +27,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from .._io import atomic_write_json, remove_stale_temp_files
-from .._lock import run_lock
+from .._lock import run_folder
 from .._validation import check_choice, check_out_dir, check_positive_int, check_seed
 from ..errors import PmrlhfTypeError, PmrlhfUserError
 from .manifest import load_manifest
@@ -103,9 +103,7 @@ def reproduce(config: ReproduceConfig, *, log: Callable[[str], None] = print) ->
         Another process is running in ``config.out``.
     """
     config = check_reproduce_config(config)
-    with run_lock(config.out):
-        for folder in (config.out, config.out / "theory"):
-            remove_stale_temp_files(folder)
+    with run_folder(config.out, cleanup=[lambda out: remove_stale_temp_files(out / "theory")]):
         return _reproduce_locked(config, log)
 
 

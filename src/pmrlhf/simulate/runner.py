@@ -14,9 +14,8 @@ from .._io import (
     atomic_save_figure,
     atomic_write_csv,
     atomic_write_json,
-    remove_stale_temp_files,
 )
-from .._lock import run_lock
+from .._lock import run_folder
 from .._validation import check_out_dir, check_seed
 from ..errors import PmrlhfUserError
 from .experiments import EXPERIMENTS, HEADLINES
@@ -67,8 +66,7 @@ def run_experiments(
     names = check_names(names)
     seed = check_seed(seed)
     out_dir = check_out_dir(out_dir, "out_dir")
-    with run_lock(out_dir):
-        remove_stale_temp_files(out_dir)
+    with run_folder(out_dir):
         return _run_locked(names, out_dir, seed=seed, quick=quick, progress=progress)
 
 

@@ -33,8 +33,8 @@ from pathlib import Path
 
 import yaml
 
-from .._io import atomic_write_json, atomic_write_text, json_ready, remove_stale_temp_files
-from .._lock import check_not_busy, run_lock
+from .._io import atomic_write_json, atomic_write_text, json_ready
+from .._lock import check_not_busy, run_folder
 from .._validation import check_choice, check_out_dir
 from .._yaml import read_data_file
 from ..errors import PmrlhfTypeError, PmrlhfUserError
@@ -124,16 +124,20 @@ def run_trl(
     if scale_rewards is not None:
         settings["scale_rewards"] = scale_rewards
     _check_folder(out, settings, resume=resume, restart=restart)
-    with run_lock(out):
-        # again, now under the lock
-        checkpoint = _check_folder(out, settings, resume=resume, restart=restart)
-        remove_stale_temp_files(out)
-        if restart:
-            for name in RUN_FILES:
-                (out / name).unlink(missing_ok=True)
-            shutil.rmtree(out / TRAINER_DIR, ignore_errors=True)
+    with run_folder(
+        out,
+        check=lambda: _check_folder(out, settings, resume=resume, restart=restart),
+        discard=_discard_run if restart else None,
+    ) as checkpoint:
         run = _RunSettings(trainer, eval_every, progress, scale_rewards, save_every, report_to)
         return _run_locked(config, task, out, settings, run, checkpoint)
+
+
+def _discard_run(out: Path) -> None:
+    """Remove a previous run's files (``--restart``, under the folder's lock)."""
+    for name in RUN_FILES:
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / TRAINER_DIR, ignore_errors=True)
 
 
 def check_report_to(report_to) -> str | list[str]:

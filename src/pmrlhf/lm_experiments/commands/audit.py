@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..._io import atomic_save_figure, atomic_write_csv, atomic_write_json, remove_stale_temp_files
-from ..._lock import run_lock
+from ..._io import atomic_save_figure, atomic_write_csv, atomic_write_json
+from ..._lock import run_folder
 from ..._validation import check_out_dir, check_seed
 from ...errors import PmrlhfUserError
 from ...simulate.metrics import pairwise_pmd
@@ -108,8 +108,7 @@ def audit(
         check_reward_model_folder(reward_model)
     out = check_out_dir(out, "out")
     data = load_preference_pairs(pairs, limit=limit)  # before any model is loaded
-    with run_lock(out):
-        remove_stale_temp_files(out)
+    with run_folder(out):
         torch.manual_seed(seed)
         policy, tokenizer = load_model(model, seed=seed, prompt_format=prompt_format)
         if fit_reward_model:

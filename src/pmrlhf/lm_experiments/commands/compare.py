@@ -19,7 +19,7 @@ import torch
 
 from ..._fingerprint import fingerprint, git_state, load_stored, store
 from ..._io import atomic_write_csv, atomic_write_json, remove_stale_temp_files
-from ..._lock import run_lock
+from ..._lock import run_folder
 from ..._validation import check_out_dir
 from ..data.oracle import OracleReward
 from ..evaluate.exact import evaluate_candidates
@@ -253,8 +253,7 @@ def run_compare(config: CompareConfig, out, *, progress: bool = True, resume: bo
     """
     task = config.validate()
     out = check_out_dir(out, "out")
-    with run_lock(out):
-        _remove_leftovers(out, config)
+    with run_folder(out, cleanup=[lambda folder: _remove_leftovers(folder, config)]):
         return _compare_locked(config, task, out, progress=progress, resume=resume)
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import yaml
 
-from ..._io import atomic_write_json, atomic_write_text, remove_stale_temp_files
-from ..._lock import check_not_busy, run_lock
+from ..._io import atomic_write_json, atomic_write_text
+from ..._lock import check_not_busy, run_folder
 from ..._validation import check_out_dir
 from ...errors import PmrlhfUserError
 from .run_config import RunConfig
@@ -38,8 +38,6 @@ def run_one(
     FolderBusyError
         Another process is running in ``out``.
     """
-    import contextlib
-
     task = config.validate()
     out = check_out_dir(out, "out")
     if resume and restart:
@@ -52,16 +50,16 @@ def run_one(
     accelerator = Accelerator(cpu=not _cuda())
     _check_backend(accelerator)
     main = accelerator.is_main_process
-    # One process per folder; under `accelerate launch` the main process holds the lock.
-    with run_lock(out) if main else contextlib.nullcontext():
-        if main:
-            _check_folder(out, resume=resume, restart=restart)  # again, now under the lock
-            remove_stale_temp_files(out)
-            from ..train.checkpoint import remove_checkpoint_staging
+    from ..train.checkpoint import remove_checkpoint_staging
 
-            remove_checkpoint_staging(out / "checkpoint")
-            if restart:
-                _discard_run(out)
+    # One process per folder; under `accelerate launch` the main process holds the lock.
+    with run_folder(
+        out,
+        check=lambda: _check_folder(out, resume=resume, restart=restart),
+        cleanup=[lambda folder: remove_checkpoint_staging(folder / "checkpoint")],
+        discard=_discard_run if restart else None,
+        lock=main,
+    ):
         return _run_locked(config, task, out, accelerator, resume=resume, progress=progress)
 
 
