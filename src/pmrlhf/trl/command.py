@@ -299,35 +299,29 @@ def _run_locked(config, task, out: Path, settings: dict, run: _RunSettings, chec
 
     import torch
 
-    from ..lm_experiments.models.loading import load_model, make_optimizer
+    from ..lm_experiments.commands.workflow import sft_reference
+    from ..lm_experiments.models.loading import make_optimizer
     from ..lm_experiments.train.rloo_estimators import lr_factor
-    from ..lm_experiments.train.sft import candidate_pairs, sft_on_pairs
     from ._compat import resume_sampler_order
     from .callback import PreferenceMatchingCallback, evaluate_policy
     from .grpo import PMGRPOTrainer
     from .rloo import PMRLOOTrainer
 
-    torch.manual_seed(config.seed)
-    model, tokenizer = load_model(
-        config.model,
-        dtype=config.dtype,
-        seed=config.seed,
-        lora=config.lora,
-        gradient_checkpointing=config.gradient_checkpointing,
-    )
     trainer, eval_every, progress = run.trainer, run.eval_every, run.progress
     atomic_write_text(out / "config.yaml", yaml.safe_dump(settings, sort_keys=False))
-    if config.sft.steps:  # the reference, as lm run makes it
-        pairs, weights = candidate_pairs(task)
-        sft_on_pairs(
-            model,
-            tokenizer,
-            pairs,
-            config.sft,
-            seed=config.seed,
-            weights=weights,
-            progress=progress,
-        )
+    # The reference, as lm run makes it (with LoRA: SFT's adapters merged, fresh ones added,
+    # so that TRL's adapters-off reference is the SFT model).
+    model, tokenizer, _ = sft_reference(
+        config.model,
+        task,
+        config.sft,
+        seed=config.seed,
+        progress=progress,
+        dtype=config.dtype,
+        lora=config.lora,
+        gradient_checkpointing=config.gradient_checkpointing,
+        prompt_format=config.prompt_format,
+    )
     reference = evaluate_policy(model, tokenizer, task)
     reward = task.reward_function(tokenizer)
     max_new = config.rl.max_new_tokens or reward.oracle.max_len
