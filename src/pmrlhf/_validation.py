@@ -136,6 +136,10 @@ def _short(value, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+DEFAULT_SEED = 0
+"""Every seed's default: of a run, a comparison's first seed aside, a simulation, a check."""
+
+
 def check_seed(value, name: str = "seed") -> int:
     """Return ``value`` as a non-negative int (a numpy seed).
 

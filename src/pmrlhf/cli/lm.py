@@ -7,31 +7,45 @@ import json
 from pathlib import Path
 
 from ..errors import PmrlhfUserError
+from ..lm_experiments.commands.run_config import RunConfig, default_rl
 from ..lm_experiments.models.precision import PRECISIONS
+from ..lm_experiments.train.rl_config import RLConfig
+from ..lm_experiments.train.sft import SFTConfig
 from .lm_audit import add_audit_and_pairs
 from .lm_compare import _PRECISION_HELP, add_compare
 
 _BETA_HELP = (
     "rl.beta, the weight of the penalty subtracted from the reward; PM's and conditional PM's "
-    "optimum is softmax(r / beta), the preference distribution at beta 1 (default 1)"
+    f"optimum is softmax(r / beta), the preference distribution at beta 1 (default "
+    f"{RLConfig.beta:g})"
 )
-_SAMPLES_HELP = "rl.samples_per_prompt: completions of each prompt per step (default 24)"
+_SAMPLES_HELP = (
+    f"rl.samples_per_prompt: completions of each prompt per step (default "
+    f"{RLConfig.samples_per_prompt})"
+)
 _FROM_CONFIG = "; default: --config's value, else RunConfig's"
 _MODEL_HELP = (
-    "smollm2-135m, tiny-llama, tiny-opt, a folder or a hub id" + _FROM_CONFIG + " (smollm2-135m)"
+    "smollm2-135m, tiny-llama, tiny-opt, a folder or a hub id"
+    + _FROM_CONFIG
+    + f" ({RunConfig.model})"
 )
-_TASK_HELP = "built-in task name or task file" + _FROM_CONFIG + " (three_answers)"
+_TASK_HELP = "built-in task name or task file" + _FROM_CONFIG + f" ({RunConfig.task})"
 _REGULARIZER_HELP = (
     "rl.regularizer: kl (reverse KL), pm (preference matching) or cpm (conditional PM)"
     + _FROM_CONFIG
-    + " (cpm with alpha 0.1: plain pm spreads over text that is not an answer)"
+    + f" ({default_rl().regularizer} with alpha {default_rl().alpha:g}: plain pm spreads over "
+    "text that is not an answer)"
 )
-_STEPS_HELP = "rl.steps: RL steps" + _FROM_CONFIG + " (50)"
-_SFT_STEPS_HELP = "sft.steps: supervised steps before RL, 0 for none" + _FROM_CONFIG + " (40)"
+_STEPS_HELP = "rl.steps: RL steps" + _FROM_CONFIG + f" ({RLConfig.steps})"
+_SFT_STEPS_HELP = (
+    "sft.steps: supervised steps before RL, 0 for none" + _FROM_CONFIG + f" ({SFTConfig.steps})"
+)
 _ALPHA_HELP = (
-    "rl.alpha: conditional PM's threshold (--regularizer cpm only)" + _FROM_CONFIG + " (0.1)"
+    "rl.alpha: conditional PM's threshold (--regularizer cpm only)"
+    + _FROM_CONFIG
+    + f" ({default_rl().alpha:g})"
 )
-_SEED_HELP = "the run's seed (SFT, sampling, evaluation)" + _FROM_CONFIG + " (0)"
+_SEED_HELP = "the run's seed (SFT, sampling, evaluation)" + _FROM_CONFIG + f" ({RunConfig.seed})"
 
 
 def register(subparsers) -> None:

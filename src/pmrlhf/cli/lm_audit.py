@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from .._validation import DEFAULT_SEED
 from ..errors import PmrlhfUserError
 
 PAIRS_FILE = "pairs.jsonl"
@@ -45,7 +46,7 @@ def add_audit_and_pairs(commands) -> None:
     audit.add_argument(
         "--max-new-tokens", type=int, default=32, help="length limit of each sampled response"
     )
-    audit.add_argument("--seed", type=int, default=0, help="seed of the sampling")
+    audit.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the sampling")
     audit.add_argument(
         "--prompt-format",
         choices=("auto", "chat", "plain"),
@@ -60,7 +61,7 @@ def add_audit_and_pairs(commands) -> None:
     )
     pairs.add_argument("--task", default="three_answers", help="built-in task name or task file")
     pairs.add_argument("--per-prompt", type=int, default=50, help="comparisons per prompt")
-    pairs.add_argument("--seed", type=int, default=0, help="seed of the sampling")
+    pairs.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the sampling")
     pairs.add_argument(
         "--out",
         default="results/pairs",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .._validation import DEFAULT_SEED
+
 
 def register(subparsers) -> None:
     from ..report.pipeline import STAGE_NAMES
@@ -21,7 +23,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--seed",
         type=int,
-        default=0,
+        default=DEFAULT_SEED,
         help="first seed of every stage (the LM stage's seeds start here)",
     )
     parser.add_argument(

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._validation import DEFAULT_SEED
+
 
 @dataclass(frozen=True)
 class ReproduceConfig:
@@ -13,7 +15,7 @@ class ReproduceConfig:
 
     out: Path = Path("results")
     quick: bool = False
-    seed: int = 0
+    seed: int = DEFAULT_SEED
     force: bool = False
     lm_model: str | None = None  # default: smollm2-135m, or tiny-llama with quick
     stages: tuple[str, ...] | None = None  # None: all

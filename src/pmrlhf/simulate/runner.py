@@ -16,7 +16,7 @@ from .._io import (
     atomic_write_json,
 )
 from .._lock import run_folder
-from .._validation import check_out_dir, check_seed
+from .._validation import DEFAULT_SEED, check_out_dir, check_seed
 from ..errors import PmrlhfUserError
 from .experiments import EXPERIMENTS, HEADLINES
 
@@ -34,7 +34,7 @@ def check_names(names) -> list[str]:
 
 
 def run_experiments(
-    names=None, *, out_dir, seed: int = 0, quick: bool = False, progress: bool = True
+    names=None, *, out_dir, seed: int = DEFAULT_SEED, quick: bool = False, progress: bool = True
 ) -> dict:
     """Run experiments in order; write one CSV and one PNG each plus ``summary.json``.
 

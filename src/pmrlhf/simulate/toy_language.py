@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import log_softmax
 
-from .._validation import check_beta, check_choice, check_positive_int
+from .._validation import DEFAULT_SEED, check_beta, check_choice, check_positive_int
 from ..errors import PmrlhfUserError
 from ..theory import penalty, reference_log_weight
 from ..theory.regularizers import check_regularizer
@@ -67,7 +67,7 @@ class TokenTree:
         vocab_size: int,
         max_len: int,
         *,
-        seed: int = 0,
+        seed: int = DEFAULT_SEED,
         plausible_per_node: int = 2,
         ref_sharpness: float = 4.0,
         reward_scale: float = 1.0,
@@ -229,7 +229,7 @@ class TokenTree:
         steps: int = 2000,
         lr: float = 1.0,
         samples: int = 32,
-        seed: int = 0,
+        seed: int = DEFAULT_SEED,
         log_every: int = 100,
     ) -> TreeTraining:
         """Train the tabular policy from the reference with the token-level penalty.

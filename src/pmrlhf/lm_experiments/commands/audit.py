@@ -26,7 +26,7 @@ import torch
 
 from ..._io import atomic_save_figure, atomic_write_csv, atomic_write_json
 from ..._lock import run_folder
-from ..._validation import check_out_dir, check_seed
+from ..._validation import DEFAULT_SEED, check_out_dir, check_seed
 from ...errors import PmrlhfUserError
 from ...simulate.metrics import pairwise_pmd
 from ..data.preference_pairs import load_preference_pairs
@@ -67,7 +67,7 @@ def audit(
     prompts: int = 8,
     samples: int = 4,
     max_new_tokens: int = 32,
-    seed: int = 0,
+    seed: int = DEFAULT_SEED,
     prompt_format: str = "auto",
     progress: bool = True,
 ) -> dict:

@@ -6,10 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-from ..._validation import check_field_types, check_known_keys
+from ..._validation import DEFAULT_SEED, check_field_types, check_known_keys
 from ..._yaml import read_data_file
 from ...errors import PmrlhfUserError
 from ...theory.regularizers import check_regularizer
+from ..data.tasks import DEFAULT_TASK
+from ..models.smollm2 import SMOLLM2
 from ..train.reward_model import RewardConfig
 from ..train.rl_config import RLConfig
 from ..train.sft import SFTConfig
@@ -32,9 +34,9 @@ class RunConfig:
     """A run: model, task, SFT, then RL. Serialises to YAML/JSON. ``seed`` is the one seed
     of the run: it reaches SFT, the reward model, RL sampling and the tiny models' init."""
 
-    model: str = "smollm2-135m"
-    task: str = "three_answers"
-    seed: int = 0
+    model: str = SMOLLM2
+    task: str = DEFAULT_TASK
+    seed: int = DEFAULT_SEED
     sft: SFTConfig = field(default_factory=SFTConfig)  # sft.steps = 0: no fine-tuning
     rl: RLConfig = field(default_factory=default_rl)  # conditional PM, alpha 0.1 (why: default_rl)
     reward: str = "oracle"  # oracle: the task's exact BTL logits; rm: a fitted reward model

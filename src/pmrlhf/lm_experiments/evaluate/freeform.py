@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..._validation import DEFAULT_SEED
 from ...errors import PmrlhfUserError
 from ...simulate.metrics import pairwise_pmd
 from ..models.loading import flush_denormals
@@ -43,7 +44,7 @@ def evaluate_freeform(
     *,
     samples: int = 4,
     max_new_tokens: int = 32,
-    seed: int = 0,
+    seed: int = DEFAULT_SEED,
 ) -> dict:
     """Sample ``samples`` responses per prompt and measure preference matching on pairs.
 

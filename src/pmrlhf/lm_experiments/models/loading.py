@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+from ..._validation import DEFAULT_SEED
 from ...errors import PmrlhfUserError
 from .smollm2 import SMOLLM2, check_available, smollm2_path, tokenizer_path
 
@@ -139,7 +140,7 @@ def load_model(
     *,
     dtype: str = "float32",
     device: str = "cpu",
-    seed: int = 0,
+    seed: int = DEFAULT_SEED,
     lora: dict | None = None,
     gradient_checkpointing: bool = False,
     prompt_format: str = "auto",

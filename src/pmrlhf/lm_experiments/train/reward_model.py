@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..._io import atomic_save_folder
+from ..._validation import DEFAULT_SEED
 from ...errors import PmrlhfTypeError, PmrlhfUserError
 from ..models.loading import flush_denormals, make_optimizer
 from ..models.sequences import encode_prompt, encode_response, model_device, right_pad
@@ -114,7 +115,13 @@ def check_pairs(pairs, name: str = "pairs") -> list:
 
 @flush_denormals
 def train_reward_model(
-    backbone, tokenizer, pairs, config: RewardConfig, *, seed: int = 0, progress: bool = True
+    backbone,
+    tokenizer,
+    pairs,
+    config: RewardConfig,
+    *,
+    seed: int = DEFAULT_SEED,
+    progress: bool = True,
 ):
     """Fit a reward model (:func:`reward_model_from` ``backbone``) on ``pairs`` of
     ``(messages, chosen, rejected)``
