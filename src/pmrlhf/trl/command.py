@@ -35,7 +35,7 @@ import yaml
 
 from .._io import atomic_write_json, atomic_write_text, json_ready
 from .._lock import check_not_busy, run_folder
-from .._validation import check_choice, check_out_dir
+from .._validation import check_choice, check_count, check_out_dir
 from .._yaml import read_data_file
 from ..errors import PmrlhfTypeError, PmrlhfUserError
 
@@ -105,17 +105,17 @@ def run_trl(
         Another process is running in ``out``.
     """
     from ..lm_experiments.commands.run_config import RunConfig
+    from ..lm_experiments.data.tasks import load_task
 
     if not isinstance(config, RunConfig):
         raise PmrlhfTypeError(f"config must be a RunConfig, got {type(config).__name__}")
-    task = config.validate()
+    task = load_task(config.validate().task)
     check_choice(trainer, "trainer", TRAINERS)
     scale_rewards = grpo_scale_rewards(trainer, config.rl.regularizer, scale_rewards)
     if config.reward != "oracle":
         raise PmrlhfUserError(f"lm trl supports reward='oracle' only, got reward={config.reward!r}")
-    for value, name in ((eval_every, "eval_every"), (save_every, "save_every")):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise PmrlhfUserError(f"{name} must be an int >= 0, got {value!r}")
+    check_count(eval_every, "eval_every", 0)
+    check_count(save_every, "save_every", 0)
     report_to = check_report_to(report_to)
     if resume and restart:
         raise PmrlhfUserError("--resume and --restart exclude each other: pick one")

@@ -26,7 +26,7 @@ import torch
 
 from ..._io import atomic_save_figure, atomic_write_csv, atomic_write_json
 from ..._lock import run_folder
-from ..._validation import DEFAULT_SEED, check_out_dir, check_seed
+from ..._validation import DEFAULT_SEED, check_count, check_out_dir, check_seed
 from ...errors import PmrlhfUserError
 from ...simulate.metrics import pairwise_pmd
 from ..data.preference_pairs import load_preference_pairs
@@ -47,12 +47,6 @@ from ..train.reward_model import (
 )
 
 FIGURE = "audit_implied_preferences.png"
-
-
-def _check_count(value, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise PmrlhfUserError(f"{name} must be an int >= {low}, got {value!r}")
-    return value
 
 
 def audit(
@@ -99,10 +93,10 @@ def audit(
     check_prompt_format(prompt_format)
     seed = check_seed(seed)
     if limit is not None:
-        _check_count(limit, "limit", 1)
-    _check_count(prompts, "prompts", 1)
-    _check_count(samples, "samples", 2)
-    _check_count(max_new_tokens, "max_new_tokens", 1)
+        check_count(limit, "limit", 1)
+    check_count(prompts, "prompts", 1)
+    check_count(samples, "samples", 2)
+    check_count(max_new_tokens, "max_new_tokens", 1)
     rm = (rm or RewardConfig()).validate()
     if reward_model is not None:
         check_reward_model_folder(reward_model)

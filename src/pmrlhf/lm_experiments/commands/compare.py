@@ -22,6 +22,7 @@ from ..._io import atomic_write_csv, atomic_write_json, remove_stale_temp_files
 from ..._lock import run_folder
 from ..._validation import check_out_dir
 from ..data.oracle import OracleReward
+from ..data.tasks import load_task
 from ..evaluate.exact import evaluate_candidates
 from ..evaluate.optima import method_optima
 from ..evaluate.predictions import prediction_table, reference_predictions
@@ -251,7 +252,7 @@ def run_compare(config: CompareConfig, out, *, progress: bool = True, resume: bo
     FolderBusyError
         Another process is running in ``out``.
     """
-    task = config.validate()
+    task = load_task(config.validate().task)
     out = check_out_dir(out, "out")
     with run_folder(out, cleanup=[lambda folder: _remove_leftovers(folder, config)]):
         return _compare_locked(config, task, out, progress=progress, resume=resume)

@@ -11,7 +11,7 @@ import numpy as np
 from ..._validation import check_alpha, check_beta
 from ...errors import PmrlhfUserError
 from ...theory.regularizers import check_regularizer
-from ..data.tasks import DEFAULT_TASK, load_task
+from ..data.tasks import DEFAULT_TASK
 from ..evaluate.summary import REFERENCE
 from ..models.loading import SMOLLM2, resolve_name
 from ..train.rl_config import RLConfig
@@ -139,8 +139,9 @@ class CompareConfig:
     rl: RLConfig = field(default_factory=lambda: RLConfig(eval_every=5))
     methods: tuple[Method, ...] = DEFAULT_METHODS
 
-    def validate(self):
-        """Check every field before anything is written or loaded; returns the task."""
+    def validate(self) -> CompareConfig:
+        """Check every field but ``task`` (:func:`.compare.run_compare` checks it by loading
+        it, once) before anything is written or loaded; returns the config."""
         self.seeds = check_seeds(self.seeds)
         resolve_name(self.model)
         self.sft.validate()
@@ -152,7 +153,7 @@ class CompareConfig:
         names = [m.name for m in self.methods]
         if len(set(names)) != len(names) or REFERENCE in names:
             raise PmrlhfUserError(f"method names must be distinct and not {REFERENCE!r}: {names}")
-        return load_task(self.task)
+        return self
 
 
 def quick_config(task: str = DEFAULT_TASK, model: str = "tiny-llama", seeds=(0, 1)):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-from ..._validation import DEFAULT_SEED, check_field_types, check_known_keys
+from ..._validation import DEFAULT_SEED, check_count, check_field_types, check_known_keys
 from ..._yaml import read_data_file
 from ...errors import PmrlhfUserError
 from ...theory.regularizers import check_regularizer
@@ -125,13 +125,12 @@ class RunConfig:
             sft=replace(self.sft, **keep(sft)),
         )
 
-    def validate(self):
-        """Check every field before anything is written or loaded; returns the task."""
-        from ..data.tasks import load_task
+    def validate(self) -> RunConfig:
+        """Check every field but ``task`` (the command checks it by loading it, once) before
+        anything is written or loaded; returns the config."""
         from ..models.loading import check_prompt_format, resolve_name
 
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise PmrlhfUserError(f"seed must be an int >= 0, got {self.seed!r}")
+        check_count(self.seed, "seed", 0)
         resolve_name(self.model)
         if self.reward not in REWARDS:
             raise PmrlhfUserError(f"reward must be one of {REWARDS}, got {self.reward!r}")
@@ -142,13 +141,11 @@ class RunConfig:
             raise PmrlhfUserError(
                 f"lora must be a mapping of peft.LoraConfig options, got {self.lora!r}"
             )
-        n = self.rm_pairs_per_prompt
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise PmrlhfUserError(f"rm_pairs_per_prompt must be a positive int, got {n!r}")
+        check_count(self.rm_pairs_per_prompt, "rm_pairs_per_prompt")
         self.sft.validate()
         self.rl.validate()
         self.rm.validate()
-        return load_task(self.task)
+        return self
 
 
 def _check_rl_pair(rl: RLConfig, source: str) -> None:

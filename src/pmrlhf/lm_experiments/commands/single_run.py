@@ -12,6 +12,7 @@ from ..._io import atomic_write_json, atomic_write_text
 from ..._lock import check_not_busy, run_folder
 from ..._validation import check_out_dir
 from ...errors import PmrlhfUserError
+from ..data.tasks import load_task
 from .run_config import RunConfig
 
 RUN_FILES = ("metrics.jsonl", "eval.json", "config.yaml", "reward_model.json")
@@ -38,7 +39,7 @@ def run_one(
     FolderBusyError
         Another process is running in ``out``.
     """
-    task = config.validate()
+    task = load_task(config.validate().task)
     out = check_out_dir(out, "out")
     if resume and restart:
         raise PmrlhfUserError("--resume and --restart exclude each other: pick one")

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..._io import atomic_save_folder
-from ..._validation import DEFAULT_SEED
+from ..._validation import DEFAULT_SEED, check_count, check_number
 from ...errors import PmrlhfTypeError, PmrlhfUserError
 from ..models.loading import flush_denormals, make_optimizer
 from ..models.sequences import encode_prompt, encode_response, model_device, right_pad
@@ -34,17 +34,10 @@ class RewardConfig:
 
     def validate(self) -> RewardConfig:
         for name in ("steps", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise PmrlhfUserError(f"rm.{name} must be a positive int, got {value!r}")
-        lr = self.lr
-        if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr < float("inf"):
-            raise PmrlhfUserError(f"rm.lr must be finite and > 0, got {lr!r}")
-        heldout = self.heldout
-        if isinstance(heldout, bool) or not isinstance(heldout, int | float):
-            raise PmrlhfUserError(f"rm.heldout must be a number, got {heldout!r}")
-        if not 0 <= heldout < 1:
-            raise PmrlhfUserError(f"rm.heldout must lie in [0, 1), got {heldout!r}")
+            check_count(getattr(self, name), f"rm.{name}")
+        check_number(self.lr, "rm.lr")
+        if not 0 <= check_number(self.heldout, "rm.heldout", zero=True) < 1:
+            raise PmrlhfUserError(f"rm.heldout must lie in [0, 1), got {self.heldout!r}")
         return self
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..._validation import check_choice, check_count, check_number
 from ...errors import PmrlhfUserError
 from ...theory.regularizers import check_regularizer
 from ..models.precision import check_precision
@@ -42,41 +43,21 @@ class RLConfig:
     def validate(self) -> RLConfig:
         check_regularizer(self.regularizer, ref_given=True, alpha=self.alpha)
         for name in ("beta", "lr", "max_grad_norm", "temperature"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise PmrlhfUserError(f"rl.{name} must be a number, got {value!r}")
-            if not 0 < value < float("inf"):
-                raise PmrlhfUserError(f"rl.{name} must be finite and > 0, got {value!r}")
+            check_number(getattr(self, name), f"rl.{name}")
         if not 0 <= self.lr_final <= 1:
             raise PmrlhfUserError(f"rl.lr_final must lie in [0, 1], got {self.lr_final!r}")
         for name in ("steps", "inner_epochs", "prompts_per_step", "max_new_tokens"):
             value = getattr(self, name)
-            if value is None and name in ("prompts_per_step", "max_new_tokens"):
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise PmrlhfUserError(f"rl.{name} must be a positive int, got {value!r}")
+            if value is not None or name not in ("prompts_per_step", "max_new_tokens"):
+                check_count(value, f"rl.{name}")
         for name in ("eval_every", "checkpoint_every", "warmup_steps"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise PmrlhfUserError(f"rl.{name} must be an int >= 0, got {value!r}")
-        minutes = self.checkpoint_minutes
-        if isinstance(minutes, bool) or not isinstance(minutes, int | float):
-            raise PmrlhfUserError(f"rl.checkpoint_minutes must be a number, got {minutes!r}")
-        if not 0 <= minutes < float("inf"):
-            raise PmrlhfUserError(
-                f"rl.checkpoint_minutes must be finite and >= 0 (0: off), got {minutes!r}"
-            )
-        k = self.samples_per_prompt
-        if isinstance(k, bool) or not isinstance(k, int) or k < 2:
-            raise PmrlhfUserError(
-                f"rl.samples_per_prompt must be an int >= 2 (the leave-one-out baseline "
-                f"needs two), got {k!r}"
-            )
-        if self.penalty_gradient not in PENALTY_GRADIENTS:
-            raise PmrlhfUserError(
-                f"rl.penalty_gradient must be one of {PENALTY_GRADIENTS}, "
-                f"got {self.penalty_gradient!r}"
-            )
+            check_count(getattr(self, name), f"rl.{name}", 0)
+        check_number(self.checkpoint_minutes, "rl.checkpoint_minutes", zero=True, why=" (0: off)")
+        check_count(
+            self.samples_per_prompt, "rl.samples_per_prompt", 2,
+            why=" (the leave-one-out baseline needs two)",
+        )  # fmt: skip
+        check_choice(self.penalty_gradient, "rl.penalty_gradient", PENALTY_GRADIENTS)
         check_precision(self.precision, "rl.precision")
         if self.clip is not None and not 0 < self.clip < 1:
             raise PmrlhfUserError(f"rl.clip must lie in (0, 1) or be null, got {self.clip!r}")

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..._validation import check_count, check_number
 from ...errors import PmrlhfUserError
 from ..models.loading import flush_denormals, make_optimizer
 from ..models.precision import check_precision, compute_context, resolve_precision
@@ -31,15 +32,9 @@ class SFTConfig:
     precision: str = "fp32"  # fp32 | bf16 (autocast, fp32 weights and loss) | auto (.precision)
 
     def validate(self) -> SFTConfig:
-        for name in ("steps", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise PmrlhfUserError(f"sft.{name} must be an int >= 0, got {value!r}")
-        if self.batch_size < 1:
-            raise PmrlhfUserError(f"sft.batch_size must be >= 1, got {self.batch_size!r}")
-        lr = self.lr
-        if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr < float("inf"):
-            raise PmrlhfUserError(f"sft.lr must be finite and > 0, got {lr!r}")
+        check_count(self.steps, "sft.steps", 0)
+        check_count(self.batch_size, "sft.batch_size")
+        check_number(self.lr, "sft.lr")
         check_precision(self.precision, "sft.precision")
         return self
 
