@@ -5,12 +5,12 @@ import copy
 import numpy as np
 import pytest
 
-from pmrlhf.lm_experiments.commands.compare_config import Method
 from pmrlhf.lm_experiments.evaluate.exact import METRICS, candidate_metrics
 from pmrlhf.lm_experiments.evaluate.paired_plots import predicted_differences
 from pmrlhf.lm_experiments.evaluate.plot_style import renormalised_label, whisker_lengths
 from pmrlhf.lm_experiments.evaluate.plots import FIGURES, save_figures
 from pmrlhf.lm_experiments.evaluate.summary import REFERENCE, aggregate, paired_differences
+from pmrlhf.lm_experiments.train.method import Method
 
 PNG = b"\x89PNG\r\n\x1a\n"
 METHODS = (

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import shutil
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -48,7 +48,7 @@ def method_fingerprint(config: CompareConfig, task, seed: int, method) -> str:
         "model": config.model,
         "seed": seed,
         "sft": asdict(config.sft),
-        "rl": asdict(config.rl),
+        "rl": config.rl.shared_settings(),
         "method": None if method is None else asdict(method),
     }
     return fingerprint(options)
@@ -189,7 +189,7 @@ def _train_method(config, task, seed, method, ref: Reference, path: Path, key: s
     position = config.seeds.index(seed) * len(config.methods) + config.methods.index(method) + 1
     total = len(config.seeds) * len(config.methods)
     policy = copy.deepcopy(ref.model)
-    rl = replace(config.rl, regularizer=method.regularizer, beta=method.beta, alpha=method.alpha)
+    rl = config.rl.with_method(method)
     optimum, curve = ref.optima[method.name], []
 
     def on_eval(step, policy):
@@ -306,9 +306,6 @@ def _compare_locked(config: CompareConfig, task, out: Path, *, progress: bool, r
         for name, result in results.items():
             per_seed[name].append(result)
     methods = aggregate(config.seeds, config.methods, per_seed)
-    rl = asdict(config.rl)
-    for key in ("regularizer", "beta", "alpha"):  # the methods own these
-        rl.pop(key)
     summary = {
         "task": task.name,
         "model": config.model,
@@ -323,7 +320,7 @@ def _compare_locked(config: CompareConfig, task, out: Path, *, progress: bool, r
         "max_new_tokens": per_seed[REFERENCE][0]["max_len"],
         "config": {
             "sft": asdict(config.sft),
-            "rl": rl,
+            "rl": config.rl.shared_settings(),  # the methods own regularizer, beta, alpha
             "methods": [asdict(m) for m in config.methods],
         },
         "sft_final_loss": [

@@ -10,32 +10,12 @@ import numpy as np
 
 from ..._validation import check_alpha, check_beta
 from ...errors import PmrlhfUserError
-from ...theory.regularizers import check_regularizer
 from ..data.tasks import DEFAULT_TASK
 from ..evaluate.summary import REFERENCE
 from ..models.loading import SMOLLM2, resolve_name
+from ..train.method import LABELS, Method, method_name
 from ..train.rl_config import RLConfig
 from ..train.sft import SFTConfig
-
-
-@dataclass(frozen=True)
-class Method:
-    """One RL objective: a regularizer at a strength ``beta`` (and cPM's ``alpha``)."""
-
-    name: str
-    regularizer: str
-    beta: float
-    alpha: float | None = None
-
-    def validate(self) -> Method:
-        check_regularizer(self.regularizer, ref_given=True, alpha=self.alpha)
-        check_beta(self.beta, f"beta of method {self.name!r}")
-        if not isinstance(self.name, str) or not self.name.strip() or "/" in self.name:
-            raise PmrlhfUserError(
-                f"method name must be a non-empty string without '/', got {self.name!r}"
-            )
-        return self
-
 
 # KL at beta 0.1 is how RLHF is run in practice; the other three compare at matched beta 1,
 # where PM's optimum softmax(r / beta) is the preference distribution (docs/theory.md §3).
@@ -45,15 +25,6 @@ DEFAULT_METHODS = (
     Method("PM b=1", "pm", 1.0),
     Method("cPM b=1 a=0.1", "cpm", 1.0, 0.1),
 )
-
-
-_LABELS = {"kl": "KL", "pm": "PM", "cpm": "cPM"}
-
-
-def method_name(regularizer: str, beta: float, alpha: float | None = None) -> str:
-    """The name a comparison shows: ``KL b=1``, ``PM b=1``, ``cPM b=1 a=0.1``."""
-    name = f"{_LABELS[regularizer]} b={beta:g}"
-    return name if alpha is None else f"{name} a={alpha:g}"
 
 
 def parse_method(spec: str) -> Method:
@@ -70,7 +41,7 @@ def parse_method(spec: str) -> Method:
         raise PmrlhfUserError(f"methods: expected {form}, got {spec!r}")
     parts = spec.strip().split(":")
     regularizer = parts[0].strip().lower()
-    if regularizer not in _LABELS or len(parts) not in (2, 3):
+    if regularizer not in LABELS or len(parts) not in (2, 3):
         raise PmrlhfUserError(f"methods: {spec!r} is not {form}")
     if (regularizer == "cpm") != (len(parts) == 3):
         need = (

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 
 from ..._validation import check_choice, check_count, check_number
 from ...errors import PmrlhfUserError
 from ...theory.regularizers import check_regularizer
 from ..models.precision import check_precision
+from . import method as methods
 
 PENALTY_GRADIENTS = ("expected", "sampled")
 
@@ -39,6 +40,21 @@ class RLConfig:
     checkpoint_every: int = 0  # 0: only at the end (and every checkpoint_minutes)
     checkpoint_minutes: float = 5.0  # also checkpoint after this much work; 0: off
     precision: str = "fp32"  # fp32 | bf16 (autocast, fp32 weights and loss) | auto (.precision)
+
+    @property
+    def method(self) -> methods.Method:
+        """The run's method: its regularizer, ``beta`` and ``alpha``, named."""
+        name = methods.method_name(self.regularizer, self.beta, self.alpha)
+        return methods.Method(name, self.regularizer, self.beta, self.alpha)
+
+    def with_method(self, method: methods.Method) -> RLConfig:
+        """These settings with ``method``'s regularizer, ``beta`` and ``alpha``."""
+        return replace(self, **{key: getattr(method, key) for key in methods.FIELDS})
+
+    def shared_settings(self) -> dict:
+        """Every setting but the method's: what the methods of a comparison share (its
+        ``summary.json`` and the fingerprints of its results hold these)."""
+        return {k: v for k, v in asdict(self).items() if k not in methods.FIELDS}
 
     def validate(self) -> RLConfig:
         check_regularizer(self.regularizer, ref_given=True, alpha=self.alpha)
