@@ -1,4 +1,4 @@
-"""Token-level plumbing shared by SFT, RL and evaluation (shapes in comments, nanoGPT-style).
+"""Token-level plumbing shared by SFT, RL and evaluation (tensor shapes in comments).
 
 Prompts are left-padded so that every completion starts at the same column; completions are
 right-padded and their mask covers the tokens up to and including the first end token.
