@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pmrlhf.lm_experiments.commands import compare, compare_config, workflow
+from pmrlhf.lm_experiments.commands import compare, compare_config, compare_reference, workflow
 from pmrlhf.lm_experiments.data.tasks import load_task
 from pmrlhf.lm_experiments.evaluate.summary import REFERENCE
 
@@ -210,12 +210,20 @@ def test_fingerprints_follow_options_and_release_not_source(monkeypatch):
     from pmrlhf import _fingerprint
 
     config, task = _quick(), load_task("two_answers")
-    key = compare.method_fingerprint(config, task, 0, compare_config.DEFAULT_METHODS[0])
-    assert key == compare.method_fingerprint(_quick(), task, 0, compare_config.DEFAULT_METHODS[0])
-    assert key != compare.method_fingerprint(config, task, 1, compare_config.DEFAULT_METHODS[0])
-    assert key != compare.method_fingerprint(config, task, 0, compare_config.DEFAULT_METHODS[1])
+    key = compare_reference.method_fingerprint(config, task, 0, compare_config.DEFAULT_METHODS[0])
+    assert key == compare_reference.method_fingerprint(
+        _quick(), task, 0, compare_config.DEFAULT_METHODS[0]
+    )
+    assert key != compare_reference.method_fingerprint(
+        config, task, 1, compare_config.DEFAULT_METHODS[0]
+    )
+    assert key != compare_reference.method_fingerprint(
+        config, task, 0, compare_config.DEFAULT_METHODS[1]
+    )
     monkeypatch.setattr(_fingerprint, "__version__", "another release")
-    assert key != compare.method_fingerprint(config, task, 0, compare_config.DEFAULT_METHODS[0])
+    assert key != compare_reference.method_fingerprint(
+        config, task, 0, compare_config.DEFAULT_METHODS[0]
+    )
 
 
 def test_finished_methods_keep_no_checkpoint(fresh):
@@ -298,15 +306,15 @@ def test_prediction_exists_when_rl_starts(tmp_path, monkeypatch, no_figures):
 
 def test_one_reference_serves_every_seed_it_does_not_depend_on(tmp_path, monkeypatch, no_figures):
     config, task = _quick(methods=compare_config.DEFAULT_METHODS[:1]), load_task("two_answers")
-    key = compare.reference_fingerprint
+    key = compare_reference.reference_fingerprint
     assert key(config, task, 0) != key(config, task, 1)  # a tiny model's init is seeded
     config.model = "smollm2-135m"  # pretrained, full-batch SFT: no seed in the reference
     assert key(config, task, 0) == key(config, task, 1)
     config.sft.batch_size = 2  # SFT batches drawn at random: seeded again
     assert key(config, task, 0) != key(config, task, 1)
     # A seed-independent reference is trained once for two seeds (tiny model, as if pretrained)
-    monkeypatch.setattr(compare, "TINY_MODELS", ())
-    real, trained = compare.prepare_reference, []
+    monkeypatch.setattr(compare_reference, "TINY_MODELS", ())
+    real, trained = compare_reference.prepare_reference, []
 
     def counted(config, task, seed, **kwargs):
         trained.append(seed)

@@ -12,19 +12,17 @@ from __future__ import annotations
 import copy
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
-from ..._fingerprint import fingerprint, git_state, load_stored, store
+from ..._fingerprint import git_state, load_stored, store
 from ..._io import atomic_write_csv, atomic_write_json, remove_stale_temp_files
 from ..._lock import run_folder
 from ..._validation import check_out_dir
-from ..data.oracle import OracleReward
 from ..data.tasks import load_task
 from ..evaluate.exact import evaluate_candidates
-from ..evaluate.optima import method_optima
 from ..evaluate.predictions import prediction_table, reference_predictions
 from ..evaluate.summary import (
     REFERENCE,
@@ -34,79 +32,15 @@ from ..evaluate.summary import (
     summary_table,
     task_targets,
 )
-from ..models.loading import TINY_MODELS
 from ..train.checkpoint import remove_checkpoint_staging
-from ..train.sft import candidate_pairs
 from .compare_config import CompareConfig
-from .workflow import sft_reference, train_and_evaluate
-
-
-def method_fingerprint(config: CompareConfig, task, seed: int, method) -> str:
-    """What one seed's result of a method depends on (``None``: the SFT reference)."""
-    options = {
-        "task": task.to_dict(),
-        "model": config.model,
-        "seed": seed,
-        "sft": asdict(config.sft),
-        "rl": config.rl.shared_settings(),
-        "method": None if method is None else asdict(method),
-    }
-    return fingerprint(options)
-
-
-def reference_fingerprint(config: CompareConfig, task, seed: int) -> str:
-    """What the SFT reference depends on. The seed only where it changes the reference: a
-    tiny model's random initialisation, or SFT batches drawn at random (more pairs than
-    ``sft.batch_size``). Full-batch SFT of a pretrained model is the same for every seed."""
-    seeded = config.model in TINY_MODELS or len(candidate_pairs(task)[0]) > config.sft.batch_size
-    return fingerprint(
-        {
-            "task": task.to_dict(),
-            "model": config.model,
-            "sft": asdict(config.sft),
-            "seed": seed if seeded else None,
-        }
-    )
-
-
-@dataclass
-class Reference:
-    """A trained reference and what every method needs from it, computed before any RL
-    step: the exact optima (docs/theory.md §7), the reference's own evaluation, and the
-    seeds that use it."""
-
-    key: str
-    model: object
-    tokenizer: object
-    reward: OracleReward
-    sft_losses: list
-    max_len: int
-    optima: dict
-    evaluation: dict
-    seconds: float
-    seeds: list = field(default_factory=list)
-
-
-def prepare_reference(config: CompareConfig, task, seed: int, *, progress=True) -> Reference:
-    """SFT the reference for ``seed``, then compute every method's exact optimum given it."""
-    started = time.perf_counter()
-    model, tokenizer, sft_losses = sft_reference(
-        config.model, task, config.sft, seed=seed, progress=progress
-    )
-    reward = OracleReward(task, tokenizer)
-    max_len = config.rl.max_new_tokens or reward.max_len
-    optima = method_optima(model, tokenizer, task, config.methods, max_len=max_len)
-    return Reference(
-        key=reference_fingerprint(config, task, seed),
-        model=model,
-        tokenizer=tokenizer,
-        reward=reward,
-        sft_losses=sft_losses,
-        max_len=max_len,
-        optima=optima,
-        evaluation=evaluate_candidates(model, tokenizer, task),
-        seconds=time.perf_counter() - started,
-    )
+from .compare_reference import (
+    Reference,
+    method_fingerprint,
+    prepare_reference,
+    reference_fingerprint,
+)
+from .workflow import train_and_evaluate
 
 
 def run_seed(
