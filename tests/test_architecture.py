@@ -105,6 +105,49 @@ def test_layers_import_only_downwards():
                 assert rank[other] < rank[layer], f"{name} imports {target}"
 
 
+def _top_level_names(path: Path) -> tuple[set[str], set[str]]:
+    """(names ``path`` imports from elsewhere, names it defines), at its top level."""
+    imported, defined = set(), set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.ImportFrom):
+            imported |= {alias.asname or alias.name for alias in node.names}
+        elif isinstance(node, ast.FunctionDef | ast.ClassDef | ast.AsyncFunctionDef):
+            defined.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            defined |= {target.id for target in targets if isinstance(target, ast.Name)}
+    return imported, defined
+
+
+def test_names_are_imported_from_the_module_that_defines_them():
+    """No module but a package's ``__init__`` (the public API) passes on what it imported:
+    every name has one home (src, tests, benchmarks and examples alike)."""
+    modules = _modules()
+    names = {name: _top_level_names(path) for name, path in modules.items()}
+    root = SRC.parent
+    passed_on = []
+    for folder in ("src", "tests", "benchmarks", "examples"):
+        for path in sorted((root / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if not isinstance(node, ast.ImportFrom) or (node.level and folder != "src"):
+                    continue
+                if node.level:
+                    own = ".".join(path.relative_to(SRC).with_suffix("").parts)
+                    base = own.split(".")[: -node.level]
+                    source = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    source = node.module or ""
+                if source not in modules or modules[source].name == "__init__.py":
+                    continue
+                imported, defined = names[source]
+                passed_on += [
+                    f"{path.relative_to(root)}:{node.lineno} {source}.{alias.name}"
+                    for alias in node.names
+                    if alias.name in imported - defined and f"{source}.{alias.name}" not in modules
+                ]
+    assert passed_on == []
+
+
 def test_no_two_modules_share_a_name():
     names = [p.name for p in PACKAGE.rglob("*.py") if p.name not in ("__init__.py", "__main__.py")]
     assert sorted({n for n in names if names.count(n) > 1}) == []

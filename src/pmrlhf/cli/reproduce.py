@@ -6,7 +6,7 @@ from .._validation import DEFAULT_SEED
 
 
 def register(subparsers) -> None:
-    from ..report.pipeline import STAGE_NAMES
+    from ..report.stages import STAGE_NAMES
 
     parser = subparsers.add_parser(
         "reproduce", help="regenerate every result, figure and the report"

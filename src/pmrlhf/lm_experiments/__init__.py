@@ -1,7 +1,10 @@
 """Language-model layer: SFT, RL with KL / PM / conditional-PM penalties, exact evaluation
 and exact optima given the reference.
 
-A thin layer over torch, transformers and accelerate (docs/theory.md §4, §5, §7).
+A thin layer over torch, transformers and accelerate (docs/theory.md §4, §5, §7), laid out
+by job (docs/architecture.md): ``models/``, ``data/``, ``train/``, ``evaluate/`` and
+``commands/``. The names below are its public API; everything else is imported from the
+module that defines it.
 """
 
 from .commands.audit import audit
@@ -9,7 +12,6 @@ from .commands.compare import run_compare
 from .commands.compare_config import (
     DEFAULT_METHODS,
     CompareConfig,
-    Method,
     check_seeds,
     grid_methods,
     quick_config,
@@ -29,6 +31,7 @@ from .evaluate.optima import method_optima
 from .evaluate.plots import FIGURES
 from .evaluate.summary import console_table, t_interval
 from .models.loading import load_model, load_tokenizer
+from .train.method import Method
 from .train.reward_model import (
     RewardConfig,
     load_reward_model,

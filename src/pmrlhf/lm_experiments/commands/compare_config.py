@@ -12,7 +12,8 @@ from ..._validation import check_alpha, check_beta
 from ...errors import PmrlhfUserError
 from ..data.tasks import DEFAULT_TASK
 from ..evaluate.summary import REFERENCE
-from ..models.loading import SMOLLM2, resolve_name
+from ..models.loading import resolve_name
+from ..models.smollm2 import SMOLLM2
 from ..train.method import LABELS, Method, method_name
 from ..train.rl_config import RLConfig
 from ..train.sft import SFTConfig
