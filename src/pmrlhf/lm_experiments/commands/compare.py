@@ -4,7 +4,7 @@ For each seed: load the model, SFT it on the task's candidates (the reference), 
 every method's exact optimum given that reference (docs/theory.md §7), then train each
 method with RL against the oracle reward, tracking its distance to the optimum, and
 evaluate it exactly (docs/theory.md §5). Seeds are then summarised with means and
-t-intervals (:mod:`.summary`).
+t-intervals (:mod:`~pmrlhf.lm_experiments.evaluate.summary`).
 """
 
 from __future__ import annotations
@@ -166,7 +166,7 @@ def _train_method(config, task, seed, method, ref: Reference, path: Path, key: s
 
 def run_compare(config: CompareConfig, out, *, progress: bool = True, resume: bool = True):
     """Train and evaluate every method for every seed; write ``summary.json`` (the contract
-    of :mod:`.summary`), ``summary.csv`` and the figures of :data:`.plots.FIGURES`.
+    of :mod:`~pmrlhf.lm_experiments.evaluate.summary`), ``summary.csv`` and the figures of :data:`~pmrlhf.lm_experiments.evaluate.plots.FIGURES`.
 
     Each seed's results are stored in ``out/seed<S>/`` as soon as they are done, with a
     fingerprint of the options they depend on (:mod:`pmrlhf._fingerprint`). With ``resume``

@@ -1,6 +1,7 @@
 """The steps every language-model experiment takes: load -> SFT (the reference) -> RL ->
-exact evaluation (docs/theory.md §4, §5, §7). ``pmrlhf lm run`` (:mod:`.runs`) and
-``pmrlhf lm compare`` (:mod:`.compare`) both go through these two functions.
+exact evaluation (docs/theory.md §4, §5, §7). ``pmrlhf lm run`` (:mod:`.single_run`) and
+``pmrlhf lm compare`` (:mod:`.compare`) both go through these two functions; ``pmrlhf lm
+trl`` (:mod:`pmrlhf.trl.command`) makes its reference with :func:`sft_reference` too.
 """
 
 from __future__ import annotations
