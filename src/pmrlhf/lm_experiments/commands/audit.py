@@ -8,7 +8,8 @@ constant is needed. Two sets of pairs are audited:
 * ``preference_pairs``: the file's own pairs (``a`` chosen, ``b`` rejected), ``log pi`` by
   teacher forcing;
 * ``sampled_pairs``: every pair among ``samples`` responses the policy samples for each of
-  its first ``prompts`` distinct prompts (:func:`~pmrlhf.lm_experiments.evaluate.freeform.evaluate_freeform`).
+  its first ``prompts`` distinct prompts
+  (:func:`~pmrlhf.lm_experiments.evaluate.freeform.evaluate_freeform`).
 
 Outputs in ``out``, each written atomically: ``audit.json`` (the pairwise metrics of both
 sets, the reward model's fit), ``audit_pairs.csv`` (``p_pi`` and ``p_r`` of every pair) and

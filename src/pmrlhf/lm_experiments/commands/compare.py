@@ -166,7 +166,8 @@ def _train_method(config, task, seed, method, ref: Reference, path: Path, key: s
 
 def run_compare(config: CompareConfig, out, *, progress: bool = True, resume: bool = True):
     """Train and evaluate every method for every seed; write ``summary.json`` (the contract
-    of :mod:`~pmrlhf.lm_experiments.evaluate.summary`), ``summary.csv`` and the figures of :data:`~pmrlhf.lm_experiments.evaluate.plots.FIGURES`.
+    of :mod:`~pmrlhf.lm_experiments.evaluate.summary`), ``summary.csv`` and the figures of
+    :data:`~pmrlhf.lm_experiments.evaluate.plots.FIGURES`.
 
     Each seed's results are stored in ``out/seed<S>/`` as soon as they are done, with a
     fingerprint of the options they depend on (:mod:`pmrlhf._fingerprint`). With ``resume``
