@@ -206,7 +206,7 @@ def _run(args) -> int:
         "precision": args.precision,
     }
     sft = {"steps": args.sft_steps, "precision": args.precision}
-    config = config.with_overrides(top, rl, sft)  # run_one checks it before it writes
+    config = config.with_overrides(top, rl, sft).validate()  # before any write or load
     out = check_out_dir(args.out if args.out is not None else Path("runs") / config.name(), "--out")
     result = run_one(config, out, resume=args.resume, restart=args.restart)
     if not result:  # a non-main process of a multi-process launch: the main one reports
@@ -230,7 +230,7 @@ def _trl(args) -> int:
         "steps": args.steps,
         "samples_per_prompt": args.samples_per_prompt,
     }
-    config = config.with_overrides(top, rl, {"steps": args.sft_steps})  # run_trl checks it
+    config = config.with_overrides(top, rl, {"steps": args.sft_steps}).validate()
     default = Path("runs") / f"{config.name()}-trl-{args.trainer}"
     out = check_out_dir(args.out if args.out is not None else default, "--out")
     try:

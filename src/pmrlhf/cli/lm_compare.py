@@ -127,6 +127,7 @@ def _compare(args) -> int:
     if args.precision is not None:
         config.rl = replace(config.rl, precision=args.precision)
         config.sft = replace(config.sft, precision=args.precision)
+    config.validate()  # before anything is written or loaded
     out = check_out_dir(args.out, "--out")
     summary = run_compare(config, out, resume=not args.restart)
     print(console_table(summary))
