@@ -230,33 +230,28 @@ def grpo_scale_rewards(trainer: str, regularizer: str, scale_rewards: str | None
     return "group" if regularizer == "kl" else "none"  # TRL's default with its own KL
 
 
-def trl_config(
-    config,
-    trainer: str,
+def trl_arguments(
+    rl,
+    *,
     output_dir,
     max_new_tokens: int,
     prompts: int,
-    scale_rewards: str | None = None,
-    *,
+    seed: int,
+    gradient_checkpointing: bool = False,
     save_every: int = 0,
     report_to: str | list[str] = "none",
-):
-    """The :class:`~pmrlhf.trl.PMRLOOConfig` / :class:`~pmrlhf.trl.PMGRPOConfig` of a
-    ``RunConfig`` (see :func:`run_trl`; ``scale_rewards``, ``save_every`` and
-    ``report_to`` as there)."""
+) -> dict:
+    """The keyword arguments of TRL's ``RLOOConfig`` / ``GRPOConfig`` (ours or TRL's own)
+    that carry the :class:`~pmrlhf.lm_experiments.train.rl_config.RLConfig` ``rl``: every
+    prompt (or ``rl.prompts_per_step``) x ``rl.samples_per_prompt`` completions per step,
+    at most ``max_new_tokens`` new tokens, temperature with no top-p / top-k, the learning
+    rate, ``beta``, inner epochs and clip, gradient clipping; no autocast, no worker
+    processes, a log line per step. Not the regularizer: only pmrlhf's configs take it."""
     import torch
 
-    from .config import PMGRPOConfig, PMRLOOConfig
-
-    rl = config.rl
     k = rl.samples_per_prompt
-    kind = PMRLOOConfig if trainer == "rloo" else PMGRPOConfig
-    scale = grpo_scale_rewards(trainer, rl.regularizer, scale_rewards)
-    extra = {} if scale is None else {"scale_rewards": scale}
-    return kind(
+    return dict(
         output_dir=str(output_dir),
-        regularizer=rl.regularizer,
-        cpm_alpha=rl.alpha,
         beta=rl.beta,
         per_device_train_batch_size=(rl.prompts_per_step or prompts) * k,
         gradient_accumulation_steps=1,
@@ -270,18 +265,50 @@ def trl_config(
         top_p=1.0,
         top_k=0,
         max_grad_norm=rl.max_grad_norm,
-        gradient_checkpointing=config.gradient_checkpointing,
-        bf16=False,  # the model is loaded in config.dtype; no autocast on top
+        gradient_checkpointing=gradient_checkpointing,
+        bf16=False,  # the model is loaded in its dtype; no autocast on top
         use_cpu=not torch.cuda.is_available(),
         report_to=check_report_to(report_to),
         save_strategy="steps" if save_every else "no",
         save_steps=save_every or 500,
         save_total_limit=1,
         logging_steps=1,
-        seed=config.seed,
+        seed=seed,
         dataloader_num_workers=0,
-        **extra,
     )
+
+
+def trl_config(
+    config,
+    trainer: str,
+    output_dir,
+    max_new_tokens: int,
+    prompts: int,
+    scale_rewards: str | None = None,
+    *,
+    save_every: int = 0,
+    report_to: str | list[str] = "none",
+):
+    """The :class:`~pmrlhf.trl.PMRLOOConfig` / :class:`~pmrlhf.trl.PMGRPOConfig` of a
+    ``RunConfig`` (see :func:`run_trl`; ``scale_rewards``, ``save_every`` and
+    ``report_to`` as there): :func:`trl_arguments` with the run's method."""
+    from .config import PMGRPOConfig, PMRLOOConfig
+
+    rl = config.rl
+    kind = PMRLOOConfig if trainer == "rloo" else PMGRPOConfig
+    scale = grpo_scale_rewards(trainer, rl.regularizer, scale_rewards)
+    extra = {} if scale is None else {"scale_rewards": scale}
+    arguments = trl_arguments(
+        rl,
+        output_dir=output_dir,
+        max_new_tokens=max_new_tokens,
+        prompts=prompts,
+        seed=config.seed,
+        gradient_checkpointing=config.gradient_checkpointing,
+        save_every=save_every,
+        report_to=report_to,
+    )
+    return kind(regularizer=rl.regularizer, cpm_alpha=rl.alpha, **arguments, **extra)
 
 
 @dataclass(frozen=True)
