@@ -48,6 +48,19 @@ _ALPHA_HELP = (
 _SEED_HELP = "the run's seed (SFT, sampling, evaluation)" + _FROM_CONFIG + f" ({RunConfig.seed})"
 
 
+def _add_config_model_task(parser) -> None:
+    """The first options of ``lm run`` and ``lm trl``: a config file, the model, the task."""
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="optional YAML/JSON with keys of RunConfig (see README); options override it "
+        "(default: none, RunConfig's defaults)",
+    )
+    parser.add_argument("--model", help=_MODEL_HELP)
+    parser.add_argument("--task", help=_TASK_HELP)
+
+
 def register(subparsers) -> None:
     lm = subparsers.add_parser("lm", help="RL fine-tuning of causal language models")
     commands = lm.add_subparsers(dest="lm_command", metavar="LM_COMMAND")
@@ -58,15 +71,7 @@ def register(subparsers) -> None:
         description="One RL run (optionally after SFT). Settings come from RunConfig's "
         "defaults, then --config FILE if given, then the options below.",
     )
-    run.add_argument(
-        "--config",
-        type=Path,
-        metavar="FILE",
-        help="optional YAML/JSON with keys of RunConfig (see README); options override it "
-        "(default: none, RunConfig's defaults)",
-    )
-    run.add_argument("--model", help=_MODEL_HELP)
-    run.add_argument("--task", help=_TASK_HELP)
+    _add_config_model_task(run)
     run.add_argument("--regularizer", choices=("kl", "pm", "cpm"), help=_REGULARIZER_HELP)
     run.add_argument("--beta", type=float, help=_BETA_HELP)
     run.add_argument("--alpha", type=float, help=_ALPHA_HELP)
@@ -84,7 +89,7 @@ def register(subparsers) -> None:
         choices=("oracle", "rm"),
         help="exact task reward, or a reward model fitted to sampled comparisons"
         + _FROM_CONFIG
-        + " (oracle)",
+        + f" ({RunConfig.reward})",
     )
     run.add_argument("--seed", type=int, help=_SEED_HELP)
     # A str, checked by check_out_dir: Path("") would be "." and write into the current folder.
@@ -109,15 +114,7 @@ def register(subparsers) -> None:
         "trl",
         help="one RL run with TRL's trainer (pmrlhf.trl), scored like lm run (same eval.json)",
     )
-    trl.add_argument(
-        "--config",
-        type=Path,
-        metavar="FILE",
-        help="optional YAML/JSON with keys of RunConfig (see README); options override it "
-        "(default: none, RunConfig's defaults)",
-    )
-    trl.add_argument("--model", help=_MODEL_HELP)
-    trl.add_argument("--task", help=_TASK_HELP)
+    _add_config_model_task(trl)
     trl.add_argument(
         "--trainer",
         choices=("rloo", "grpo"),

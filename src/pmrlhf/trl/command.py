@@ -344,10 +344,7 @@ def _run_locked(config, task, out: Path, settings: dict, run: _RunSettings, chec
         config.sft,
         seed=config.seed,
         progress=progress,
-        dtype=config.dtype,
-        lora=config.lora,
-        gradient_checkpointing=config.gradient_checkpointing,
-        prompt_format=config.prompt_format,
+        **config.load_options(),
     )
     reference = evaluate_policy(model, tokenizer, task)
     reward = task.reward_function(tokenizer)

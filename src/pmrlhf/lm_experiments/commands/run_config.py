@@ -50,6 +50,18 @@ class RunConfig:
     # one (OPT, Llama-2 base); auto: chat where the tokenizer has a template (models.py).
     prompt_format: str = "auto"
 
+    def load_options(self) -> dict:
+        """How the run loads its model: the keywords of
+        :func:`~pmrlhf.lm_experiments.models.loading.load_model` that
+        :func:`~pmrlhf.lm_experiments.commands.workflow.sft_reference` passes on, for
+        ``lm run`` and ``lm trl`` alike."""
+        return {
+            "dtype": self.dtype,
+            "lora": self.lora,
+            "gradient_checkpointing": self.gradient_checkpointing,
+            "prompt_format": self.prompt_format,
+        }
+
     def name(self) -> str:
         return f"{self.model.replace('/', '_')}-{self.task}-{self.rl.regularizer}-seed{self.seed}"
 

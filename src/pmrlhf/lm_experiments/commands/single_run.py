@@ -145,10 +145,7 @@ def _run_locked(config: RunConfig, task, out: Path, accelerator, *, resume, prog
         seed=config.seed,
         device=accelerator.device,
         progress=progress,
-        dtype=config.dtype,
-        lora=config.lora,
-        gradient_checkpointing=config.gradient_checkpointing,
-        prompt_format=config.prompt_format,
+        **config.load_options(),
     )
     # With LoRA the reference is the policy with its adapters off: no copy. Otherwise a
     # frozen copy, on this process's device already; not prepared by accelerate, which
