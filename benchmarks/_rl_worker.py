@@ -183,7 +183,7 @@ def trl_prompt_ids(tokenizer, messages) -> list[int]:
 def run_trl(model, tokenizer, args, work: dict, clock: StepClock) -> None:
     from datasets import Dataset
 
-    from pmrlhf.trl.command import trl_arguments
+    from pmrlhf.trl.arguments import trl_arguments
 
     if args.side == "trl":
         from trl import RLOOConfig, RLOOTrainer

@@ -11,7 +11,6 @@ LONGER = {  # module (relative to src/pmrlhf) -> why it may exceed MAX_LINES
     "_validation.py": "every config's check_* helpers, one module by design",
     "lm_experiments/models/sequences.py": "one algorithm: a prompt's key/value cache shared "
     "by its samples, in sampling and in the gradient pass alike",
-    "trl/command.py": "one command: TRL's config, trainer and resume mirrored from lm run",
 }
 
 

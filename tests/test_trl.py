@@ -569,7 +569,8 @@ def test_lm_trl_writes_lm_runs_eval_json_and_refuses_a_second_run(tmp_path, caps
 
 def test_lm_trl_grpo_switches_reward_scaling_off_for_pm_unless_asked(tmp_path):
     from pmrlhf.lm_experiments.commands.run_config import RunConfig
-    from pmrlhf.trl.command import run_trl, trl_config
+    from pmrlhf.trl.arguments import trl_config
+    from pmrlhf.trl.command import run_trl
 
     def config(regularizer, trainer="grpo", scale_rewards=None):
         rl = {"regularizer": regularizer, "alpha": 0.1 if regularizer == "cpm" else None}
@@ -622,7 +623,8 @@ def test_lm_trl_options_reach_run_trl(tmp_path, monkeypatch, pmrlhf_here):
 
 def test_lm_trl_report_to_reaches_trl_and_is_checked(tmp_path):
     from pmrlhf.lm_experiments.commands.run_config import RunConfig
-    from pmrlhf.trl.command import check_report_to, run_trl, trl_config
+    from pmrlhf.trl.arguments import check_report_to, trl_config
+    from pmrlhf.trl.command import run_trl
 
     run = RunConfig(model="tiny-llama", task="two_answers")
     args = trl_config(run, "rloo", tmp_path / "t", 3, 2, report_to="tensorboard", save_every=5)
