@@ -10,8 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from pmrlhf.lm_experiments import load_model, load_task
-from pmrlhf.lm_experiments.commands import audit
+from pmrlhf.lm_experiments import audit, load_model, load_task
 from pmrlhf.lm_experiments.data.preference_pairs import load_preference_pairs, synthetic_pairs
 from pmrlhf.lm_experiments.train.reward_model import (
     RewardConfig,

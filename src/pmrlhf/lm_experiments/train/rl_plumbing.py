@@ -91,10 +91,7 @@ def setup_run(policy, ref, tokenizer, task, reward_fn, config, seed, run_dir, re
         ),
         prompts=[encode_prompt(tokenizer, p.messages) for p in task.prompts],
         max_new=max_new,
-        # Without DDP (whose wrapper must run the forward that backpropagates) and with the
-        # key/value cache on (no gradient checkpointing in training mode), the sampling pass
-        # keeps its graph and serves as the first gradient pass: one policy forward fewer.
-        reuse_sampling_pass=accelerator is None and not checkpointing_on(unwrapped),
+        reuse_sampling_pass=False,  # set below, once the policy is in training mode
         run_dir=None if run_dir is None else Path(run_dir),
         is_main=accelerator is None or accelerator.is_main_process,
         history=[], start=0, last_checkpoint=_clock(),
@@ -106,6 +103,10 @@ def setup_run(policy, ref, tokenizer, task, reward_fn, config, seed, run_dir, re
         atomic_write_text(run.run_dir / "metrics.jsonl", log)
     ref.eval()
     policy.train()  # dropout is off in every model load_model returns: train == eval numerics
+    # Without DDP (whose wrapper must run the forward that backpropagates) and with the
+    # key/value cache on (no gradient checkpointing in training mode), the sampling pass
+    # keeps its graph and serves as the first gradient pass: one policy forward fewer.
+    run.reuse_sampling_pass = accelerator is None and not checkpointing_on(unwrapped)
     return run
 
 
