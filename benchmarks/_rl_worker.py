@@ -60,7 +60,8 @@ def setting_work(setting: str, tokenizer, max_new_tokens: int | None = None) -> 
     from dataclasses import replace
 
     from pmrlhf.lm_experiments import RLConfig
-    from pmrlhf.lm_experiments.tasks import OracleReward, SyntheticTask, TaskPrompt, load_task
+    from pmrlhf.lm_experiments.data.oracle import OracleReward
+    from pmrlhf.lm_experiments.data.tasks import SyntheticTask, TaskPrompt, load_task
     from pmrlhf.simulate import Population
 
     if setting == "old":
@@ -105,6 +106,23 @@ def setting_work(setting: str, tokenizer, max_new_tokens: int | None = None) -> 
     raise ValueError(f"setting must be one of {SETTINGS}, got {setting!r}")
 
 
+def rl_config(args, work: dict):
+    """The RL settings of a run, on every side: KL at ``BETA``, every prompt of the
+    setting's task with its samples, new-token cap and learning rate."""
+    from pmrlhf.lm_experiments import RLConfig
+
+    return RLConfig(
+        regularizer="kl",
+        beta=BETA,
+        steps=args.steps + args.warmup + 1,
+        prompts_per_step=len(work["task"].prompts),
+        samples_per_prompt=work["samples_per_prompt"],
+        max_new_tokens=work["max_new_tokens"],
+        lr=work["lr"],
+        max_grad_norm=1.0,
+    )
+
+
 def chat(prompt) -> list[dict]:
     """A task prompt's messages with the empty system message ``encode_prompt`` adds."""
     messages = list(prompt.messages)
@@ -138,21 +156,12 @@ class StepClock:
 def run_pmrlhf(model, tokenizer, args, work: dict, clock: StepClock) -> None:
     import copy
 
-    from pmrlhf.lm_experiments import RLConfig, train_rl
-    from pmrlhf.lm_experiments.sequences import encode_prompt
+    from pmrlhf.lm_experiments import train_rl
+    from pmrlhf.lm_experiments.models.sequences import encode_prompt
 
     task = work["task"]
     lengths = [len(encode_prompt(tokenizer, p.messages)) for p in task.prompts]
-    config = RLConfig(
-        regularizer="kl",
-        beta=BETA,
-        steps=args.steps + args.warmup + 1,
-        prompts_per_step=len(task.prompts),
-        samples_per_prompt=work["samples_per_prompt"],
-        max_new_tokens=work["max_new_tokens"],
-        lr=work["lr"],
-        max_grad_norm=1.0,
-    )
+    config = rl_config(args, work)
     reference = copy.deepcopy(model).eval()
 
     def reward(prompt_index, completion, completion_mask):  # (B,), (B, Tc), (B, Tc) -> (B,)
@@ -174,6 +183,8 @@ def trl_prompt_ids(tokenizer, messages) -> list[int]:
 def run_trl(model, tokenizer, args, work: dict, clock: StepClock) -> None:
     from datasets import Dataset
 
+    from pmrlhf.trl.arguments import trl_arguments
+
     if args.side == "trl":
         from trl import RLOOConfig, RLOOTrainer
 
@@ -188,7 +199,6 @@ def run_trl(model, tokenizer, args, work: dict, clock: StepClock) -> None:
             extra["cpm_alpha"] = CPM_ALPHA
 
     task = work["task"]
-    k = work["samples_per_prompt"]
     # TRL builds its reference model from the policy's config path: give it a real folder.
     folder = Path(getattr(model.config, "_name_or_path", "") or "")
     scratch = tempfile.TemporaryDirectory(prefix="bench-trl-")
@@ -207,30 +217,16 @@ def run_trl(model, tokenizer, args, work: dict, clock: StepClock) -> None:
         clock.record([index[p[-1]["content"]] for p in prompts], counts, lengths)
         return [n / 100.0 for n in counts]
 
-    config = RLOOConfig(
-        output_dir=str(Path(scratch.name) / "out"),
-        per_device_train_batch_size=len(task.prompts) * k,
-        num_generations=k,
-        max_completion_length=work["max_new_tokens"],
-        max_steps=args.steps + args.warmup + 1,
-        learning_rate=work["lr"],
-        beta=BETA,
-        num_iterations=1,
-        temperature=1.0,
-        top_p=1.0,
-        top_k=0,
-        max_grad_norm=1.0,
-        gradient_checkpointing=False,
-        bf16=False,
-        use_cpu=True,
-        report_to="none",
-        save_strategy="no",
-        logging_steps=10_000,
-        disable_tqdm=True,
-        dataloader_num_workers=0,
+    # The pmrlhf side's settings, as lm trl passes them to TRL; quiet and on the CPU.
+    arguments = trl_arguments(
+        rl_config(args, work),
+        output_dir=Path(scratch.name) / "out",
+        max_new_tokens=work["max_new_tokens"],
+        prompts=len(task.prompts),
         seed=args.seed,
-        **extra,
     )
+    arguments |= {"use_cpu": True, "logging_steps": 10_000, "disable_tqdm": True}
+    config = RLOOConfig(**arguments, **extra)
     trainer = RLOOTrainer(
         model=model,
         reward_funcs=reward,

@@ -261,7 +261,7 @@ def _fake_worker_result(side: str, round_index: int, seconds: list[float]) -> di
 def test_rl_step_summary_counts_cycles_and_reports_mfu(tmp_path):
     from benchmarks import rl_step
     from benchmarks.flops import rl_step_passes, step_flops
-    from benchmarks.report import _rl_step
+    from benchmarks.report_rl import rl_step_section
 
     runs = [
         _fake_worker_result("pmrlhf", 0, [1.0, 1.0]),
@@ -295,7 +295,7 @@ def test_rl_step_summary_counts_cycles_and_reports_mfu(tmp_path):
         },
         "settings": [result],
     }
-    text = "\n".join(_rl_step(data))
+    text = "\n".join(rl_step_section(data))
     assert "fp32 matmul rate of this machine: 0.001 GFLOP/s" in text
     assert "### Setting `old`" in text and "MFU" in text and "Same work on both sides" in text
     assert "pmrlhf MFU / TRL MFU" in text and "N = 1,000" in text
@@ -303,7 +303,7 @@ def test_rl_step_summary_counts_cycles_and_reports_mfu(tmp_path):
 
 def test_trl_penalty_summary_reports_overhead_against_the_stock_trainer():
     from benchmarks import trl_penalty
-    from benchmarks.report import _trl_penalty
+    from benchmarks.report_rl import trl_penalty_section
 
     runs = [
         _fake_worker_result("trl", 0, [2.0, 2.0]),
@@ -327,14 +327,16 @@ def test_trl_penalty_summary_reports_overhead_against_the_stock_trainer():
         "steps_per_round": 2,
         "goal": trl_penalty.GOAL,
     }
-    text = "\n".join(_trl_penalty({"config": config, "summary": summary}))
+    text = "\n".join(trl_penalty_section({"config": config, "summary": summary}))
     assert "regularizer='cpm', cpm_alpha=0.1: step time +10.0%" in text
     assert text.count("**not met**") == 1 and "1.1× (1.1–1.1)" in text
     failed = trl_penalty.summarize_runs(
         [*runs[:3], {"side": "pmtrl-pm", "ok": False, "log_tail": "boom"}]
     )
     assert not failed["pmtrl-pm"]["available"]
-    assert "pmtrl-pm failed" in "\n".join(_trl_penalty({"config": config, "summary": failed}))
+    assert "pmtrl-pm failed" in "\n".join(
+        trl_penalty_section({"config": config, "summary": failed})
+    )
 
 
 def test_report_ends_with_the_hand_kept_timings_of_the_two_commands(tmp_path, monkeypatch):

@@ -1,5 +1,9 @@
 """What ``--help`` says: every subcommand, every experiment, optional options as optional."""
 
+import json
+import sys
+from pathlib import Path
+
 import pytest
 
 from pmrlhf.cli import build_parser
@@ -75,3 +79,23 @@ def test_help_prints_defaults_and_quick_promises_no_time(capsys):
         text = _help(capsys, *command)
         quick = text[text.index("--quick a") :]  # the option, not the usage line
         assert "smoke test" in quick[:200] and "minute" not in quick[:200], command
+
+
+HELP = Path(__file__).parent / "fixtures" / "cli_help.json"
+
+
+def test_every_help_text_is_the_one_before_the_rearrangement(monkeypatch):
+    """Every parser's ``--help``, word for word, as the code before issue 24 printed it (and
+    the help changed since on purpose: simulate --force, the pairs layout of lm pairs) at
+    80 columns (argparse's layout changes between Python versions: checked on the one that
+    recorded it)."""
+    from pmrlhf.cli import iter_parsers
+
+    recorded = json.loads(HELP.read_text())
+    if recorded.pop("python") != f"{sys.version_info[0]}.{sys.version_info[1]}":
+        pytest.skip("help texts were recorded on another Python version")
+    monkeypatch.setenv("COLUMNS", "80")
+    texts = {parser.prog: parser.format_help() for parser in iter_parsers(build_parser())}
+    assert sorted(texts) == sorted(recorded)
+    for prog, text in recorded.items():
+        assert texts[prog] == text, prog

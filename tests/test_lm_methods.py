@@ -2,7 +2,8 @@
 
 import pytest
 
-from pmrlhf.lm_experiments.compare_config import Method, parse_method, parse_methods
+from pmrlhf.lm_experiments.commands.compare_config import parse_method, parse_methods
+from pmrlhf.lm_experiments.train.method import Method
 
 
 @pytest.mark.parametrize(

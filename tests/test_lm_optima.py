@@ -10,14 +10,14 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from pmrlhf.lm_experiments import OracleReward, load_model, load_task, t_interval
-from pmrlhf.lm_experiments.optima import (
+from pmrlhf.lm_experiments.evaluate.optima import (
     mass_upper_bound,
     optimum,
     reference_tree,
     sequence_count,
 )
-from pmrlhf.lm_experiments.sequences import completion_mask, right_pad
-from pmrlhf.lm_experiments.sft import SFTConfig, candidate_pairs, sft_on_pairs
+from pmrlhf.lm_experiments.models.sequences import completion_mask, right_pad
+from pmrlhf.lm_experiments.train.sft import SFTConfig, candidate_pairs, sft_on_pairs
 from pmrlhf.theory import reference_log_weight
 
 V, EOS, L = 6, 2, 3

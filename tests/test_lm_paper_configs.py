@@ -12,11 +12,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from pmrlhf.lm_experiments import load_model, rl
-from pmrlhf.lm_experiments.checkpoint import _load_weights
-from pmrlhf.lm_experiments.models import PLAIN_TEMPLATE
-from pmrlhf.lm_experiments.runs import RunConfig, run_one
-from pmrlhf.lm_experiments.sequences import encode_prompt
+from pmrlhf.lm_experiments import load_model
+from pmrlhf.lm_experiments.commands.run_config import RunConfig
+from pmrlhf.lm_experiments.commands.single_run import run_one
+from pmrlhf.lm_experiments.models.loading import PLAIN_TEMPLATE
+from pmrlhf.lm_experiments.models.sequences import encode_prompt
+from pmrlhf.lm_experiments.train import rl_plumbing
+from pmrlhf.lm_experiments.train.checkpoint import _load_weights
 
 
 @pytest.fixture(scope="module")
@@ -69,17 +71,17 @@ def test_shipped_config_runs_and_resumes_exactly(name, base, base_models, tmp_pa
         rl=replace(config.rl, steps=3, checkpoint_every=1),
     )
     whole = run_one(config, tmp_path / "whole", progress=False)
-    save = rl.save_checkpoint
+    save = rl_plumbing.save_checkpoint
 
     def cut_after_step_2(folder, step, *args, **kwargs):
         save(folder, step, *args, **kwargs)
         if step == 2:
             raise KeyboardInterrupt  # as if killed right after the checkpoint
 
-    monkeypatch.setattr(rl, "save_checkpoint", cut_after_step_2)
+    monkeypatch.setattr(rl_plumbing, "save_checkpoint", cut_after_step_2)
     with pytest.raises(KeyboardInterrupt):
         run_one(config, tmp_path / "cut", progress=False)
-    monkeypatch.setattr(rl, "save_checkpoint", save)
+    monkeypatch.setattr(rl_plumbing, "save_checkpoint", save)
     resumed = run_one(config, tmp_path / "cut", resume=True, progress=False)
     assert resumed == whole
     for log in ("metrics.jsonl",):
@@ -105,7 +107,7 @@ def test_sharded_parameters_are_refused_with_a_message(kind, stage):
 
     from accelerate.utils import DistributedType
 
-    from pmrlhf.lm_experiments.runs import _check_backend
+    from pmrlhf.lm_experiments.commands.single_run import _check_backend
 
     plugin = None if stage is None else SimpleNamespace(zero_stage=stage)
     accelerator = SimpleNamespace(

@@ -5,11 +5,12 @@ import copy
 import numpy as np
 import pytest
 
-from pmrlhf.lm_experiments.compare_config import Method
-from pmrlhf.lm_experiments.evaluate import METRICS, candidate_metrics
-from pmrlhf.lm_experiments.paired_plots import predicted_differences
-from pmrlhf.lm_experiments.plots import FIGURES, renormalised_label, save_figures, whisker_lengths
-from pmrlhf.lm_experiments.summary import REFERENCE, aggregate, paired_differences
+from pmrlhf.lm_experiments.evaluate.exact import METRICS, candidate_metrics
+from pmrlhf.lm_experiments.evaluate.paired_plots import predicted_differences
+from pmrlhf.lm_experiments.evaluate.plot_style import renormalised_label, whisker_lengths
+from pmrlhf.lm_experiments.evaluate.plots import FIGURES, save_figures
+from pmrlhf.lm_experiments.evaluate.summary import REFERENCE, aggregate, paired_differences
+from pmrlhf.lm_experiments.train.method import Method
 
 PNG = b"\x89PNG\r\n\x1a\n"
 METHODS = (
@@ -45,7 +46,7 @@ def _evaluation(masses):
 
 
 def fake_summary(seeds=(0, 1, 2)):
-    """A summary as :func:`~pmrlhf.lm_experiments.summary.aggregate` writes it: each RL
+    """A summary as :func:`~pmrlhf.lm_experiments.evaluate.summary.aggregate` writes it: each RL
     method ends near its exact optimum, seed by seed, with noise that keeps differences
     non-zero."""
     rng = np.random.default_rng(0)

@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from pmrlhf.lm_experiments import OracleReward, RLConfig, load_model, load_task, rl, train_rl
-from pmrlhf.lm_experiments.sequences import (
+from pmrlhf.lm_experiments import OracleReward, RLConfig, load_model, load_task, train_rl
+from pmrlhf.lm_experiments.models.sequences import (
     completion_mask,
     encode_prompt,
     left_pad,
@@ -20,6 +20,7 @@ from pmrlhf.lm_experiments.sequences import (
     shared_prompt_logprobs,
     token_logprobs,
 )
+from pmrlhf.lm_experiments.train import rl, rl_plumbing
 
 FAST = {"steps": 2, "lr": 1e-3, "samples_per_prompt": 2}
 
@@ -112,7 +113,7 @@ def test_sampling_pass_logits_are_the_gradient_pass_logits(model_name):
 
 def test_rl_step_with_the_sampling_pass_reused_trains_as_with_a_second_pass(monkeypatch):
     first, reused = _train("cpm", steps=1)
-    monkeypatch.setattr(rl, "checkpointing_on", lambda model: True)  # the second-pass path
+    monkeypatch.setattr(rl_plumbing, "checkpointing_on", lambda model: True)  # the second-pass path
     second, again = _train("cpm", steps=1)
     for key in ("loss", "penalty", "expected_penalty", "kl_to_ref"):
         assert first[0][key] == pytest.approx(second[0][key], rel=1e-5, abs=1e-6)
@@ -164,8 +165,10 @@ def test_learning_rate_decays_linearly_to_its_final_fraction():
 
 
 def test_learning_rate_warms_up_then_decays():
+    from pmrlhf.lm_experiments.train.rloo_estimators import lr_factor
+
     config = RLConfig(steps=10, lr=1.0, warmup_steps=3, lr_final=0.1)
-    factors = [rl.lr_factor(config, s) for s in range(10)]
+    factors = [lr_factor(config, s) for s in range(10)]
     assert factors[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
     assert factors[-1] == pytest.approx(1 - 0.9 * 6 / 7)
     assert all(a >= b for a, b in zip(factors[3:], factors[4:], strict=False))  # then decays
@@ -193,13 +196,11 @@ def test_resume_continues_exactly_and_logs_each_step_once(tmp_path):
 
 @pytest.mark.parametrize("minutes,saved", [(1.0, [2, 3]), (0.0, [3]), (5.0, [3])])
 def test_checkpoint_minutes_checkpoint_after_that_much_work(tmp_path, monkeypatch, minutes, saved):
-    from pmrlhf.lm_experiments import rl
-
     clock = iter(range(0, 10_000, 40))  # each reading of the clock: 40 s later
-    monkeypatch.setattr(rl, "_clock", lambda: next(clock))
-    steps, save = [], rl.save_checkpoint
+    monkeypatch.setattr(rl_plumbing, "_clock", lambda: next(clock))
+    steps, save = [], rl_plumbing.save_checkpoint
     monkeypatch.setattr(
-        rl,
+        rl_plumbing,
         "save_checkpoint",
         lambda folder, step, *a, **k: steps.append(step) or save(folder, step, *a, **k),
     )
@@ -208,7 +209,7 @@ def test_checkpoint_minutes_checkpoint_after_that_much_work(tmp_path, monkeypatc
 
 
 def test_checkpoint_staging_left_by_a_kill_is_cleaned_up(tmp_path):
-    from pmrlhf.lm_experiments.checkpoint import remove_checkpoint_staging
+    from pmrlhf.lm_experiments.train.checkpoint import remove_checkpoint_staging
 
     _train("pm", run_dir=tmp_path, steps=1)
     checkpoint = tmp_path / "checkpoint"
@@ -266,7 +267,7 @@ def test_an_rl_step_runs_the_policy_twice_less_when_the_sampling_pass_is_reused(
         return count[0]
 
     reused = calls()
-    monkeypatch.setattr(rl, "checkpointing_on", lambda model: True)
+    monkeypatch.setattr(rl_plumbing, "checkpointing_on", lambda model: True)
     assert calls() == reused + 2
 
 

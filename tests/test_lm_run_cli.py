@@ -111,7 +111,8 @@ def test_a_second_process_on_a_folder_fails_at_once(tmp_path, command):
 
 
 def test_run_folder_without_checkpoint_says_restart_and_restart_starts_again(tmp_path):
-    from pmrlhf.lm_experiments.runs import RunConfig, run_one
+    from pmrlhf.lm_experiments.commands.run_config import RunConfig
+    from pmrlhf.lm_experiments.commands.single_run import run_one
 
     config = RunConfig(model="tiny-llama", task="two_answers")
     config = config.with_overrides({}, {"steps": 1, "samples_per_prompt": 2}, {"steps": 0})
@@ -184,7 +185,7 @@ def test_cli_run_flags_reach_the_run(tmp_path, pmrlhf_here):
 
 
 def test_cli_run_samples_per_prompt_reaches_the_rl_config(tmp_path, settings_reaching, pmrlhf_here):
-    import pmrlhf.lm_experiments.runs as runs
+    import pmrlhf.lm_experiments.commands.single_run as runs
 
     seen = settings_reaching(runs, "run_one")
     args = ["lm", "run", "--model", "tiny-llama", "--task", "two_answers"]
@@ -236,7 +237,7 @@ def test_lm_run_defaults_to_conditional_pm_everywhere_a_method_is_left_unnamed(t
     # Plain PM spreads over text that is not an answer, so lm run's default is cPM at alpha
     # 0.1; a config file that names no regularizer gets the same default as no config, and
     # naming another regularizer drops the default's alpha.
-    from pmrlhf.lm_experiments.runs import RunConfig
+    from pmrlhf.lm_experiments.commands.run_config import RunConfig
 
     assert (RunConfig().rl.regularizer, RunConfig().rl.alpha) == ("cpm", 0.1)
     assert RunConfig.from_dict({"rl": {"steps": 3}}).rl == RunConfig().rl.__class__(

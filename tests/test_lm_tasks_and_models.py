@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from pmrlhf.lm_experiments import evaluate_candidates, load_model, load_task
-from pmrlhf.lm_experiments.sequences import (
+from pmrlhf.lm_experiments.data.task_files import BUILTIN_TASKS
+from pmrlhf.lm_experiments.models.sequences import (
     candidate_logprobs,
     completion_mask,
     encode_prompt,
@@ -16,7 +17,6 @@ from pmrlhf.lm_experiments.sequences import (
     right_pad,
     token_logprobs,
 )
-from pmrlhf.lm_experiments.tasks import BUILTIN_TASKS
 
 
 @pytest.fixture(scope="module")
@@ -214,7 +214,7 @@ def test_evaluation_metrics_are_consistent(tiny):
 def test_preference_loaders_read_both_layouts():
     from pathlib import Path
 
-    from pmrlhf.lm_experiments.data import load_preference_pairs
+    from pmrlhf.lm_experiments.data.preference_pairs import load_preference_pairs
 
     fixtures = Path(__file__).parent / "fixtures"
     hh = load_preference_pairs(fixtures / "hh_rlhf.jsonl")
@@ -235,7 +235,7 @@ def test_preference_loaders_read_both_layouts():
     ],
 )
 def test_preference_loader_rejects_malformed_files(tmp_path, content, match):
-    from pmrlhf.lm_experiments.data import load_preference_pairs
+    from pmrlhf.lm_experiments.data.preference_pairs import load_preference_pairs
 
     path = tmp_path / "pairs.jsonl"
     path.write_text(content)
@@ -246,8 +246,12 @@ def test_preference_loader_rejects_malformed_files(tmp_path, content, match):
 
 
 def test_reward_model_learns_the_population_order(tiny):
-    from pmrlhf.lm_experiments.data import synthetic_pairs
-    from pmrlhf.lm_experiments.reward_model import RewardConfig, score_responses, train_reward_model
+    from pmrlhf.lm_experiments.data.preference_pairs import synthetic_pairs
+    from pmrlhf.lm_experiments.train.reward_model import (
+        RewardConfig,
+        score_responses,
+        train_reward_model,
+    )
 
     model, tok = load_model("tiny-llama", seed=1)
     task = load_task("two_answers")
@@ -263,7 +267,7 @@ def test_reward_model_learns_the_population_order(tiny):
 
 
 def test_freeform_evaluation_on_sampled_pairs(tiny):
-    from pmrlhf.lm_experiments.freeform import (
+    from pmrlhf.lm_experiments.evaluate.freeform import (
         distinct_n,
         evaluate_freeform,
         implied_preference_figure,

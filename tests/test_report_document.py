@@ -58,7 +58,7 @@ def _paired_summary(per_seed, predicted, estimator="expected", across=None):
     """KL b=1 against cPM b=1 a=0.1 with the paired TV differences ``per_seed``."""
     import numpy as np
 
-    from pmrlhf.lm_experiments.summary import t_interval
+    from pmrlhf.lm_experiments.evaluate.summary import t_interval
 
     def method(regularizer, alpha=None):
         return {"regularizer": regularizer, "beta": 1.0, "alpha": alpha, "prompts": [],

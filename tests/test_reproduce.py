@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from pmrlhf.report import ReproduceConfig, reproduce
-from pmrlhf.report.pipeline import PUBLISH
 from pmrlhf.report.readme import END, START, results_block, update_readme
+from pmrlhf.report.reproduce_config import PUBLISH
 
 ROOT = Path(__file__).resolve().parents[1]
 

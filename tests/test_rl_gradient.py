@@ -11,7 +11,11 @@ import itertools
 import pytest
 import torch
 
-from pmrlhf.lm_experiments.rl import expected_penalty, leave_one_out, penalized_returns
+from pmrlhf.lm_experiments.train.rloo_estimators import (
+    expected_penalty,
+    leave_one_out,
+    penalized_returns,
+)
 from pmrlhf.theory import penalty
 
 V, L = 3, 2
@@ -107,7 +111,7 @@ def test_returns_count_the_penalties_after_each_token_and_leave_one_out_centres(
 def test_draw_samples_the_softmax():
     from scipy import stats
 
-    from pmrlhf.lm_experiments.sequences import draw
+    from pmrlhf.lm_experiments.models.sequences import draw
 
     logits = torch.tensor([[0.0, 1.0, -torch.inf, 2.0, -1.0]]).repeat(20_000, 1)
     tokens = draw(logits, torch.Generator().manual_seed(0))

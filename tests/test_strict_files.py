@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from pmrlhf.errors import PmrlhfUserError
 from pmrlhf.lm_experiments import load_task
-from pmrlhf.lm_experiments.run_config import RunConfig
+from pmrlhf.lm_experiments.commands.run_config import RunConfig
 
 TASK = {
     "prompts": [
@@ -257,7 +257,7 @@ def test_config_reads_3e_5_as_a_float_and_keeps_good_values(tmp_path):
 def test_cli_refuses_a_config_pm_with_alpha_like_its_options(
     tmp_path, monkeypatch, capsys, settings_reaching
 ):
-    import pmrlhf.lm_experiments.runs as runs
+    import pmrlhf.lm_experiments.commands.single_run as runs
     from pmrlhf.cli import main
 
     monkeypatch.chdir(tmp_path)  # a default --out would land here
@@ -294,7 +294,7 @@ LAUGHS = "a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + "".join(
 )  # fmt: skip
 def test_lm_trl_reads_its_saved_config_strictly(tmp_path, saved, match):
     pytest.importorskip("transformers")
-    from pmrlhf.trl.run import TRAINER_DIR, _check_folder
+    from pmrlhf.trl.command import TRAINER_DIR, _check_folder
 
     (tmp_path / TRAINER_DIR / "checkpoint-1").mkdir(parents=True)
     (tmp_path / "config.yaml").write_text(saved)

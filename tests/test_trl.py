@@ -28,9 +28,8 @@ pytest.importorskip("datasets")
 import torch  # noqa: E402
 
 from pmrlhf.lm_experiments import evaluate_candidates, load_model, load_task  # noqa: E402
-from pmrlhf.lm_experiments.evaluate import METRICS  # noqa: E402
-from pmrlhf.lm_experiments.rl import leave_one_out  # noqa: E402
-from pmrlhf.lm_experiments.sequences import (  # noqa: E402
+from pmrlhf.lm_experiments.evaluate.exact import METRICS
+from pmrlhf.lm_experiments.models.sequences import (
     completion_mask,
     encode_prompt,
     encode_response,
@@ -39,6 +38,7 @@ from pmrlhf.lm_experiments.sequences import (  # noqa: E402
     sample_shared,
     token_logprobs,
 )
+from pmrlhf.lm_experiments.train.rloo_estimators import leave_one_out
 from pmrlhf.theory import penalty  # noqa: E402
 
 K = 4  # completions per prompt
@@ -568,8 +568,9 @@ def test_lm_trl_writes_lm_runs_eval_json_and_refuses_a_second_run(tmp_path, caps
 
 
 def test_lm_trl_grpo_switches_reward_scaling_off_for_pm_unless_asked(tmp_path):
-    from pmrlhf.lm_experiments.runs import RunConfig
-    from pmrlhf.trl.run import run_trl, trl_config
+    from pmrlhf.lm_experiments.commands.run_config import RunConfig
+    from pmrlhf.trl.arguments import trl_config
+    from pmrlhf.trl.command import run_trl
 
     def config(regularizer, trainer="grpo", scale_rewards=None):
         rl = {"regularizer": regularizer, "alpha": 0.1 if regularizer == "cpm" else None}
@@ -589,7 +590,7 @@ def test_lm_trl_grpo_switches_reward_scaling_off_for_pm_unless_asked(tmp_path):
 
 
 def test_lm_trl_options_reach_run_trl(tmp_path, monkeypatch, pmrlhf_here):
-    import pmrlhf.trl.run
+    import pmrlhf.trl.command
 
     class Stop(Exception):
         pass
@@ -600,7 +601,7 @@ def test_lm_trl_options_reach_run_trl(tmp_path, monkeypatch, pmrlhf_here):
         seen.append((config, kwargs))
         raise Stop  # only the settings are checked; the CLI lets other errors propagate
 
-    monkeypatch.setattr(pmrlhf.trl.run, "run_trl", capture)
+    monkeypatch.setattr(pmrlhf.trl.command, "run_trl", capture)
     args = ["lm", "trl", "--model", "tiny-llama", "--task", "two_answers", "--trainer", "grpo"]
     with pytest.raises(Stop):
         pmrlhf_here(*args, "--samples-per-prompt", "6", "--out", tmp_path / "a")
@@ -621,8 +622,9 @@ def test_lm_trl_options_reach_run_trl(tmp_path, monkeypatch, pmrlhf_here):
 
 
 def test_lm_trl_report_to_reaches_trl_and_is_checked(tmp_path):
-    from pmrlhf.lm_experiments.runs import RunConfig
-    from pmrlhf.trl.run import check_report_to, run_trl, trl_config
+    from pmrlhf.lm_experiments.commands.run_config import RunConfig
+    from pmrlhf.trl.arguments import check_report_to, trl_config
+    from pmrlhf.trl.command import run_trl
 
     run = RunConfig(model="tiny-llama", task="two_answers")
     args = trl_config(run, "rloo", tmp_path / "t", 3, 2, report_to="tensorboard", save_every=5)
@@ -640,9 +642,9 @@ def test_lm_trl_report_to_reaches_trl_and_is_checked(tmp_path):
 
 
 def test_lm_trl_resumes_an_interrupted_run_from_its_latest_checkpoint(tmp_path, monkeypatch):
-    from pmrlhf.lm_experiments.runs import RunConfig
+    from pmrlhf.lm_experiments.commands.run_config import RunConfig
     from pmrlhf.trl.callback import PreferenceMatchingCallback
-    from pmrlhf.trl.run import run_trl
+    from pmrlhf.trl.command import run_trl
 
     class Interrupted(Exception):
         pass

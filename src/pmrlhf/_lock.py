@@ -1,4 +1,5 @@
-"""One process at a time per output folder: ``with run_lock(folder): ...``.
+"""One process at a time per output folder: ``with run_lock(folder): ...``; and the
+opening every command makes in its folder, ``with run_folder(out, ...): ...``.
 
 Two runs writing one folder would mix their files (a ``summary.json`` of seed 1 beside the
 CSVs of seed 2). :func:`run_lock` takes an exclusive, non-blocking ``fcntl.flock`` on
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from .errors import FolderBusyError
@@ -69,6 +70,43 @@ def run_lock(folder) -> Iterator[Path]:
         with contextlib.suppress(OSError):
             (folder / LOCK_NAME).unlink()  # still locked here: a waiter re-checks the inode
         os.close(fd)
+
+
+@contextlib.contextmanager
+def run_folder(
+    out: Path,
+    *,
+    check: Callable[[], object] | None = None,
+    cleanup: Iterable[Callable[[Path], object]] = (),
+    discard: Callable[[Path], object] | None = None,
+    lock: bool = True,
+) -> Iterator[object]:
+    """A command's opening in its output folder ``out``: take the folder's lock
+    (:func:`run_lock`), run ``check()`` again under it (the command runs it once before, to
+    refuse before it loads anything), remove the temporary files that interrupted writes
+    left (:func:`pmrlhf._io.remove_stale_temp_files`) and what each ``cleanup(out)``
+    removes, then ``discard(out)`` (a ``--restart``). Yields what ``check`` returned.
+    ``lock=False`` (a process of ``accelerate launch`` other than the main one) does none
+    of it.
+
+    Raises
+    ------
+    FolderBusyError
+        Another process holds the lock; or what ``check`` raises.
+    """
+    if not lock:
+        yield None
+        return
+    from ._io import remove_stale_temp_files
+
+    with run_lock(out):
+        checked = check() if check is not None else None
+        remove_stale_temp_files(out)
+        for clean in cleanup:
+            clean(out)
+        if discard is not None:
+            discard(out)
+        yield checked
 
 
 def _release_depth(key: Path) -> None:

@@ -74,6 +74,31 @@ def check_real(value, name: str) -> float:
     return value
 
 
+def check_count(value, name: str, minimum: int = 1, *, why: str = "") -> int:
+    """``value`` if it is an int (not a bool) of at least ``minimum``; else a
+    :class:`PmrlhfUserError` naming ``name``: "must be a positive int" (``minimum`` 1) or
+    "must be an int >= minimum", followed by ``why``. The check of every count of a config
+    (steps, batch sizes, samples, intervals; 0 where it means "off")."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        kind = "a positive int" if minimum == 1 else f"an int >= {minimum}"
+        raise PmrlhfUserError(f"{name} must be {kind}{why}, got {value!r}")
+    return value
+
+
+def check_number(value, name: str, *, zero: bool = False, why: str = ""):
+    """``value`` if it is a finite real number (not a bool) above 0, or at least 0 with
+    ``zero``; else a :class:`PmrlhfUserError` naming ``name`` ("must be a number", "must be
+    finite and > 0", followed by ``why``). The check of every rate, weight and time of a
+    config (learning rates, ``beta``, temperatures, minutes)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise PmrlhfUserError(f"{name} must be a number, got {value!r}")
+    if not (0 <= value if zero else 0 < value) or not value < float("inf"):
+        raise PmrlhfUserError(
+            f"{name} must be finite and {'>=' if zero else '>'} 0{why}, got {value!r}"
+        )
+    return value
+
+
 def check_probability(value, name: str, *, open_interval: bool = False) -> float:
     value = check_real(value, name)
     if open_interval and not 0.0 < value < 1.0:
@@ -134,6 +159,10 @@ def as_array(value, name: str, *, dtype=None) -> np.ndarray:
 def _short(value, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+DEFAULT_SEED = 0
+"""Every seed's default: of a run, a comparison's first seed aside, a simulation, a check."""
 
 
 def check_seed(value, name: str = "seed") -> int:

@@ -7,31 +7,58 @@ import json
 from pathlib import Path
 
 from ..errors import PmrlhfUserError
-from ..lm_experiments.precision import PRECISIONS
+from ..lm_experiments.commands.run_config import RunConfig, default_rl
+from ..lm_experiments.models.precision import PRECISIONS
+from ..lm_experiments.train.rl_config import RLConfig
+from ..lm_experiments.train.sft import SFTConfig
 from .lm_audit import add_audit_and_pairs
 from .lm_compare import _PRECISION_HELP, add_compare
 
 _BETA_HELP = (
     "rl.beta, the weight of the penalty subtracted from the reward; PM's and conditional PM's "
-    "optimum is softmax(r / beta), the preference distribution at beta 1 (default 1)"
+    f"optimum is softmax(r / beta), the preference distribution at beta 1 (default "
+    f"{RLConfig.beta:g})"
 )
-_SAMPLES_HELP = "rl.samples_per_prompt: completions of each prompt per step (default 24)"
+_SAMPLES_HELP = (
+    f"rl.samples_per_prompt: completions of each prompt per step (default "
+    f"{RLConfig.samples_per_prompt})"
+)
 _FROM_CONFIG = "; default: --config's value, else RunConfig's"
 _MODEL_HELP = (
-    "smollm2-135m, tiny-llama, tiny-opt, a folder or a hub id" + _FROM_CONFIG + " (smollm2-135m)"
+    "smollm2-135m, tiny-llama, tiny-opt, a folder or a hub id"
+    + _FROM_CONFIG
+    + f" ({RunConfig.model})"
 )
-_TASK_HELP = "built-in task name or task file" + _FROM_CONFIG + " (three_answers)"
+_TASK_HELP = "built-in task name or task file" + _FROM_CONFIG + f" ({RunConfig.task})"
 _REGULARIZER_HELP = (
     "rl.regularizer: kl (reverse KL), pm (preference matching) or cpm (conditional PM)"
     + _FROM_CONFIG
-    + " (cpm with alpha 0.1: plain pm spreads over text that is not an answer)"
+    + f" ({default_rl().regularizer} with alpha {default_rl().alpha:g}: plain pm spreads over "
+    "text that is not an answer)"
 )
-_STEPS_HELP = "rl.steps: RL steps" + _FROM_CONFIG + " (50)"
-_SFT_STEPS_HELP = "sft.steps: supervised steps before RL, 0 for none" + _FROM_CONFIG + " (40)"
+_STEPS_HELP = "rl.steps: RL steps" + _FROM_CONFIG + f" ({RLConfig.steps})"
+_SFT_STEPS_HELP = (
+    "sft.steps: supervised steps before RL, 0 for none" + _FROM_CONFIG + f" ({SFTConfig.steps})"
+)
 _ALPHA_HELP = (
-    "rl.alpha: conditional PM's threshold (--regularizer cpm only)" + _FROM_CONFIG + " (0.1)"
+    "rl.alpha: conditional PM's threshold (--regularizer cpm only)"
+    + _FROM_CONFIG
+    + f" ({default_rl().alpha:g})"
 )
-_SEED_HELP = "the run's seed (SFT, sampling, evaluation)" + _FROM_CONFIG + " (0)"
+_SEED_HELP = "the run's seed (SFT, sampling, evaluation)" + _FROM_CONFIG + f" ({RunConfig.seed})"
+
+
+def _add_config_model_task(parser) -> None:
+    """The first options of ``lm run`` and ``lm trl``: a config file, the model, the task."""
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="optional YAML/JSON with keys of RunConfig (see README); options override it "
+        "(default: none, RunConfig's defaults)",
+    )
+    parser.add_argument("--model", help=_MODEL_HELP)
+    parser.add_argument("--task", help=_TASK_HELP)
 
 
 def register(subparsers) -> None:
@@ -44,15 +71,7 @@ def register(subparsers) -> None:
         description="One RL run (optionally after SFT). Settings come from RunConfig's "
         "defaults, then --config FILE if given, then the options below.",
     )
-    run.add_argument(
-        "--config",
-        type=Path,
-        metavar="FILE",
-        help="optional YAML/JSON with keys of RunConfig (see README); options override it "
-        "(default: none, RunConfig's defaults)",
-    )
-    run.add_argument("--model", help=_MODEL_HELP)
-    run.add_argument("--task", help=_TASK_HELP)
+    _add_config_model_task(run)
     run.add_argument("--regularizer", choices=("kl", "pm", "cpm"), help=_REGULARIZER_HELP)
     run.add_argument("--beta", type=float, help=_BETA_HELP)
     run.add_argument("--alpha", type=float, help=_ALPHA_HELP)
@@ -70,7 +89,7 @@ def register(subparsers) -> None:
         choices=("oracle", "rm"),
         help="exact task reward, or a reward model fitted to sampled comparisons"
         + _FROM_CONFIG
-        + " (oracle)",
+        + f" ({RunConfig.reward})",
     )
     run.add_argument("--seed", type=int, help=_SEED_HELP)
     # A str, checked by check_out_dir: Path("") would be "." and write into the current folder.
@@ -95,15 +114,7 @@ def register(subparsers) -> None:
         "trl",
         help="one RL run with TRL's trainer (pmrlhf.trl), scored like lm run (same eval.json)",
     )
-    trl.add_argument(
-        "--config",
-        type=Path,
-        metavar="FILE",
-        help="optional YAML/JSON with keys of RunConfig (see README); options override it "
-        "(default: none, RunConfig's defaults)",
-    )
-    trl.add_argument("--model", help=_MODEL_HELP)
-    trl.add_argument("--task", help=_TASK_HELP)
+    _add_config_model_task(trl)
     trl.add_argument(
         "--trainer",
         choices=("rloo", "grpo"),
@@ -177,7 +188,8 @@ def _usage(parser) -> int:
 
 def _run(args) -> int:
     from .._validation import check_out_dir
-    from ..lm_experiments.runs import RunConfig, run_one
+    from ..lm_experiments.commands.run_config import RunConfig
+    from ..lm_experiments.commands.single_run import run_one
 
     config = RunConfig.from_file(args.config, name="--config") if args.config else RunConfig()
     top = {"model": args.model, "task": args.task, "seed": args.seed, "reward": args.reward}
@@ -191,8 +203,7 @@ def _run(args) -> int:
         "precision": args.precision,
     }
     sft = {"steps": args.sft_steps, "precision": args.precision}
-    config = config.with_overrides(top, rl, sft)
-    config.validate()  # before anything is written or loaded
+    config = config.with_overrides(top, rl, sft).validate()  # before any write or load
     out = check_out_dir(args.out if args.out is not None else Path("runs") / config.name(), "--out")
     result = run_one(config, out, resume=args.resume, restart=args.restart)
     if not result:  # a non-main process of a multi-process launch: the main one reports
@@ -205,7 +216,7 @@ def _run(args) -> int:
 
 def _trl(args) -> int:
     from .._validation import check_out_dir
-    from ..lm_experiments.runs import RunConfig
+    from ..lm_experiments.commands.run_config import RunConfig
 
     config = RunConfig.from_file(args.config, name="--config") if args.config else RunConfig()
     top = {"model": args.model, "task": args.task, "seed": args.seed}
@@ -216,12 +227,11 @@ def _trl(args) -> int:
         "steps": args.steps,
         "samples_per_prompt": args.samples_per_prompt,
     }
-    config = config.with_overrides(top, rl, {"steps": args.sft_steps})
-    config.validate()  # before anything is written or loaded
+    config = config.with_overrides(top, rl, {"steps": args.sft_steps}).validate()
     default = Path("runs") / f"{config.name()}-trl-{args.trainer}"
     out = check_out_dir(args.out if args.out is not None else default, "--out")
     try:
-        from ..trl.run import run_trl
+        from ..trl.command import run_trl
     except ImportError as err:  # TRL missing or at an untested version: the message says so
         raise PmrlhfUserError(str(err).splitlines()[0]) from None
     result = run_trl(

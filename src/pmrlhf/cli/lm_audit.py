@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from .._validation import DEFAULT_SEED
 from ..errors import PmrlhfUserError
 
 PAIRS_FILE = "pairs.jsonl"
@@ -45,7 +46,7 @@ def add_audit_and_pairs(commands) -> None:
     audit.add_argument(
         "--max-new-tokens", type=int, default=32, help="length limit of each sampled response"
     )
-    audit.add_argument("--seed", type=int, default=0, help="seed of the sampling")
+    audit.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the sampling")
     audit.add_argument(
         "--prompt-format",
         choices=("auto", "chat", "plain"),
@@ -62,7 +63,7 @@ def add_audit_and_pairs(commands) -> None:
     )
     pairs.add_argument("--task", default="three_answers", help="built-in task name or task file")
     pairs.add_argument("--per-prompt", type=int, default=50, help="comparisons per prompt")
-    pairs.add_argument("--seed", type=int, default=0, help="seed of the sampling")
+    pairs.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the sampling")
     pairs.add_argument(
         "--out",
         default="results/pairs",
@@ -73,7 +74,7 @@ def add_audit_and_pairs(commands) -> None:
 
 def _audit(args) -> int:
     from .._yaml import check_text_file
-    from ..lm_experiments.audit import FIGURE, audit
+    from ..lm_experiments.commands.audit import FIGURE, audit
 
     check_text_file(args.pairs, name="--pairs")  # before the model is loaded
 
@@ -102,8 +103,8 @@ def _audit(args) -> int:
 
 def _pairs(args) -> int:
     from .._validation import check_out_dir, check_seed
-    from ..lm_experiments.data import synthetic_pairs, write_preference_pairs
-    from ..lm_experiments.tasks import load_task
+    from ..lm_experiments.data.preference_pairs import synthetic_pairs, write_preference_pairs
+    from ..lm_experiments.data.tasks import load_task
 
     n = args.per_prompt
     if n < 1:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ..errors import PmrlhfUserError
-from ..lm_experiments.precision import PRECISIONS
+from ..lm_experiments.commands.compare_config import CompareConfig, quick_config
+from ..lm_experiments.models.precision import PRECISIONS
 
 _PRECISION_HELP = (
     "rl.precision and sft.precision: float32 throughout, bfloat16 matmuls under autocast "
@@ -14,11 +15,12 @@ _PRECISION_HELP = (
 
 def add_compare(commands) -> None:
     """Add ``compare`` to the subcommands of ``pmrlhf lm``."""
+    full, quick = CompareConfig(), quick_config()  # the defaults, owned there
     compare = commands.add_parser("compare", help="KL vs PM vs conditional PM from one start")
-    compare.add_argument("--task", default="three_answers", help="built-in task name or task file")
+    compare.add_argument("--task", default=full.task, help="built-in task name or task file")
     compare.add_argument(
         "--model",
-        default="smollm2-135m",
+        default=full.model,
         help="smollm2-135m, tiny-llama, tiny-opt, a folder or a hub id",
     )
     compare.add_argument(
@@ -29,20 +31,21 @@ def add_compare(commands) -> None:
         type=int,
         nargs="+",
         default=None,
-        help="one SFT reference and one RL run per method for each seed (default 0 1 2; "
-        "--quick: 0 1); means with 95%% t-intervals",
+        help="one SFT reference and one RL run per method for each seed (default "
+        f"{_spaced(full.seeds)}; --quick: {_spaced(quick.seeds)}); means with 95%% t-intervals",
     )
     compare.add_argument(
         "--steps",
         type=int,
         default=None,
-        help="RL steps per method (default 50; --quick: 3)",
+        help=f"RL steps per method (default {full.rl.steps}; --quick: {quick.rl.steps})",
     )
     compare.add_argument(
         "--samples-per-prompt",
         type=int,
         default=None,
-        help="RLOO samples of each prompt per step (default 24; --quick: 4)",
+        help=f"RLOO samples of each prompt per step (default {full.rl.samples_per_prompt}; "
+        f"--quick: {quick.rl.samples_per_prompt})",
     )
     compare.add_argument(
         "--penalty-gradient",
@@ -55,7 +58,8 @@ def add_compare(commands) -> None:
     compare.add_argument(
         "--quick",
         action="store_true",
-        help="a smoke test, not a result: 2 seeds, 5 SFT and 3 RL steps of 4 samples (tests, CI)",
+        help=f"a smoke test, not a result: {len(quick.seeds)} seeds, {quick.sft.steps} SFT and "
+        f"{quick.rl.steps} RL steps of {quick.rl.samples_per_prompt} samples (tests, CI)",
     )
     compare.add_argument(
         "--methods",
@@ -87,13 +91,17 @@ def add_compare(commands) -> None:
     compare.set_defaults(handler=_compare)
 
 
+def _spaced(values) -> str:
+    return " ".join(map(str, values))
+
+
 def _compare(args) -> int:
     from dataclasses import replace
 
     from .._validation import check_out_dir
     from ..lm_experiments import CompareConfig, console_table, quick_config, run_compare
-    from ..lm_experiments.compare_config import grid_methods, parse_methods
-    from ..lm_experiments.plots import FIGURES
+    from ..lm_experiments.commands.compare_config import grid_methods, parse_methods
+    from ..lm_experiments.evaluate.plots import FIGURES
 
     config = (
         quick_config(args.task, args.model)

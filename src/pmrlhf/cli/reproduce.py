@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from .._validation import DEFAULT_SEED
+
 
 def register(subparsers) -> None:
-    from ..report.pipeline import STAGE_NAMES
+    from ..report.stages import STAGE_NAMES
 
     parser = subparsers.add_parser(
         "reproduce", help="regenerate every result, figure and the report"
@@ -21,7 +23,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--seed",
         type=int,
-        default=0,
+        default=DEFAULT_SEED,
         help="first seed of every stage (the LM stage's seeds start here)",
     )
     parser.add_argument(
@@ -49,7 +51,7 @@ def register(subparsers) -> None:
 def _reproduce(args) -> int:
     from .._validation import check_out_dir
     from ..report import ReproduceConfig, reproduce
-    from ..report.pipeline import PUBLISH
+    from ..report.reproduce_config import PUBLISH
 
     out = check_out_dir(args.out, "--out")
     config = ReproduceConfig(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .._validation import DEFAULT_SEED
+
 # The names of pmrlhf.simulate.experiments.EXPERIMENTS, in its order (a test checks they
 # agree): importing that package takes seconds, too slow for building every command's parser.
 EXPERIMENT_NAMES = (
@@ -30,7 +32,7 @@ def register(subparsers) -> None:
     )
     # A str, checked by check_out_dir: Path("") would be "." and write into the current folder.
     parser.add_argument("--out", default="results/simulate", help="output folder")
-    parser.add_argument("--seed", type=int, default=0, help="seed of every experiment")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of every experiment")
     parser.add_argument(
         "--quick",
         action="store_true",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
+from .._validation import DEFAULT_SEED
+
 
 def register(subparsers) -> None:
     derive = subparsers.add_parser(
@@ -27,7 +29,7 @@ def register(subparsers) -> None:
     check.add_argument(
         "--trials", type=int, default=20, help="random reward vectors checked per regularizer"
     )
-    check.add_argument("--seed", type=int, default=0, help="seed of the random rewards")
+    check.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the random rewards")
     check.add_argument("--json", action="store_true", help="print JSON instead of a table")
     check.set_defaults(handler=_check)
 

@@ -3,6 +3,8 @@
 Imports every layer below it; nothing imports it.
 """
 
-from .pipeline import STAGES, ReproduceConfig, reproduce
+from .pipeline import reproduce
+from .reproduce_config import ReproduceConfig
+from .stages import STAGES
 
 __all__ = ["STAGES", "ReproduceConfig", "reproduce"]

@@ -1,4 +1,4 @@
-"""The figures README shows: where each comes from, and the function that draws it.
+"""The figures README shows, and the file of a results folder each is copied from.
 
 ``pmrlhf reproduce --publish`` (full runs only) copies each from its run folder into
 ``figures/`` at the top of the repository; a test checks that every figure README references
@@ -7,7 +7,6 @@ is listed here.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,60 +17,19 @@ from .._io import atomic_copy_file
 class ReadmeFigure:
     name: str  # file name under figures/
     source: str  # path relative to the results folder
-    producer: str  # "module:function" that draws it
-
-    def resolve_producer(self):
-        module, function = self.producer.split(":")
-        return getattr(importlib.import_module(module), function)
 
 
 README_FIGURES = (
-    ReadmeFigure(
-        "matched_beta_paired.png",
-        "lm_biased_reference/lm_paired.png",
-        "pmrlhf.lm_experiments.compare:run_compare",
-    ),
-    ReadmeFigure(
-        "matched_beta_compare.png",
-        "lm_biased_reference/lm_compare.png",
-        "pmrlhf.lm_experiments.compare:run_compare",
-    ),
-    ReadmeFigure(
-        "lm_compare.png", "lm/lm_compare.png", "pmrlhf.lm_experiments.compare:run_compare"
-    ),
-    ReadmeFigure(
-        "collapse.png", "simulate/collapse.png", "pmrlhf.simulate.experiments.collapse:run_collapse"
-    ),
-    ReadmeFigure(
-        "lm_convergence.png",
-        "lm/lm_convergence.png",
-        "pmrlhf.lm_experiments.compare:run_compare",
-    ),
-    ReadmeFigure(
-        "lm_implied_preferences.png",
-        "lm/lm_implied_preferences.png",
-        "pmrlhf.lm_experiments.compare:run_compare",
-    ),
-    ReadmeFigure(
-        "biased_reference.png",
-        "simulate/biased_reference.png",
-        "pmrlhf.simulate.experiments.biased_reference:run_biased_reference",
-    ),
-    ReadmeFigure(
-        "implied_preferences.png",
-        "simulate/implied_preferences.png",
-        "pmrlhf.simulate.experiments.implied_preferences:run_implied_preferences",
-    ),
-    ReadmeFigure(
-        "beta_alpha_grid.png",
-        "simulate/beta_alpha_grid.png",
-        "pmrlhf.simulate.experiments.beta_alpha_grid:run_beta_alpha_grid",
-    ),
-    ReadmeFigure(
-        "token_tree.png",
-        "simulate/token_tree.png",
-        "pmrlhf.simulate.experiments.token_tree:run_token_tree",
-    ),
+    ReadmeFigure("matched_beta_paired.png", "lm_biased_reference/lm_paired.png"),
+    ReadmeFigure("matched_beta_compare.png", "lm_biased_reference/lm_compare.png"),
+    ReadmeFigure("lm_compare.png", "lm/lm_compare.png"),
+    ReadmeFigure("collapse.png", "simulate/collapse.png"),
+    ReadmeFigure("lm_convergence.png", "lm/lm_convergence.png"),
+    ReadmeFigure("lm_implied_preferences.png", "lm/lm_implied_preferences.png"),
+    ReadmeFigure("biased_reference.png", "simulate/biased_reference.png"),
+    ReadmeFigure("implied_preferences.png", "simulate/implied_preferences.png"),
+    ReadmeFigure("beta_alpha_grid.png", "simulate/beta_alpha_grid.png"),
+    ReadmeFigure("token_tree.png", "simulate/token_tree.png"),
 )
 
 

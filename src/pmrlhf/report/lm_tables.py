@@ -27,7 +27,7 @@ OPTIMUM_COLUMNS = {
 def lm_table(summary: dict) -> pd.DataFrame:
     """One row per method: mean and 95% t-interval of each metric, the optimum beside. Plain
     PM's name says how little of its mass its candidate metrics are renormalised from."""
-    from ..lm_experiments.plots import renormalised_label
+    from ..lm_experiments.evaluate.plot_style import renormalised_label
 
     rows = []
     for name, values in summary["methods"].items():

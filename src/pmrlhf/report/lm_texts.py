@@ -1,7 +1,7 @@
 """The language-model section's prose: every statement decided by the numbers of a
 comparison's ``summary.json`` (means with 95% intervals; docs/theory.md §8)."""
 
-from ..lm_experiments.summary import COLLAPSE
+from ..lm_experiments.evaluate.summary import COLLAPSE
 from .paired_texts import method_vs_method
 
 # Our threshold for "preference collapse": the minority answers keep less than this share of
@@ -144,7 +144,7 @@ def lm_paragraphs(summary: dict) -> list[str]:
 def _far_prompts(summary: dict, rl: dict) -> list[str]:
     """Prompts where a method's seed-mean TV to its optimum exceeds 0.1, each beside the
     reference's own distance to that optimum (where RL started)."""
-    from ..lm_experiments.optima import tv_with_other
+    from ..lm_experiments.evaluate.optima import tv_with_other
 
     reference = summary.get("methods", {}).get("reference (SFT)", {}).get("prompts", [])
     far = []

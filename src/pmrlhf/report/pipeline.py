@@ -23,44 +23,23 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from .._io import atomic_write_json, remove_stale_temp_files
-from .._lock import run_lock
+from .._lock import run_folder
 from .._validation import check_choice, check_out_dir, check_positive_int, check_seed
 from ..errors import PmrlhfTypeError, PmrlhfUserError
 from .manifest import load_manifest
+from .reproduce_config import ReproduceConfig
 from .stages import STAGE_NAMES, STAGES, lm_model, stage_fingerprint
-
-
-@dataclass(frozen=True)
-class ReproduceConfig:
-    """Options of the main job."""
-
-    out: Path = Path("results")
-    quick: bool = False
-    seed: int = 0
-    force: bool = False
-    lm_model: str | None = None  # default: smollm2-135m, or tiny-llama with quick
-    stages: tuple[str, ...] | None = None  # None: all
-    progress: bool = True
-    # Publishing (full runs only): copy README's figures here and rewrite the results block of
-    # this README. None: leave them alone (the default; `pmrlhf reproduce --publish` sets both).
-    figures_dir: Path | None = None
-    readme: Path | None = None
-
-
-PUBLISH = {"figures_dir": Path("figures"), "readme": Path("README.md")}
-"""What ``pmrlhf reproduce --publish`` sets: the repository's figures and README, relative
-to the current folder (the repository root)."""
 
 
 def check_reproduce_config(config: ReproduceConfig) -> ReproduceConfig:
     """Check every option of ``config``; return it with ``out`` a path and ``stages`` a tuple.
 
     Writes and loads nothing: the model name is checked as a string by
-    :func:`pmrlhf.lm_experiments.models.resolve_name` (imported only when the LM stage runs
+    :func:`pmrlhf.lm_experiments.models.loading.resolve_name` (imported only when the LM stage runs
     or ``lm_model`` is given).
 
     Raises
@@ -85,7 +64,7 @@ def check_reproduce_config(config: ReproduceConfig) -> ReproduceConfig:
         if not stages:
             raise PmrlhfUserError(f"stages must name at least one of {', '.join(STAGE_NAMES)}")
     if config.lm_model is not None or "lm" in (stages or STAGE_NAMES):
-        from ..lm_experiments.models import resolve_name
+        from ..lm_experiments.models.loading import resolve_name
 
         resolve_name(lm_model(config))
     if config.quick and (config.figures_dir is not None or config.readme is not None):
@@ -124,9 +103,7 @@ def reproduce(config: ReproduceConfig, *, log: Callable[[str], None] = print) ->
         Another process is running in ``config.out``.
     """
     config = check_reproduce_config(config)
-    with run_lock(config.out):
-        for folder in (config.out, config.out / "theory"):
-            remove_stale_temp_files(folder)
+    with run_folder(config.out, cleanup=[lambda out: remove_stale_temp_files(out / "theory")]):
         return _reproduce_locked(config, log)
 
 

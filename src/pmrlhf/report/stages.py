@@ -16,7 +16,7 @@ from .._fingerprint import fingerprint
 from .._io import output_files
 
 if TYPE_CHECKING:
-    from .pipeline import ReproduceConfig
+    from .reproduce_config import ReproduceConfig
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from .metrics import kl, minority_mass, pairwise_pmd, pairwise_pmd_matrix, total
 from .optimize import OptimizationResult, optimize_policy
 from .population import Population, sample_comparisons, sample_rankings
 from .runner import run_experiments
-from .token_tree import TokenTree
+from .toy_language import TokenTree
 
 __all__ = [
     "OptimizationResult",

@@ -16,6 +16,7 @@ import pandas as pd
 from scipy.special import log_softmax
 
 from .._validation import (
+    DEFAULT_SEED,
     as_array,
     as_float_array,
     check_choice,
@@ -68,7 +69,7 @@ def optimize_policy(
     lr: float = 0.5,
     lr_decay_steps: float | None = 30.0,
     samples: int = 16,
-    seed: int = 0,
+    seed: int = DEFAULT_SEED,
     log_every: int = 50,
 ) -> OptimizationResult:
     """Optimize a softmax-parameterized policy, batched over prompts.

@@ -15,10 +15,9 @@ from .._io import (
     atomic_save_figure,
     atomic_write_csv,
     atomic_write_json,
-    remove_stale_temp_files,
 )
-from .._lock import run_lock
-from .._validation import check_out_dir, check_seed
+from .._lock import run_folder
+from .._validation import DEFAULT_SEED, check_out_dir, check_seed
 from ..errors import PmrlhfUserError
 from .experiments import EXPERIMENTS, HEADLINES
 
@@ -39,7 +38,7 @@ def run_experiments(
     names=None,
     *,
     out_dir,
-    seed: int = 0,
+    seed: int = DEFAULT_SEED,
     quick: bool = False,
     progress: bool = True,
     force: bool = False,
@@ -82,8 +81,7 @@ def run_experiments(
     names = check_names(names)
     seed = check_seed(seed)
     out_dir = check_out_dir(out_dir, "out_dir")
-    with run_lock(out_dir):
-        remove_stale_temp_files(out_dir)
+    with run_folder(out_dir):
         summary = _earlier_summary(out_dir, seed=seed, quick=quick, force=force)
         return _run_locked(names, out_dir, summary, quick=quick, progress=progress)
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
-from .._validation import check_choice, check_positive_int
+from .._validation import DEFAULT_SEED, check_choice, check_positive_int
 from ..errors import PmrlhfUserError
 from .metrics import pairwise_pmd
-from .token_tree import TokenTree
+from .toy_language import TokenTree
 
 MODELS = ("reference", "reward", "kl", "pm", "cpm")
 
@@ -25,7 +25,7 @@ def tree_prompts(
     *,
     vocab_size: int = 5,
     max_len: int = 5,
-    seed: int = 0,
+    seed: int = DEFAULT_SEED,
     plausible_per_node: int = 2,
     ref_sharpness: float = 4.0,
     reward_scale: float = 1.0,

@@ -16,7 +16,7 @@ import sympy as sp
 from scipy.optimize import minimize
 from scipy.special import log_softmax, softmax
 
-from .._validation import as_float_array, check_beta, check_positive_int
+from .._validation import DEFAULT_SEED, as_float_array, check_beta, check_positive_int
 from ..errors import PmrlhfTypeError, PmrlhfUserError
 from .closed_forms import preference_distribution, validate_problem
 
@@ -160,7 +160,7 @@ def check_pm_property(
     *,
     n_responses: int = 4,
     trials: int = 20,
-    seed: int = 0,
+    seed: int = DEFAULT_SEED,
     reward_scale: float = 1.5,
     tolerance: float = 1e-5,
 ) -> PMCheck:

@@ -1,5 +1,9 @@
 """What the RLOO and GRPO trainers share: finding the reference pass, skipping the
-reference model of plain PM, logging a token mean, binding the evaluation callback."""
+reference model of plain PM, logging a token mean, binding the evaluation callback.
+
+What this says of TRL's internals (its methods, attributes and steps) is TRL 1.16's, the
+version tested (:data:`pmrlhf.trl._compat.TESTED_TRL`); another may differ.
+"""
 
 from __future__ import annotations
 

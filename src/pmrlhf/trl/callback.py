@@ -24,8 +24,8 @@ def evaluate_policy(model, tokenizer, task, *, rewards=None) -> dict:
     processor's tokenizer; its train/eval mode is left as it was."""
     from accelerate.utils import extract_model_from_parallel, is_peft_model
 
-    from ..lm_experiments.evaluate import evaluate_candidates
-    from ..lm_experiments.tasks import SyntheticTask
+    from ..lm_experiments.data.tasks import SyntheticTask
+    from ..lm_experiments.evaluate.exact import evaluate_candidates
 
     if not isinstance(task, SyntheticTask):
         raise PmrlhfTypeError(
@@ -67,7 +67,7 @@ class PreferenceMatchingCallback(TrainerCallback):
     """
 
     def __init__(self, task, every: int = 10, *, trainer=None, rewards=None):
-        from ..lm_experiments.tasks import SyntheticTask
+        from ..lm_experiments.data.tasks import SyntheticTask
 
         if not isinstance(task, SyntheticTask):
             raise PmrlhfTypeError(

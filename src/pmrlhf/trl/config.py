@@ -30,13 +30,12 @@ An invalid combination raises a ``ValueError`` naming the field when the config 
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass, field, fields
 
 from trl import GRPOConfig, RLOOConfig
 
-from .._validation import check_alpha, check_choice
+from .._validation import check_alpha, check_choice, check_number
 from ..errors import PmrlhfUserError
 from ..theory.regularizers import REGULARIZERS
 
@@ -114,12 +113,10 @@ def check_pm_fields(config) -> tuple[str, float | None]:
         )
     if regularizer == "kl":
         return regularizer, None
-    beta = config.beta
-    if isinstance(beta, bool) or not isinstance(beta, int | float) or not 0 < beta < math.inf:
-        raise PmrlhfUserError(
-            f"beta must be a positive finite number with regularizer={regularizer!r} "
-            f"(beta = 0 switches the penalty off), got {beta!r}"
-        )
+    check_number(
+        config.beta, "beta",
+        why=f" with regularizer={regularizer!r} (beta = 0 switches the penalty off)",
+    )  # fmt: skip
     if regularizer == "pm" and config.sync_ref_model:
         raise PmrlhfUserError(
             "sync_ref_model has nothing to sync with regularizer='pm' (plain PM uses no "

@@ -22,6 +22,9 @@ model, as TRL obtains them). GRPO's scaling by the group's reward standard devia
 longer follow ``E[r] - beta E[sum_t c_t]`` (:class:`PMGRPOConfig` warns);
 ``scale_rewards="none"`` keeps that objective exact. ``regularizer="kl"`` is GRPO as TRL
 runs it.
+
+What this says of TRL's internals (its methods, attributes and steps) is TRL 1.16's, the
+version tested (:data:`pmrlhf.trl._compat.TESTED_TRL`); another may differ.
 """
 
 from __future__ import annotations

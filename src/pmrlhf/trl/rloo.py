@@ -18,6 +18,9 @@ The advantage is then ``train_rl``'s with ``penalty_gradient="sampled"``:
 "Gradients": the sampled penalty in the return is unbiased). ``log pi`` is TRL's: of the
 logits divided by ``temperature``, so ``pi`` is the sampling policy only at
 ``temperature=1`` with no top-p / top-k truncation, as the theory assumes.
+
+What this says of TRL's internals (its methods, attributes and steps) is TRL 1.16's, the
+version tested (:data:`pmrlhf.trl._compat.TESTED_TRL`); another may differ.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..._validation import DEFAULT_SEED
 from ..tree_prompts import log_policies, pair_metrics, tree_prompts
 from ._plot import COLORS, finish, subplots
 
@@ -20,7 +21,7 @@ class BetaAlphaGridConfig:
     max_len: int = 5
     betas: tuple[float, ...] = (0.1, 0.5, 1.0)
     alphas: tuple[float, ...] = (0.1, 0.3, 0.5)
-    seed: int = 0
+    seed: int = DEFAULT_SEED
 
 
 QUICK = BetaAlphaGridConfig(prompts=60)

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import logit
 
+from ..._validation import DEFAULT_SEED
 from ...errors import PmrlhfUserError
 from ...theory import optimal_policy
 from ..optimize import optimize_policy
@@ -23,7 +24,7 @@ class BiasedReferenceConfig:
     alpha: float = 0.2  # conditional PM threshold (beta = 1)
     trained_odds: tuple[float, ...] = (1e-2, 1e-1, 1.0, 10.0, 100.0)
     train_steps: int = 3000
-    seed: int = 0
+    seed: int = DEFAULT_SEED
 
 
 SYMLOG_TICKS = (0, 0.1, 0.3, 1, 3, 10, 30, 100)  # the log-odds error axis, in nats

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..._validation import DEFAULT_SEED
 from ...theory import collapse_curve
 from ..optimize import optimize_policy
 from ._plot import COLORS, finish, subplots
@@ -22,7 +23,7 @@ class CollapseConfig:
     figure_betas: tuple[float, ...] = (1.0, 0.5, 0.1)  # KL curves of the main panel
     reinforce_steps: int = 3000
     samples: int = 16
-    seed: int = 0
+    seed: int = DEFAULT_SEED
 
 
 QUICK = CollapseConfig(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..._validation import DEFAULT_SEED
 from ...theory import optimal_policy, preference_distribution
 from ..fitting import fit_btl
 from ..metrics import kl, total_variation
@@ -22,7 +23,7 @@ class FiniteDataConfig:
     seeds: int = 20
     kl_beta: float = 0.1
     l2: float = 1e-3  # a tiny ridge so that small samples always have an estimate
-    seed: int = 0
+    seed: int = DEFAULT_SEED
 
 
 QUICK = FiniteDataConfig(comparisons=(30, 300, 3000), seeds=5)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..._validation import DEFAULT_SEED
 from ...theory import optimal_policy, preference_distribution
 from ..fitting import fit_btl
 from ..metrics import total_variation
@@ -24,7 +25,7 @@ class HeterogeneousConfig:
     weights: tuple[float, ...] = tuple(np.linspace(0.0, 1.0, 11).round(3))
     comparisons: int = 50_000
     kl_beta: float = 0.1
-    seed: int = 0
+    seed: int = DEFAULT_SEED
 
 
 QUICK = HeterogeneousConfig(weights=(0.0, 0.25, 0.5, 0.75, 1.0), comparisons=10_000)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..._validation import DEFAULT_SEED
 from ..tree_prompts import log_policies, pair_metrics, tree_prompts
 from ._plot import COLORS, finish, grid
 
@@ -21,7 +22,7 @@ class ImpliedPreferencesConfig:
     kl_betas: tuple[float, ...] = (0.1, 1.0)
     alpha: float = 0.1  # conditional PM threshold (beta = 1)
     bins: int = 40
-    seed: int = 0
+    seed: int = DEFAULT_SEED
 
 
 QUICK = ImpliedPreferencesConfig(prompts=60)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..._validation import DEFAULT_SEED
 from ...theory import preference_distribution
 from ..fitting import fit_btl, fit_pl
 from ..metrics import total_variation
@@ -26,7 +27,7 @@ class RankingsConfig:
     seeds: int = 20
     top_k: int = 3
     l2: float = 1e-3
-    seed: int = 0
+    seed: int = DEFAULT_SEED
 
 
 QUICK = RankingsConfig(annotations=(20, 200, 2000), seeds=5)

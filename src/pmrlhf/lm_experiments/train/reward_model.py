@@ -1,0 +1,219 @@
+"""Reward model: a sequence-classification model with one output, trained with the BTL loss
+(docs/theory.md §1).
+
+``loss = -log sigma(r(x, chosen) - r(x, rejected))``. The model is transformers'
+``AutoModelForSequenceClassification`` with ``num_labels=1``, what TRL's ``RewardTrainer``
+trains: saved with ``save_pretrained`` it loads in either. Its score of a response is the
+head applied at the row's last token that is not padding (transformers' rule).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ..._io import atomic_save_folder
+from ..._validation import DEFAULT_SEED, check_count, check_number
+from ...errors import PmrlhfTypeError, PmrlhfUserError
+from ..models.loading import flush_denormals, make_optimizer
+from ..models.sequences import encode_prompt, encode_response, model_device, right_pad
+
+
+@dataclass
+class RewardConfig:
+    steps: int = 100
+    batch_size: int = 8
+    lr: float = 5e-5
+    heldout: float = 0.2  # share of the pairs kept out of training for the accuracy
+
+    def validate(self) -> RewardConfig:
+        for name in ("steps", "batch_size"):
+            check_count(getattr(self, name), f"rm.{name}")
+        check_number(self.lr, "rm.lr")
+        if not 0 <= check_number(self.heldout, "rm.heldout", zero=True) < 1:
+            raise PmrlhfUserError(f"rm.heldout must lie in [0, 1), got {self.heldout!r}")
+        return self
+
+
+def reward_model_from(backbone, tokenizer):
+    """A one-output sequence-classification model of ``backbone``'s architecture: its body's
+    weights copied from ``backbone`` (a causal LM), a new head. ``tokenizer`` gives the pad
+    token that marks where each row ends."""
+    from transformers import AutoModelForSequenceClassification
+
+    config = copy.deepcopy(backbone.config)
+    config.num_labels, config.pad_token_id = 1, tokenizer.pad_token_id
+    model = AutoModelForSequenceClassification.from_config(config, dtype=backbone.dtype)
+    body = getattr(model, model.base_model_prefix)
+    body.load_state_dict(getattr(backbone, backbone.base_model_prefix).state_dict())
+    return model.to(model_device(backbone))
+
+
+def _scores(model, rows: list[list[int]], pad_id: int) -> torch.Tensor:
+    """``r`` of each token row (prompt and response): (B,)."""
+    ids, mask = right_pad(rows, pad_id)  # (B, T)
+    device = model_device(model)
+    return model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[:, 0]  # (B,)
+
+
+@torch.no_grad()
+def score_responses(model, tokenizer, messages, responses: list[str], *, batch_size=16):
+    """``r(x, y)`` for every response to one conversation: a float array."""
+    model.eval()
+    prompt = encode_prompt(tokenizer, messages)
+    rows = [prompt + encode_response(tokenizer, r) for r in responses]
+    scores = [
+        _scores(model, rows[i : i + batch_size], tokenizer.pad_token_id).float()
+        for i in range(0, len(rows), batch_size)
+    ]
+    return torch.cat(scores).cpu().numpy().astype(float)
+
+
+def pair_margins(model, tokenizer, pairs) -> torch.Tensor:
+    """``r(x, chosen) - r(x, rejected)`` of each pair: (B,), the BTL logit."""
+    rows = []
+    for messages, chosen, rejected in pairs:
+        prompt = encode_prompt(tokenizer, messages)
+        rows += [
+            prompt + encode_response(tokenizer, chosen),
+            prompt + encode_response(tokenizer, rejected),
+        ]
+    scores = _scores(model, rows, tokenizer.pad_token_id).view(-1, 2)  # (B, 2)
+    return scores[:, 0] - scores[:, 1]  # (B,)
+
+
+def check_pairs(pairs, name: str = "pairs") -> list:
+    """``pairs`` as a list of ``(messages, chosen, rejected)``, e.g. ``PreferencePair``."""
+    if isinstance(pairs, str | bytes) or not hasattr(pairs, "__iter__"):
+        raise PmrlhfTypeError(
+            f"{name} must be a list of (messages, chosen, rejected), got {pairs!r}"
+        )
+    pairs = list(pairs)
+    for i, pair in enumerate(pairs):
+        if not isinstance(pair, tuple | list) or len(pair) != 3:
+            raise PmrlhfTypeError(f"{name}[{i}] must be (messages, chosen, rejected), got {pair!r}")
+        messages, chosen, rejected = pair
+        if not isinstance(messages, tuple | list) or not all(isinstance(m, dict) for m in messages):
+            raise PmrlhfTypeError(f"{name}[{i}]: messages must be a list of chat messages")
+        if not isinstance(chosen, str) or not isinstance(rejected, str):
+            raise PmrlhfTypeError(f"{name}[{i}]: chosen and rejected must be strings")
+    return pairs
+
+
+@flush_denormals
+def train_reward_model(
+    backbone,
+    tokenizer,
+    pairs,
+    config: RewardConfig,
+    *,
+    seed: int = DEFAULT_SEED,
+    progress: bool = True,
+):
+    """Fit a reward model (:func:`reward_model_from` ``backbone``) on ``pairs`` of
+    ``(messages, chosen, rejected)``
+    (:class:`~pmrlhf.lm_experiments.data.preference_pairs.PreferencePair`).
+
+    Returns the model and ``{"train_loss", "heldout_accuracy", "heldout_pairs"}``.
+
+    Raises
+    ------
+    PmrlhfTypeError
+        ``pairs`` not of ``(messages, chosen, rejected)`` (a ``TypeError`` and ``ValueError``).
+    PmrlhfUserError
+        Fewer than 2 pairs, or a bad ``config``.
+    """
+    pairs = check_pairs(pairs)
+    if len(pairs) < 2:
+        raise PmrlhfUserError(f"pairs must hold at least 2 comparisons, got {len(pairs)}")
+    config.validate()
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(pairs))
+    n_held = int(round(config.heldout * len(pairs)))
+    held, train = [pairs[i] for i in order[:n_held]], [pairs[i] for i in order[n_held:]]
+    torch.manual_seed(seed)
+    model = reward_model_from(backbone, tokenizer)
+    optimizer = make_optimizer(model, config.lr)
+    model.train()
+    losses = []
+    for _ in tqdm(range(config.steps), desc="reward model", disable=not progress):
+        batch = [train[i] for i in rng.integers(len(train), size=config.batch_size)]
+        loss = -F.logsigmoid(pair_margins(model, tokenizer, batch).float()).mean()
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)  # no stale gradients between steps or after
+        losses.append(float(loss.detach()))
+    model.eval()
+    accuracy = float("nan")
+    if held:
+        with torch.no_grad():
+            margins = torch.cat(
+                [pair_margins(model, tokenizer, held[i : i + 16]) for i in range(0, len(held), 16)]
+            )
+        accuracy = float((margins > 0).float().mean())
+    return model, {
+        "train_loss": float(np.mean(losses[-10:])),
+        "heldout_accuracy": accuracy,
+        "heldout_pairs": len(held),
+    }
+
+
+def save_reward_model(model, tokenizer, folder) -> Path:
+    """``save_pretrained`` of the model and its tokenizer, moved into ``folder`` whole."""
+
+    def save(tmp):
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+
+    return atomic_save_folder(folder, save)
+
+
+def check_reward_model_folder(folder) -> Path:
+    """``folder`` as a path, if it holds a saved one-output sequence classifier (its
+    ``config.json`` read, not its weights). Raises as :func:`load_reward_model`."""
+    from transformers import AutoConfig
+
+    folder = Path(folder)
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"reward model {folder}: no saved model (config.json) there")
+    config = AutoConfig.from_pretrained(folder)
+    if not any(a.endswith("ForSequenceClassification") for a in config.architectures or []):
+        raise PmrlhfUserError(
+            f"reward model {folder} is not a sequence-classification model "
+            f"({', '.join(config.architectures or ['no architecture'])}): fit one with "
+            "--fit-reward-model or TRL's RewardTrainer"
+        )
+    if config.num_labels != 1:
+        raise PmrlhfUserError(f"reward model {folder} has {config.num_labels} outputs, not 1")
+    return folder
+
+
+def load_reward_model(folder, *, dtype: str = "float32"):
+    """``(model, tokenizer)`` saved by :func:`save_reward_model` (or TRL's RewardTrainer).
+
+    Raises
+    ------
+    FileNotFoundError
+        ``folder`` holds no saved model.
+    PmrlhfUserError
+        The model there is not a one-output sequence classifier (a causal LM, say, would
+        get a new random head); an unknown ``dtype``.
+    """
+    from transformers import AutoModelForSequenceClassification
+
+    from ..models.loading import load_tokenizer
+
+    dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if dtype not in dtypes:
+        raise PmrlhfUserError(f"dtype must be one of {', '.join(dtypes)}, got {dtype!r}")
+    folder = check_reward_model_folder(folder)
+    model = AutoModelForSequenceClassification.from_pretrained(folder, dtype=dtypes[dtype])
+    tokenizer = load_tokenizer(str(folder))
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model.eval(), tokenizer
