@@ -31,9 +31,11 @@ def _train(limit=None, monkeypatch=None, **rl):
     return message
 
 
-def test_absurd_sample_counts_are_refused_with_estimate_and_limit():
-    message = _train(samples_per_prompt=100_000_000)
-    assert "GiB of memory by estimate" in message and "this machine's" in message
+def test_absurd_sample_counts_are_refused_with_estimate_and_limit(monkeypatch):
+    with pytest.raises(PmrlhfUserError, match="at most 4096"):
+        RLConfig(samples_per_prompt=100_000_000).validate()  # before anything is written
+    message = _train(limit=1 << 30, monkeypatch=monkeypatch, samples_per_prompt=4096)
+    assert "GiB of memory by estimate" in message and "this machine's 1.0 GiB" in message
 
 
 def test_a_step_over_a_small_machine_is_refused(monkeypatch):

@@ -14,6 +14,11 @@ from . import method as methods
 PENALTY_GRADIENTS = ("expected", "sampled")
 
 
+# More samples of one prompt per step than any machine this runs on holds for a 100M model
+# (the logits alone: samples x tokens x vocabulary floats); larger asks are refused early.
+MAX_SAMPLES_PER_PROMPT = 4096
+
+
 @dataclass
 class RLConfig:
     """Every knob of an RL run; serialises to JSON/YAML. The seed is the run's, not here."""
@@ -78,6 +83,11 @@ class RLConfig:
             self.samples_per_prompt, "rl.samples_per_prompt", 2,
             why=" (the leave-one-out baseline needs two)",
         )  # fmt: skip
+        if self.samples_per_prompt > MAX_SAMPLES_PER_PROMPT:  # checked before anything is written
+            raise PmrlhfUserError(
+                f"rl.samples_per_prompt must be at most {MAX_SAMPLES_PER_PROMPT}, "
+                f"got {self.samples_per_prompt!r}"
+            )
         check_choice(self.penalty_gradient, "rl.penalty_gradient", PENALTY_GRADIENTS)
         check_precision(self.precision, "rl.precision")
         if self.clip is not None and not 0 < self.clip < 1:
