@@ -99,3 +99,19 @@ def test_every_help_text_is_the_one_before_the_rearrangement(monkeypatch):
     assert sorted(texts) == sorted(recorded)
     for prog, text in recorded.items():
         assert texts[prog] == text, prog
+
+
+def test_building_the_parsers_loads_no_heavy_library():
+    """``pmrlhf --help`` and every one-line refusal of a bad argument answer in a fraction of
+    a second: the parsers' defaults come from torch-free config modules."""
+    import subprocess
+
+    heavy = ("torch", "transformers", "scipy", "pandas", "matplotlib", "sympy")
+    code = (
+        "import sys; from pmrlhf.cli import build_parser; build_parser(); "
+        f"print(','.join(m for m in {heavy!r} if m in sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert loaded == ""

@@ -18,8 +18,8 @@ from pmrlhf.lm_experiments.data.preference_pairs import (
     synthetic_pairs,
     write_preference_pairs,
 )
+from pmrlhf.lm_experiments.train.reward_config import RewardConfig
 from pmrlhf.lm_experiments.train.reward_model import (
-    RewardConfig,
     load_reward_model,
     pair_margins,
     train_reward_model,

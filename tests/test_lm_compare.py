@@ -12,7 +12,7 @@ import pytest
 
 from pmrlhf.lm_experiments.commands import compare, compare_config, compare_reference, workflow
 from pmrlhf.lm_experiments.data.tasks import load_task
-from pmrlhf.lm_experiments.evaluate.summary import REFERENCE
+from pmrlhf.lm_experiments.train.method import REFERENCE
 
 METRICS = {
     "pairwise_pmd", "pairwise_abs_gap", "tv_to_target", "kl_to_target", "minority_mass",

@@ -17,7 +17,8 @@ from pmrlhf.lm_experiments.evaluate.optima import (
     sequence_count,
 )
 from pmrlhf.lm_experiments.models.sequences import completion_mask, right_pad
-from pmrlhf.lm_experiments.train.sft import SFTConfig, candidate_pairs, sft_on_pairs
+from pmrlhf.lm_experiments.train.sft import candidate_pairs, sft_on_pairs
+from pmrlhf.lm_experiments.train.sft_config import SFTConfig
 from pmrlhf.theory import reference_log_weight
 
 V, EOS, L = 6, 2, 3

@@ -9,8 +9,8 @@ from pmrlhf.lm_experiments.evaluate.exact import METRICS, candidate_metrics
 from pmrlhf.lm_experiments.evaluate.paired_plots import predicted_differences
 from pmrlhf.lm_experiments.evaluate.plot_style import renormalised_label, whisker_lengths
 from pmrlhf.lm_experiments.evaluate.plots import FIGURES, save_figures
-from pmrlhf.lm_experiments.evaluate.summary import REFERENCE, aggregate, paired_differences
-from pmrlhf.lm_experiments.train.method import Method
+from pmrlhf.lm_experiments.evaluate.summary import aggregate, paired_differences
+from pmrlhf.lm_experiments.train.method import REFERENCE, Method
 
 PNG = b"\x89PNG\r\n\x1a\n"
 METHODS = (

@@ -9,7 +9,8 @@ import torch
 from pmrlhf.errors import PmrlhfUserError
 from pmrlhf.lm_experiments import OracleReward, RLConfig, load_model, load_task, train_rl
 from pmrlhf.lm_experiments.models import precision as prec
-from pmrlhf.lm_experiments.train.sft import SFTConfig, candidate_pairs, sft_on_pairs
+from pmrlhf.lm_experiments.train.sft import candidate_pairs, sft_on_pairs
+from pmrlhf.lm_experiments.train.sft_config import SFTConfig
 
 FAST = {"steps": 2, "lr": 1e-3, "samples_per_prompt": 2, "regularizer": "kl"}
 

@@ -247,8 +247,8 @@ def test_preference_loader_rejects_malformed_files(tmp_path, content, match):
 
 def test_reward_model_learns_the_population_order(tiny):
     from pmrlhf.lm_experiments.data.preference_pairs import synthetic_pairs
+    from pmrlhf.lm_experiments.train.reward_config import RewardConfig
     from pmrlhf.lm_experiments.train.reward_model import (
-        RewardConfig,
         score_responses,
         train_reward_model,
     )

@@ -17,6 +17,11 @@ The estimate counts only the largest terms and is a lower bound of what the step
 * activations kept for the backward pass: ``B x T x d x L`` floats times a factor of 8
   (attention and MLP inputs and outputs per layer), for completions and prompts;
 * the key/value caches of policy and reference: ``2 x 2 x L x kv x B x T`` floats.
+
+SFT (:func:`sft_step_bytes`) keeps the same terms but the caches, with three logits
+tensors (logits, log-softmax, gradient) and no reference; the exact evaluation
+(:func:`evaluation_bytes`) keeps the weights and two logits tensors, without gradients.
+A step longer than the model's positions is refused too (:func:`check_length`).
 """
 
 from __future__ import annotations
@@ -47,8 +52,9 @@ def memory_limit_bytes() -> int | None:
 
 
 def model_shape(model) -> dict:
-    """``params``, ``hidden``, ``layers``, ``vocab`` and ``kv`` (key/value width per layer)
-    of a causal LM, from its config and parameters."""
+    """``params``, ``hidden``, ``layers``, ``vocab``, ``kv`` (key/value width per layer) and
+    ``positions`` (``None`` where the config names no limit) of a causal LM, from its config
+    and parameters."""
     config = getattr(model, "config", None)
     hidden = int(getattr(config, "hidden_size", 0) or getattr(config, "d_model", 0) or 0)
     heads = getattr(config, "num_attention_heads", None) or 1
@@ -60,6 +66,7 @@ def model_shape(model) -> dict:
         "layers": int(getattr(config, "num_hidden_layers", 0) or 0),
         "vocab": int(getattr(config, "vocab_size", 0) or 0),
         "kv": int(kv_heads * head_dim),
+        "positions": getattr(config, "max_position_embeddings", None) or None,
     }
 
 
@@ -75,6 +82,34 @@ def rl_step_bytes(
     activations = 8 * tokens * d * n_layers
     caches = 2 * 2 * n_layers * kv * rows * (prompt_tokens + new_tokens)
     return _FLOAT * (weights + logits + activations + caches)
+
+
+def sft_step_bytes(
+    shape: dict, *, rows: int, prompts: int, prompt_tokens: int, new_tokens: int
+) -> int:
+    """The estimate of the module docs for one SFT step: ``rows`` responses of at most
+    ``new_tokens`` tokens after ``prompts`` prompts of at most ``prompt_tokens``."""
+    p, d, n_layers, v = (shape[k] for k in ("params", "hidden", "layers", "vocab"))
+    tokens = rows * new_tokens + prompts * prompt_tokens
+    return _FLOAT * (4 * p + 3 * rows * new_tokens * v + 8 * tokens * d * n_layers)
+
+
+def evaluation_bytes(
+    shape: dict, *, rows: int, prompts: int, prompt_tokens: int, new_tokens: int
+) -> int:
+    """The estimate of the module docs for the exact evaluation: ``rows`` candidates of at
+    most ``new_tokens`` tokens, teacher-forced after ``prompts`` prompts."""
+    p, n_layers, v, kv = (shape[k] for k in ("params", "layers", "vocab", "kv"))
+    caches = 2 * n_layers * kv * (prompts * prompt_tokens + rows * new_tokens)
+    return _FLOAT * (p + 2 * rows * new_tokens * v + caches)
+
+
+def check_length(shape: dict, tokens: int, what: str) -> None:
+    """Refuse (one line) ``tokens`` positions beyond the model's ``positions``."""
+    if shape.get("positions") and tokens > shape["positions"]:
+        raise PmrlhfUserError(
+            f"{what}: {tokens} tokens exceed the model's {shape['positions']} positions"
+        )
 
 
 def check_fits(estimate: int, what: str, *, limit: int | None = None) -> None:

@@ -10,7 +10,7 @@ from ..errors import PmrlhfUserError
 from ..lm_experiments.commands.run_config import RunConfig, default_rl
 from ..lm_experiments.models.precision import PRECISIONS
 from ..lm_experiments.train.rl_config import RLConfig
-from ..lm_experiments.train.sft import SFTConfig
+from ..lm_experiments.train.sft_config import SFTConfig
 from .lm_audit import add_audit_and_pairs
 from .lm_compare import _PRECISION_HELP, add_compare
 

@@ -7,73 +7,58 @@ by job (docs/architecture.md): ``models/``, ``data/``, ``train/``, ``evaluate/``
 module that defines it.
 """
 
-from .commands.audit import audit
-from .commands.compare import run_compare
-from .commands.compare_config import (
-    DEFAULT_METHODS,
-    CompareConfig,
-    check_seeds,
-    grid_methods,
-    quick_config,
-)
-from .data.oracle import OracleReward
-from .data.preference_pairs import (
-    PreferencePair,
-    load_preference_pairs,
-    synthetic_pairs,
-    write_preference_pairs,
-)
-from .data.task_files import BUILTIN_TASKS
-from .data.tasks import SyntheticTask, load_task
-from .evaluate.exact import evaluate_candidates
-from .evaluate.freeform import evaluate_freeform, implied_preference_figure
-from .evaluate.optima import method_optima
-from .evaluate.plots import FIGURES
-from .evaluate.summary import console_table, t_interval
-from .models.loading import load_model, load_tokenizer
-from .train.method import Method
-from .train.reward_model import (
-    RewardConfig,
-    load_reward_model,
-    save_reward_model,
-    train_reward_model,
-)
-from .train.rl import train_rl
-from .train.rl_config import RLConfig
-from .train.sft import SFTConfig, sft_on_pairs
+from __future__ import annotations
 
-__all__ = [
-    "BUILTIN_TASKS",
-    "DEFAULT_METHODS",
-    "FIGURES",
-    "CompareConfig",
-    "Method",
-    "OracleReward",
-    "PreferencePair",
-    "RLConfig",
-    "RewardConfig",
-    "SFTConfig",
-    "SyntheticTask",
-    "audit",
-    "check_seeds",
-    "console_table",
-    "evaluate_candidates",
-    "evaluate_freeform",
-    "grid_methods",
-    "implied_preference_figure",
-    "load_model",
-    "load_preference_pairs",
-    "load_reward_model",
-    "load_task",
-    "load_tokenizer",
-    "method_optima",
-    "quick_config",
-    "run_compare",
-    "save_reward_model",
-    "sft_on_pairs",
-    "synthetic_pairs",
-    "t_interval",
-    "train_reward_model",
-    "train_rl",
-    "write_preference_pairs",
-]
+import importlib
+
+_WHERE = {
+    "BUILTIN_TASKS": ".data.task_files",
+    "CompareConfig": ".commands.compare_config",
+    "DEFAULT_METHODS": ".commands.compare_config",
+    "FIGURES": ".evaluate.plots",
+    "Method": ".train.method",
+    "OracleReward": ".data.oracle",
+    "PreferencePair": ".data.preference_pairs",
+    "RLConfig": ".train.rl_config",
+    "RewardConfig": ".train.reward_model",
+    "SFTConfig": ".train.sft",
+    "SyntheticTask": ".data.tasks",
+    "audit": ".commands.audit",
+    "check_seeds": ".commands.compare_config",
+    "console_table": ".evaluate.summary",
+    "evaluate_candidates": ".evaluate.exact",
+    "evaluate_freeform": ".evaluate.freeform",
+    "grid_methods": ".commands.compare_config",
+    "implied_preference_figure": ".evaluate.freeform",
+    "load_model": ".models.loading",
+    "load_preference_pairs": ".data.preference_pairs",
+    "load_reward_model": ".train.reward_model",
+    "load_task": ".data.tasks",
+    "load_tokenizer": ".models.loading",
+    "method_optima": ".evaluate.optima",
+    "quick_config": ".commands.compare_config",
+    "run_compare": ".commands.compare",
+    "save_reward_model": ".train.reward_model",
+    "sft_on_pairs": ".train.sft",
+    "synthetic_pairs": ".data.preference_pairs",
+    "t_interval": ".evaluate.summary",
+    "train_reward_model": ".train.reward_model",
+    "train_rl": ".train.rl",
+    "write_preference_pairs": ".data.preference_pairs",
+}
+"""Each public name and the module that defines it: imported when first used, so that
+importing the package (the command line does, for its parsers) loads no torch."""
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_WHERE))

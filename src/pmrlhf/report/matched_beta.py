@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..lm_experiments.evaluate.summary import REFERENCE
+from ..lm_experiments.train.method import REFERENCE
 from .document import markdown_table
 from .lm_tables import lm_setup, lm_table
 from .lm_texts import lm_paragraphs

@@ -1,27 +1,40 @@
 """Synthetic preference-collapse simulations (numpy/scipy) on top of :mod:`pmrlhf.theory`."""
 
-from .fitting import btl_log_likelihood, fit_btl, fit_pl, pl_log_likelihood
-from .metrics import kl, minority_mass, pairwise_pmd, pairwise_pmd_matrix, total_variation
-from .optimize import OptimizationResult, optimize_policy
-from .population import Population, sample_comparisons, sample_rankings
-from .runner import run_experiments
-from .toy_language import TokenTree
+from __future__ import annotations
 
-__all__ = [
-    "OptimizationResult",
-    "Population",
-    "TokenTree",
-    "btl_log_likelihood",
-    "fit_btl",
-    "fit_pl",
-    "kl",
-    "minority_mass",
-    "optimize_policy",
-    "pairwise_pmd",
-    "pairwise_pmd_matrix",
-    "pl_log_likelihood",
-    "run_experiments",
-    "sample_comparisons",
-    "sample_rankings",
-    "total_variation",
-]
+import importlib
+
+_WHERE = {
+    "OptimizationResult": ".optimize",
+    "Population": ".population",
+    "TokenTree": ".toy_language",
+    "btl_log_likelihood": ".fitting",
+    "fit_btl": ".fitting",
+    "fit_pl": ".fitting",
+    "kl": ".metrics",
+    "minority_mass": ".metrics",
+    "optimize_policy": ".optimize",
+    "pairwise_pmd": ".metrics",
+    "pairwise_pmd_matrix": ".metrics",
+    "pl_log_likelihood": ".fitting",
+    "run_experiments": ".runner",
+    "sample_comparisons": ".population",
+    "sample_rankings": ".population",
+    "total_variation": ".metrics",
+}
+"""Each public name and the module that defines it, imported when first used: a caller that
+needs one class (the command line, a task file's population) does not load them all."""
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_WHERE))

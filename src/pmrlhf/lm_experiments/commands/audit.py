@@ -39,8 +39,8 @@ from ..models.sequences import (
     right_pad,
     shared_prompt_logprobs,
 )
+from ..train.reward_config import RewardConfig
 from ..train.reward_model import (
-    RewardConfig,
     check_reward_model_folder,
     load_reward_model,
     pair_margins,

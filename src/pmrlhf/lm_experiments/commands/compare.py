@@ -25,7 +25,6 @@ from ..data.tasks import load_task
 from ..evaluate.exact import evaluate_candidates
 from ..evaluate.predictions import prediction_table, reference_predictions
 from ..evaluate.summary import (
-    REFERENCE,
     aggregate,
     paired_differences,
     seed_metrics,
@@ -33,6 +32,7 @@ from ..evaluate.summary import (
     task_targets,
 )
 from ..train.checkpoint import remove_checkpoint_staging
+from ..train.method import REFERENCE
 from .compare_config import CompareConfig
 from .compare_reference import (
     Reference,

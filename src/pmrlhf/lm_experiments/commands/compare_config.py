@@ -10,13 +10,12 @@ import numpy as np
 
 from ..._validation import check_alpha, check_beta
 from ...errors import PmrlhfUserError
-from ..data.tasks import DEFAULT_TASK
-from ..evaluate.summary import REFERENCE
+from ..data.task_files import DEFAULT_TASK
 from ..models.loading import resolve_name
 from ..models.smollm2 import SMOLLM2
-from ..train.method import LABELS, Method, method_name
+from ..train.method import LABELS, REFERENCE, Method, method_name
 from ..train.rl_config import RLConfig
-from ..train.sft import SFTConfig
+from ..train.sft_config import SFTConfig
 
 # KL at beta 0.1 is how RLHF is run in practice; the other three compare at matched beta 1,
 # where PM's optimum softmax(r / beta) is the preference distribution (docs/theory.md §3).

@@ -10,11 +10,11 @@ from ..._validation import DEFAULT_SEED, check_count, check_field_types, check_k
 from ..._yaml import read_data_file
 from ...errors import PmrlhfUserError
 from ...theory.regularizers import check_regularizer
-from ..data.tasks import DEFAULT_TASK
+from ..data.task_files import DEFAULT_TASK
 from ..models.smollm2 import SMOLLM2
-from ..train.reward_model import RewardConfig
+from ..train.reward_config import RewardConfig
 from ..train.rl_config import RLConfig
-from ..train.sft import SFTConfig
+from ..train.sft_config import SFTConfig
 
 REWARDS = ("oracle", "rm")
 

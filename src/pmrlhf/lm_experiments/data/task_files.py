@@ -16,9 +16,9 @@ import numpy as np
 from ..._validation import check_known_keys, check_simplex
 from ..._yaml import load_yaml_text, read_data_file
 from ...errors import PmrlhfUserError
-from ...simulate import Population
 
 BUILTIN_TASKS = ("three_answers", "two_answers", "multi_group", "biased_reference")
+DEFAULT_TASK = "three_answers"
 TASK_KEYS = ("name", "description", "prompts", "off_candidate_margin")
 PROMPT_KEYS = ("messages", "candidates", "population", "sft_weights")
 POPULATION_KEYS = ("weights", "utilities")
@@ -108,6 +108,10 @@ def check_task_data(data, source: str) -> dict:
     :class:`~pmrlhf.lm_experiments.data.tasks.SyntheticTask`, its ``prompts`` as a list of
     :class:`~pmrlhf.lm_experiments.data.tasks.TaskPrompt` fields. Every message names the file and
     the field."""
+    # Here, not at the top: the command line reads DEFAULT_TASK from this module for its
+    # parsers and should not load scipy to do so.
+    from ...simulate.population import Population
+
     if not isinstance(data, dict):
         raise PmrlhfUserError(f"task {source}: expected a mapping at the top level")
     check_known_keys(data, TASK_KEYS, where=f"task {source}")

@@ -36,8 +36,6 @@ from ...simulate import Population, sample_comparisons
 from .oracle import TokenIdReward
 from .task_files import check_task_data, read_task_file
 
-DEFAULT_TASK = "three_answers"
-
 
 @dataclass(frozen=True)
 class TaskPrompt:

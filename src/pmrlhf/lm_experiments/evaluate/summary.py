@@ -31,9 +31,9 @@ import numpy as np
 from scipy import stats
 
 from ...errors import PmrlhfUserError
+from ..train.method import REFERENCE
 from .exact import METRICS
 
-REFERENCE = "reference (SFT)"
 COLLAPSE = 0.9  # a prompt where one answer holds more than this share of the candidate mass
 
 

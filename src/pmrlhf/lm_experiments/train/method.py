@@ -37,6 +37,8 @@ class Method:
 
 
 LABELS = {"kl": "KL", "pm": "PM", "cpm": "cPM"}
+REFERENCE = "reference (SFT)"
+"""The row of a comparison that holds the reference itself, beside the methods' names."""
 
 
 def method_name(regularizer: str, beta: float, alpha: float | None = None) -> str:

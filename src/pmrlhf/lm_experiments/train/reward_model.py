@@ -10,7 +10,6 @@ head applied at the row's last token that is not padding (transformers' rule).
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,26 +18,11 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..._io import atomic_save_folder
-from ..._validation import DEFAULT_SEED, check_count, check_number
+from ..._validation import DEFAULT_SEED
 from ...errors import PmrlhfTypeError, PmrlhfUserError
 from ..models.loading import flush_denormals, make_optimizer
 from ..models.sequences import encode_prompt, encode_response, model_device, right_pad
-
-
-@dataclass
-class RewardConfig:
-    steps: int = 100
-    batch_size: int = 8
-    lr: float = 5e-5
-    heldout: float = 0.2  # share of the pairs kept out of training for the accuracy
-
-    def validate(self) -> RewardConfig:
-        for name in ("steps", "batch_size"):
-            check_count(getattr(self, name), f"rm.{name}")
-        check_number(self.lr, "rm.lr")
-        if not 0 <= check_number(self.heldout, "rm.heldout", zero=True) < 1:
-            raise PmrlhfUserError(f"rm.heldout must lie in [0, 1), got {self.heldout!r}")
-        return self
+from .reward_config import RewardConfig
 
 
 def reward_model_from(backbone, tokenizer):

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..._validation import check_count, check_number
 from ...errors import PmrlhfUserError
 from ..models.loading import flush_denormals, make_optimizer
-from ..models.precision import check_precision, compute_context, resolve_precision
+from ..models.precision import compute_context, resolve_precision
 from ..models.sequences import (
     encode_prompt,
     encode_response,
@@ -20,23 +17,7 @@ from ..models.sequences import (
     right_pad,
     shared_prompt_logprobs,
 )
-
-
-@dataclass
-class SFTConfig:
-    """Supervised fine-tuning of the reference; the seed is the run's, not here."""
-
-    steps: int = 40
-    batch_size: int = 16  # a task with at most this many (prompt, answer) pairs: full batch
-    lr: float = 5e-5
-    precision: str = "fp32"  # fp32 | bf16 (autocast, fp32 weights and loss) | auto (.precision)
-
-    def validate(self) -> SFTConfig:
-        check_count(self.steps, "sft.steps", 0)
-        check_count(self.batch_size, "sft.batch_size")
-        check_number(self.lr, "sft.lr")
-        check_precision(self.precision, "sft.precision")
-        return self
+from .sft_config import SFTConfig
 
 
 @flush_denormals
