@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import yaml
 
+from ._text_files import decode_text, existing_file
 from .errors import PmrlhfUserError
 
 MAX_FILE_BYTES = 1 << 20
@@ -50,14 +50,15 @@ class _LimitError(yaml.YAMLError):
 
 
 class StrictLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` with YAML 1.2 core booleans and floats, and bounds on depth and
+    """``yaml.SafeLoader`` with YAML 1.2 core booleans, ints and floats, no YAML 1.1
+    timestamps (``2024-01-01`` is a string, as in YAML 1.2), and bounds on depth and
     expanded size (module docstring)."""
 
     yaml_implicit_resolvers = {
         first: [
             (tag, regexp)
             for tag, regexp in resolvers
-            if not tag.endswith((":bool", ":int", ":float"))
+            if not tag.endswith((":bool", ":int", ":float", ":timestamp", ":value"))
         ]
         for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
     }
@@ -209,12 +210,8 @@ def read_data_file(path, *, name: str, max_bytes: int = MAX_FILE_BYTES):
         non-UTF-8 content, and the parse errors of :func:`load_yaml_text`; one line naming
         ``name`` and the path.
     """
-    path = Path(path)
+    path = existing_file(path, name=name)
     source = f"{name} {path}"
-    if not path.exists():
-        raise FileNotFoundError(f"{source} does not exist")
-    if path.is_dir():
-        raise PmrlhfUserError(f"{source} is a folder, not a file")
     try:
         with path.open("rb") as handle:
             raw = handle.read(max_bytes + 1)
@@ -226,70 +223,6 @@ def read_data_file(path, *, name: str, max_bytes: int = MAX_FILE_BYTES):
     if path.suffix == ".json":
         return load_json_text(text, source=source)
     return load_yaml_text(text, source=source)
-
-
-def check_text_file(path, *, name: str, chunk: int = 1 << 20) -> Path:
-    """Refuse a path that is not a readable UTF-8 text file, reading it through once in
-    chunks (for files too large to hold, such as a JSONL of pairs).
-
-    Raises
-    ------
-    FileNotFoundError
-        ``path`` does not exist.
-    PmrlhfUserError
-        A folder, an unreadable file, a NUL byte (binary) or bytes that are not UTF-8
-        (Latin-1); one line naming ``name`` and the path.
-    """
-    import codecs
-
-    path = Path(path)
-    source = f"{name} {path}"
-    if not path.exists():
-        raise FileNotFoundError(f"{source} does not exist")
-    if path.is_dir():
-        raise PmrlhfUserError(f"{source} is a folder, not a file")
-    decoder, offset = codecs.getincrementaldecoder("utf-8")(), 0
-    try:
-        with path.open("rb") as handle:
-            while block := handle.read(chunk):
-                if b"\0" in block:
-                    raise PmrlhfUserError(
-                        f"{source} is a binary file (a NUL byte at offset "
-                        f"{offset + block.index(0)})"
-                    )
-                try:
-                    decoder.decode(block)
-                except UnicodeDecodeError as err:
-                    raise PmrlhfUserError(
-                        f"{source} is not UTF-8 text (byte {block[err.start]:#04x} near offset "
-                        f"{offset + err.start})"
-                    ) from None
-                offset += len(block)
-            decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
-        raise PmrlhfUserError(f"{source} is not UTF-8 text (it ends inside a character)") from None
-    except OSError as err:
-        raise PmrlhfUserError(f"{source} could not be read: {err.strerror or err}") from None
-    return path
-
-
-def decode_text(raw: bytes, *, source: str) -> str:
-    """``raw`` as UTF-8 text (a leading byte-order mark dropped).
-
-    Raises
-    ------
-    PmrlhfUserError
-        A NUL byte (a binary file) or bytes that are not UTF-8 (Latin-1, say); one line
-        naming ``source`` and the offset.
-    """
-    if b"\0" in raw:
-        raise PmrlhfUserError(f"{source} is a binary file (a NUL byte at offset {raw.index(0)})")
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise PmrlhfUserError(
-            f"{source} is not UTF-8 text (byte {raw[err.start]:#04x} at offset {err.start})"
-        ) from None
 
 
 def _first_line(err: BaseException) -> str:

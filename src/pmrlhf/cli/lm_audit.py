@@ -73,7 +73,7 @@ def add_audit_and_pairs(commands) -> None:
 
 
 def _audit(args) -> int:
-    from .._yaml import check_text_file
+    from .._text_files import check_text_file
     from ..lm_experiments.commands.audit import FIGURE, audit
 
     check_text_file(args.pairs, name="--pairs")  # before the model is loaded

@@ -130,13 +130,11 @@ def _run_locked(config: RunConfig, task, out: Path, accelerator, *, resume, prog
 
     from ..data.oracle import OracleReward
     from ..evaluate.exact import evaluate_candidates
+    from ..train.rl_plumbing import preflight
     from .workflow import sft_reference, train_and_evaluate
 
     main = accelerator.is_main_process
     several = accelerator.num_processes > 1
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / "config.yaml", yaml.safe_dump(asdict(config), sort_keys=False))
     # On resume, SFT is redone from the same seed (deterministic), then the checkpoint loaded.
     model, tokenizer, _ = sft_reference(
         config.model,
@@ -152,6 +150,12 @@ def _run_locked(config: RunConfig, task, out: Path, accelerator, *, resume, prog
     # would then save it in every checkpoint, and with nothing to shard (_check_backend).
     reference = model if config.lora else copy.deepcopy(model).eval()
     reward_fn, rewards = OracleReward(task, tokenizer), None
+    # SFT refused a step too large before its first one; RL's step is checked here, before
+    # the first file of the run is written (train_rl checks it again).
+    preflight(model, tokenizer, task, reward_fn, config.rl, separate_ref=not config.lora)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "config.yaml", yaml.safe_dump(asdict(config), sort_keys=False))
     if config.reward == "rm":
         reward_fn, rewards, stats = _fit_reward_model(config, task, tokenizer, progress)
         if main:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ..._io import atomic_write_text
+from ..._text_files import existing_file
 from ...errors import PmrlhfUserError
 
 ASSISTANT = "\n\nAssistant:"
@@ -84,11 +85,7 @@ def load_preference_pairs(path, *, limit: int | None = None) -> list[PreferenceP
         object of a known layout (the message names the file and line), or an empty
         response.
     """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"preference file {path} does not exist")
-    if path.is_dir():
-        raise PmrlhfUserError(f"preference file {path} is a folder, not a file")
+    path = existing_file(path, name="preference file")
     try:
         return _read_pairs(path, limit)
     except UnicodeDecodeError as err:

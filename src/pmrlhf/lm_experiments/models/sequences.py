@@ -12,6 +12,8 @@ import inspect
 
 import torch
 
+from ..._memory import check_fits, check_length, evaluation_bytes, model_shape
+
 
 def with_system_message(messages) -> list[dict]:
     """``messages`` as a list, with an empty system message in front if it has none: some
@@ -112,9 +114,21 @@ def candidate_logprobs(model, tokenizer, prompts) -> list[torch.Tensor]:
     )  # (P, Tp)
     rows = [encode_response(tokenizer, c) for p in prompts for c in p.candidates]
     c_ids, c_mask = right_pad(rows, tokenizer.pad_token_id)  # (B, Tc)
+    _check_evaluation_size(model, p_ids.shape, c_ids.shape)
     index = torch.tensor([i for i, p in enumerate(prompts) for _ in p.candidates])  # (B,)
     flat = shared_prompt_logprobs(model, p_ids, p_mask, c_ids, c_mask, index).sum(-1).cpu()
     return list(torch.split(flat, [len(p.candidates) for p in prompts]))
+
+
+def _check_evaluation_size(model, prompt_shape, candidate_shape) -> None:
+    """Refuse a teacher-forced pass longer than the model's positions or larger than the
+    machine's memory by estimate (:mod:`pmrlhf._memory`)."""
+    (prompts, prompt_tokens), (rows, new_tokens) = prompt_shape, candidate_shape
+    shape = model_shape(getattr(model, "module", model))
+    what = f"the exact evaluation ({rows} candidates of up to {new_tokens} tokens)"
+    check_length(shape, prompt_tokens + new_tokens, what)
+    sizes = {"prompt_tokens": prompt_tokens, "new_tokens": new_tokens}
+    check_fits(evaluation_bytes(shape, rows=rows, prompts=prompts, **sizes), what)
 
 
 @functools.cache

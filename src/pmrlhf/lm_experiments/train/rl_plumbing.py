@@ -75,11 +75,9 @@ def setup_run(policy, ref, tokenizer, task, reward_fn, config, seed, run_dir, re
     rng = np.random.default_rng(seed if rank == 0 else [seed, rank])
     device = next(policy.parameters()).device  # the sampler draws where the logits live
     sampler = torch.Generator(device=device).manual_seed(seed + 1_000_003 * rank)
-    max_new = config.max_new_tokens or getattr(reward_fn, "max_len", None)
-    if max_new is None:
-        raise PmrlhfUserError("rl.max_new_tokens is required with a reward that has no max_len")
-    prompts = [encode_prompt(tokenizer, p.messages) for p in task.prompts]
-    check_step_size(policy, prompts, config, max_new, separate_ref=not adapters_off)
+    prompts, max_new = preflight(
+        policy, tokenizer, task, reward_fn, config, separate_ref=not adapters_off
+    )
     optimizer = make_optimizer(policy, config.lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, functools.partial(lr_factor, config))
     if accelerator is not None:
@@ -111,6 +109,18 @@ def setup_run(policy, ref, tokenizer, task, reward_fn, config, seed, run_dir, re
     # keeps its graph and serves as the first gradient pass: one policy forward fewer.
     run.reuse_sampling_pass = accelerator is None and not checkpointing_on(unwrapped)
     return run
+
+
+def preflight(policy, tokenizer, task, reward_fn, config: RLConfig, *, separate_ref: bool):
+    """The encoded prompts and the new-token cap of an RL run, its step checked against the
+    model's positions and the machine's memory (:func:`check_step_size`). ``lm run`` calls
+    it before writing anything; :func:`setup_run` again, for every caller of ``train_rl``."""
+    max_new = config.max_new_tokens or getattr(reward_fn, "max_len", None)
+    if max_new is None:
+        raise PmrlhfUserError("rl.max_new_tokens is required with a reward that has no max_len")
+    prompts = [encode_prompt(tokenizer, p.messages) for p in task.prompts]
+    check_step_size(policy, prompts, config, max_new, separate_ref=separate_ref)
+    return prompts, max_new
 
 
 def check_step_size(policy, prompts, config: RLConfig, max_new: int, *, separate_ref) -> None:

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..._memory import check_fits, check_length, model_shape, sft_step_bytes
 from ...errors import PmrlhfUserError
 from ..models.loading import flush_denormals, make_optimizer
 from ..models.precision import compute_context, resolve_precision
@@ -56,6 +57,7 @@ def sft_on_pairs(
         index.append(prompts.index(key))
         responses.append(encode_response(tokenizer, response))
     index = np.asarray(index)
+    _check_size(model, prompts, responses, min(len(pairs), config.batch_size))
     rng = np.random.default_rng(seed)
     optimizer = make_optimizer(model, config.lr)
     device = model_device(model)
@@ -81,6 +83,17 @@ def sft_on_pairs(
         losses.append(float(loss.detach()))
     model.eval()
     return losses
+
+
+def _check_size(model, prompts, responses, rows: int) -> None:
+    """Refuse, before the first step, a batch longer than the model's positions or larger
+    than the machine's memory by estimate (:mod:`pmrlhf._memory`)."""
+    shape = model_shape(getattr(model, "module", model))
+    prompt_tokens, new_tokens = max(map(len, prompts)), max(map(len, responses))
+    what = f"an SFT step ({rows} responses of up to {new_tokens} tokens)"
+    check_length(shape, prompt_tokens + new_tokens, what)
+    sizes = {"prompt_tokens": prompt_tokens, "new_tokens": new_tokens}
+    check_fits(sft_step_bytes(shape, rows=rows, prompts=min(rows, len(prompts)), **sizes), what)
 
 
 def candidate_pairs(task) -> tuple[list[tuple], np.ndarray]:
