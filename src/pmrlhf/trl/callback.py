@@ -5,6 +5,11 @@ a synthetic task's candidates by teacher forcing
 (:func:`~pmrlhf.lm_experiments.evaluate_candidates`, docs/theory.md §5) and logs
 :data:`LOGGED` (means over prompts) through the trainer's own logging, hence to whatever
 ``report_to`` names, and into ``trainer.state.log_history``.
+
+In a run of several processes every process evaluates a share of the prompts and all of
+them hold the whole task's result (``_evaluation.py``): every process fills the same
+:attr:`~PreferenceMatchingCallback.history`, and the trainer's log (which reports from the
+main process) carries the whole task's values.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from transformers import TrainerCallback
 
 from .._validation import check_positive_int
 from ..errors import PmrlhfTypeError
+from ._evaluation import evaluate_shared, parameters_sharded, process_layout
 
 LOGGED = ("pairwise_pmd", "tv_to_target", "minority_mass", "coverage")
 """The metrics logged at each evaluation (docs/theory.md §5); :attr:`history` keeps all."""
@@ -22,8 +28,6 @@ def evaluate_policy(model, tokenizer, task, *, rewards=None) -> dict:
     """:func:`~pmrlhf.lm_experiments.evaluate_candidates` of a model as a trainer holds it:
     unwrapped from DDP, with its LoRA layers in place for a PEFT model, and with a
     processor's tokenizer; its train/eval mode is left as it was."""
-    from accelerate.utils import extract_model_from_parallel, is_peft_model
-
     from ..lm_experiments.data.tasks import SyntheticTask
     from ..lm_experiments.evaluate.exact import evaluate_candidates
 
@@ -32,15 +36,24 @@ def evaluate_policy(model, tokenizer, task, *, rewards=None) -> dict:
             f"task must be a SyntheticTask (pmrlhf.lm_experiments.load_task), got "
             f"{type(task).__name__}"
         )
-    model = extract_model_from_parallel(model)
-    if is_peft_model(model):  # the injected LoRA layers act inside the base model
-        model = model.get_base_model()
-    tokenizer = getattr(tokenizer, "tokenizer", tokenizer)  # a processor holds one
+    model, tokenizer = policy_view(model, tokenizer)
     training = model.training
     try:
         return evaluate_candidates(model, tokenizer, task, rewards=rewards)
     finally:
         model.train(training)
+
+
+def policy_view(model, tokenizer):
+    """``(model, tokenizer)`` as :func:`evaluate_candidates` takes them: the model unwrapped
+    from DDP, its PEFT base model (the injected LoRA layers act inside it), a processor's
+    tokenizer."""
+    from accelerate.utils import extract_model_from_parallel, is_peft_model
+
+    model = extract_model_from_parallel(model)
+    if is_peft_model(model):
+        model = model.get_base_model()
+    return model, getattr(tokenizer, "tokenizer", tokenizer)
 
 
 class PreferenceMatchingCallback(TrainerCallback):
@@ -63,7 +76,8 @@ class PreferenceMatchingCallback(TrainerCallback):
     ----------
     history : list of dict
         ``{"step": s, **evaluate_candidates(...)}`` per evaluation, per-prompt
-        distributions included.
+        distributions included; the same on every process of a multi-process run
+        (:meth:`evaluate`).
     """
 
     def __init__(self, task, every: int = 10, *, trainer=None, rewards=None):
@@ -92,8 +106,25 @@ class PreferenceMatchingCallback(TrainerCallback):
         return self
 
     def evaluate(self, model, tokenizer) -> dict:
-        """:func:`evaluate_policy` of ``model`` on this callback's task and rewards."""
-        return evaluate_policy(model, tokenizer, self.task, rewards=self.rewards)
+        """:func:`evaluate_policy` of ``model`` on this callback's task and rewards.
+
+        With several processes (``torch.distributed`` initialised) every process must call
+        it: each evaluates its share of the prompts and all return the whole task's result.
+        DDP: ``model`` unwrapped, run locally. Sharded parameters (FSDP, DeepSpeed ZeRO-3,
+        told by the bound trainer): the trainer's ``model_wrapped`` runs instead, on every
+        process the same forward calls (untested here with FSDP or DeepSpeed themselves).
+        """
+        rank, world = process_layout()
+        if world == 1:
+            return evaluate_policy(model, tokenizer, self.task, rewards=self.rewards)
+        sharded = parameters_sharded(self.trainer)
+        # Sharded: the wrapper gathers the parameters; its inner module cannot run alone.
+        model = self.trainer.model_wrapped if sharded else policy_view(model, tokenizer)[0]
+        tokenizer = getattr(tokenizer, "tokenizer", tokenizer)
+        return evaluate_shared(
+            model, tokenizer, self.task, rewards=self.rewards, rank=rank, world=world,
+            sharded=sharded,
+        )  # fmt: skip
 
     def on_train_begin(self, args, state, control, **kwargs):
         if self.trainer is None:

@@ -71,8 +71,15 @@ def evaluate_candidates(model, tokenizer, task, *, rewards=None) -> dict:
     metrics per prompt, with ``distribution`` (renormalised) and ``mass`` (not).
     """
     model.eval()
-    rewards = task.oracle_rewards() if rewards is None else [np.asarray(r, float) for r in rewards]
     logps = [lp.double().numpy() for lp in candidate_logprobs(model, tokenizer, task.prompts)]
+    return summarize_candidates(task, logps, rewards=rewards)
+
+
+def summarize_candidates(task, logps, *, rewards=None) -> dict:
+    """:func:`evaluate_candidates`' result from the exact ``log pi(c|x)`` of every prompt's
+    candidates (``logps``: one vector per prompt, in ``task.prompts``' order), however they
+    were computed (in one process, or in shares gathered from several)."""
+    rewards = task.oracle_rewards() if rewards is None else [np.asarray(r, float) for r in rewards]
     rows = [
         candidate_metrics(log_pi, reward, prompt.target, task.off_candidate_reward(i))
         for i, (prompt, log_pi, reward) in enumerate(zip(task.prompts, logps, rewards, strict=True))
