@@ -170,7 +170,7 @@ def test_every_figure_prints_in_a_two_column_paper(draw, which):
     plt.close(figure)
 
 
-@pytest.mark.parametrize("policies", [1, 2, 5])
+@pytest.mark.parametrize("policies", [1, 2, 4, 5])
 def test_the_freeform_figure_prints_in_a_two_column_paper(policies):
     rng = np.random.default_rng(0)
     implied = {"reward": rng.uniform(size=30).tolist(), "policy": rng.uniform(size=30).tolist()}

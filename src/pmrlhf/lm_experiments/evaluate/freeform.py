@@ -119,8 +119,8 @@ def implied_preference_figure(results: dict):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    # Three panels to a row at most, each about a column wide.
-    columns = min(len(results), 3)
+    # Three panels to a row at most (two when there are four), each about a column wide.
+    columns = 2 if len(results) == 4 else min(len(results), 3)
     rows = -(-len(results) // columns)
     fig, axes = plt.subplots(
         rows,
