@@ -2,11 +2,16 @@
 
 import copy
 
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
+from pmrlhf._figure_style import MAX_WIDTH, MIN_FONT, print_problems, print_style
+from pmrlhf.lm_experiments.evaluate import plots
 from pmrlhf.lm_experiments.evaluate.exact import METRICS, candidate_metrics
-from pmrlhf.lm_experiments.evaluate.paired_plots import predicted_differences
+from pmrlhf.lm_experiments.evaluate.freeform import implied_preference_figure
+from pmrlhf.lm_experiments.evaluate.paired_plots import draw_paired, predicted_differences
 from pmrlhf.lm_experiments.evaluate.plot_style import renormalised_label, whisker_lengths
 from pmrlhf.lm_experiments.evaluate.plots import FIGURES, save_figures
 from pmrlhf.lm_experiments.evaluate.summary import aggregate, paired_differences
@@ -141,3 +146,56 @@ def test_plain_pm_is_labelled_with_its_candidate_mass(summary):
     assert renormalised_label("x", {"regularizer": "pm", "mean": {"coverage": 2.34e-7}}).endswith(
         "from 2.3e-07 of the mass)"
     )
+
+
+DRAWS = (plots._distributions, plots._convergence, plots._implied, draw_paired)
+
+
+def _summaries():
+    """The fake summary, one with a single seed, and one with no paired entries and one RL
+    method (the paired figure's note instead of its panels)."""
+    full = fake_summary()
+    alone = copy.deepcopy(full)
+    alone["methods"] = {k: alone["methods"][k] for k in (REFERENCE, "KL b=0.1")}
+    alone["paired"] = []
+    return {"full": full, "one seed": fake_summary(seeds=(0,)), "alone": alone}
+
+
+@pytest.mark.parametrize("draw", DRAWS, ids=lambda d: d.__name__)
+@pytest.mark.parametrize("which", ["full", "one seed", "alone"])
+def test_every_figure_prints_in_a_two_column_paper(draw, which):
+    """At most 7 in wide as saved and no text under 7 pt, at 100 % (issue 23)."""
+    figure = draw(_summaries()[which])
+    assert print_problems(figure) == []
+    plt.close(figure)
+
+
+@pytest.mark.parametrize("policies", [1, 2, 4, 5])
+def test_the_freeform_figure_prints_in_a_two_column_paper(policies):
+    rng = np.random.default_rng(0)
+    implied = {"reward": rng.uniform(size=30).tolist(), "policy": rng.uniform(size=30).tolist()}
+    results = {f"policy {k}": {"implied": implied, "pairwise_pmd": 0.1} for k in range(policies)}
+    figure = implied_preference_figure(results)
+    assert print_problems(figure) == []
+    plt.close(figure)
+
+
+def test_print_problems_finds_a_wide_figure_and_small_text():
+    wide = plt.figure(figsize=(MAX_WIDTH + 1, 2))
+    wide.text(0.5, 0.5, "small", fontsize=MIN_FONT - 1)
+    problems = print_problems(wide)
+    assert any("set width" in p for p in problems) and any("'small'" in p for p in problems)
+    # Set narrow, saved wide: a legend outside the figure widens the saved file.
+    spill = plt.figure(figsize=(MAX_WIDTH - 0.5, 2))
+    ax = spill.add_subplot()
+    ax.plot([0, 1], label="a label long enough to reach past the right edge of the page")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    assert any("saved width" in p for p in print_problems(spill))
+    plt.close("all")
+
+
+def test_the_print_style_stays_inside_its_figures():
+    before = dict(matplotlib.rcParams)
+    figure = print_style(plt.figure)()
+    assert figure.texts == [] and dict(matplotlib.rcParams) == before
+    plt.close(figure)

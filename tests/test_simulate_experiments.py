@@ -162,3 +162,16 @@ def test_an_unreadable_summary_is_refused_without_force(tmp_path):
         run_experiments(["collapse"], out_dir=tmp_path, quick=True, progress=False)
     run_experiments(["collapse"], out_dir=tmp_path, quick=True, progress=False, force=True)
     assert json.loads((tmp_path / "summary.json").read_text())["experiments"]
+
+
+@pytest.mark.parametrize("name", list(EXPERIMENTS))
+def test_every_figure_prints_in_a_two_column_paper(name):
+    """At most 7 in wide as saved and no text under 7 pt, at 100 % (issue 23)."""
+    import matplotlib.pyplot as plt
+
+    from pmrlhf._figure_style import print_problems
+
+    function, _, quick = EXPERIMENTS[name]
+    _, figure = function(quick)
+    assert print_problems(figure) == []
+    plt.close(figure)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..._figure_style import SINGLE, WIDTH, print_style
 from ..._validation import DEFAULT_SEED
 from ...errors import PmrlhfUserError
 from ...simulate.metrics import pairwise_pmd
@@ -107,6 +108,7 @@ def evaluate_freeform(
     }
 
 
+@print_style
 def implied_preference_figure(results: dict):
     """Histograms of implied pairwise preferences, one panel per policy, next to the reward's.
 
@@ -117,11 +119,20 @@ def implied_preference_figure(results: dict):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    # Three panels to a row at most (two when there are four), each about a column wide.
+    columns = 2 if len(results) == 4 else min(len(results), 3)
+    rows = -(-len(results) // columns)
     fig, axes = plt.subplots(
-        1, len(results), figsize=(3.6 * len(results), 3.6), squeeze=False, layout="constrained"
+        rows,
+        columns,
+        figsize=(WIDTH if columns > 1 else SINGLE, 2.4 * rows + 1.0),
+        squeeze=False,
+        layout="constrained",
     )
+    for ax in axes.flat[len(results) :]:
+        ax.remove()
     bins = np.linspace(0, 1, 21)
-    for ax, (name, result) in zip(axes[0], results.items(), strict=True):
+    for ax, (name, result) in zip(axes.flat, results.items(), strict=False):
         ax.hist(
             result["implied"]["reward"],
             bins=bins,
@@ -143,6 +154,6 @@ def implied_preference_figure(results: dict):
         )
     # Below the panels, where it covers no bar.
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=2, fontsize=9, frameon=False)
-    fig.suptitle("Implied pairwise preferences: the policy's against the reward's", fontsize=11)
+    fig.legend(handles, labels, loc="outside lower center", ncol=2, frameon=False)
+    fig.suptitle("Implied pairwise preferences: the policy's against the reward's")
     return fig

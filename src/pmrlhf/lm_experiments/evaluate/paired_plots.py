@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..._figure_style import SINGLE, WIDTH, print_style
 from .plot_style import figure_title, whisker_lengths
 
 METRIC = "tv_to_target"
@@ -20,6 +21,7 @@ def predicted_differences(pair: dict) -> np.ndarray:
     return np.array([p["predicted"] for p in pair["prompts"]] + [pair["predicted"]])
 
 
+@print_style
 def draw_paired(summary: dict):
     """One panel per pair ``(a, b)`` of ``summary["paired"]`` in TV to the target: per prompt
     and over all prompts, the observed paired difference (seed mean, 95% t-interval over
@@ -31,22 +33,25 @@ def draw_paired(summary: dict):
     ]
     title = f"{figure_title(summary)}:\npaired differences a - b in TV to the preference target"
     if not pairs:
-        fig, ax = plt.subplots(figsize=(6.4, 2.4), layout="constrained")
+        fig, ax = plt.subplots(figsize=(SINGLE, 1.6), layout="constrained")
         ax.axis("off")
         ax.text(
-            0.5, 0.5, "No paired comparison: this run has no two RL methods at the same beta.",
-            ha="center", va="center", fontsize=10, wrap=True,
+            0.5, 0.5, "No paired comparison:\nthis run has no two RL methods at the same beta.",
+            ha="center", va="center",
         )  # fmt: skip
-        fig.suptitle(title, fontsize=11)
+        fig.suptitle(title)
         return fig
     n_prompts = len(summary["prompts"])
-    columns = min(len(pairs), COLUMNS)
+    # As many panels to a row as fit the page's width (each about 0.25 in a prompt), at most
+    # COLUMNS; one y scale for every pair, so that panels compare at a glance.
+    fit = max(1, int((WIDTH - 0.6) // (0.25 * n_prompts + 1.0)))
+    columns = min(len(pairs), COLUMNS, fit)
     rows = -(-len(pairs) // columns)
-    # One y scale for every pair, so that panels compare at a glance and fit a page's width.
+    width = min(WIDTH, max(SINGLE, columns * (0.25 * n_prompts + 1.0) + 0.8))
     fig, axes = plt.subplots(
         rows,
         columns,
-        figsize=(max(4.5, columns * (0.3 * n_prompts + 1.2) + 1.0), rows * 2.9 + 1.1),
+        figsize=(width, rows * 2.2 + 1.3),
         layout="constrained",
         sharey=True,
         squeeze=False,
@@ -72,16 +77,16 @@ def draw_paired(summary: dict):
             x + 0.12, predicted, marker="D", s=36, facecolors="none", edgecolors=PREDICTED,
             linewidths=1.4, label="theory: the two exact optima given the reference",
         )  # fmt: skip
-        ax.set_xticks(x, labels, fontsize=9)
-        ax.tick_params(axis="y", labelsize=9, labelleft=k % columns == 0)
+        ax.set_xticks(x, labels)
+        ax.tick_params(axis="y", labelleft=k % columns == 0)
         ax.set_xlim(0.4, n_prompts + 2.2)
-        ax.set_title(f"a = {pair['a']}\nb = {pair['b']}", fontsize=10)
-        ax.set_xlabel("prompt", fontsize=9)
+        ax.set_title(f"a = {pair['a']}\nb = {pair['b']}")
+        ax.set_xlabel("prompt")
         if k % columns == 0:
-            ax.set_ylabel("a - b, TV to target\n(> 0: b closer to the preferences)", fontsize=9)
+            ax.set_ylabel("a - b, TV to target\n(> 0: b closer to the preferences)")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(
-        handles[::-1], labels[::-1], loc="outside lower center", ncol=1, fontsize=9, frameon=False
+        handles[::-1], labels[::-1], loc="outside lower center", ncol=1, frameon=False
     )  # observed first
-    fig.suptitle(title, fontsize=11)
+    fig.suptitle(title)
     return fig

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..._figure_style import SINGLE, WIDTH, print_style
 from ..._io import atomic_save_figure
 from .plot_style import figure_title, renormalised_label, whisker_lengths
 
@@ -21,7 +22,7 @@ COLORS = [
     "#7f7f7f", "#d62728", "#ff7f0e", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2",
     "#bcbd22", "#17becf", "#393b79", "#ad494a", "#8ca252", "#e7969c", "#7b4173", "#9edae5",
 ]  # fmt: skip
-INCH_PER_CHAR = 0.075  # width of one tick-label character at font size 9
+INCH_PER_CHAR = 0.06  # width of one tick-label character at the print style's 7 pt
 
 
 def save_figures(out, summary: dict) -> list[Path]:
@@ -50,30 +51,32 @@ def _bar_style(m: int, values: dict) -> dict:
     return {"facecolor": "#e6e6e6", "edgecolor": color, "hatch": "///", "linewidth": 0.8}
 
 
+@print_style
 def _distributions(summary):
-    """One panel per prompt (bars per candidate: target, then each method), then the
-    pairwise PMD of each method. Panels are as wide as their candidates need, so that long
-    candidate names and many methods stay readable."""
+    """One panel per prompt (bars per candidate: target, then each method), as many to a
+    row as fit the page's width, then the pairwise PMD of each method across the bottom.
+    Panels are as wide as their candidates need, so that long candidate names and many
+    methods stay readable."""
     import matplotlib.pyplot as plt
 
     names = list(summary["methods"])
     prompts = summary["prompts"]
     labels = [c for prompt in prompts for c in prompt["candidates"]]
     # A candidate's group holds len(names) + 1 bars; its label is horizontal if it fits.
-    group = max(0.75, 0.06 * (len(names) + 1) + 0.3)
+    group = max(0.5, 0.06 * (len(names) + 1) + 0.15)
     longest = max(len(c) for c in labels) * INCH_PER_CHAR
+    most = max(len(p["candidates"]) for p in prompts)
+    fit = max(1, min(len(prompts), int((WIDTH - 0.4) // (group * most + 0.6))))
+    rows = -(-len(prompts) // fit)
+    columns = -(-len(prompts) // rows)  # rows as even as they go: 4 prompts are 2 x 2
+    group = max(group, ((WIDTH - 0.4) / columns - 0.6) / most)  # the width a panel gets
     flat = longest <= 0.9 * group
-    widths = [group * len(p["candidates"]) + 0.5 for p in prompts]
-    widths.append(max(2.6, 0.32 * len(names) + 1.0))  # the PMD panel: one row per method
-    fig, axes = plt.subplots(
-        1,
-        len(prompts) + 1,
-        figsize=(sum(widths) + 0.8, 4.4 if flat else 4.4 + 0.5 * longest),
-        gridspec_kw={"width_ratios": widths},
-        layout="constrained",
-        squeeze=False,
-    )
-    axes = axes[0]
+    panel = 1.9 if flat else 1.9 + 0.5 * longest
+    pmd = 0.18 * len(names) + 0.8  # the PMD panel: one row per method
+    fig = plt.figure(figsize=(WIDTH, rows * panel + pmd + 1.2), layout="constrained")
+    grid = fig.add_gridspec(rows + 1, columns, height_ratios=[panel] * rows + [pmd])
+    axes = [fig.add_subplot(grid[j // columns, j % columns]) for j in range(len(prompts))]
+    axes.append(fig.add_subplot(grid[rows, :]))
     width = 0.8 / (len(names) + 1)
     for j, (ax, prompt) in enumerate(zip(axes, prompts, strict=False)):
         x = np.arange(len(prompt["candidates"]))
@@ -101,17 +104,16 @@ def _distributions(summary):
                 marked = True
         ticks = x + width * len(names) / 2
         if flat:
-            ax.set_xticks(ticks, prompt["candidates"], fontsize=9)
+            ax.set_xticks(ticks, prompt["candidates"])
         else:  # slanted, each label ending under its group
             ax.set_xticks(
-                ticks, prompt["candidates"], fontsize=9, rotation=30, ha="right",
-                rotation_mode="anchor",
-            )  # fmt: skip
+                ticks, prompt["candidates"], rotation=30, ha="right", rotation_mode="anchor"
+            )
         ax.set(
             xlim=(-0.3, len(x) - 0.1),
             ylim=(0, 1),
             title=f"prompt {j + 1}",
-            ylabel="probability among candidates (seed mean)" if j == 0 else None,
+            ylabel="probability among\ncandidates (seed mean)" if j % columns == 0 else None,
         )
     ax = axes[-1]
     means = [summary["methods"][n]["mean"]["pairwise_pmd"] for n in names]
@@ -121,11 +123,11 @@ def _distributions(summary):
     for m, name in enumerate(names):
         style = _bar_style(m, summary["methods"][name])
         ax.barh(m, means[m], xerr=errors[:, m : m + 1], capsize=3, **style)
-    ax.set_yticks(range(len(names)), names, fontsize=9)
+    ax.set_yticks(range(len(names)), names)
     ax.invert_yaxis()  # the legend's order, top to bottom
     ax.axvline(0, color="black", lw=0.8)
     ax.set(
-        title="pairwise PMD (ours), mean\nand 95% t-interval (lower = better)",
+        title="pairwise PMD (ours), mean and 95% t-interval (lower = better)",
         xlabel="mean KL(Bern(p_r) || Bern(p_pi))",
     )
     handles, labels = axes[0].get_legend_handles_labels()
@@ -133,28 +135,33 @@ def _distributions(summary):
         handles,
         labels,
         loc="outside lower center",
-        ncol=min(len(labels), 7),
-        fontsize=9,
+        ncol=min(len(labels), 2),
         frameon=False,
     )
-    fig.suptitle(f"{figure_title(summary)}: candidate distributions after RL", fontsize=12)
+    fig.suptitle(f"{figure_title(summary)}: candidate distributions after RL")
     return fig
 
 
+@print_style
 def _convergence(summary):
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
     methods = {n: v for n, v in summary["methods"].items() if v["regularizer"] is not None}
+    # At most three panels to a row (two when there are four): each stays a column wide.
+    columns = max(1, 2 if len(methods) == 4 else min(len(methods), 3))
+    rows = -(-len(methods) // columns)
     fig, axes = plt.subplots(
-        1,
-        len(methods),
-        figsize=(3.6 * len(methods), 3.7),
+        rows,
+        columns,
+        figsize=(WIDTH if columns > 1 else SINGLE, 2.2 * rows + 1.1),
         squeeze=False,
         sharey=True,
         layout="constrained",
     )
-    for m, (ax, (name, values)) in enumerate(zip(axes[0], methods.items(), strict=True)):
+    for ax in axes.flat[len(methods) :]:
+        ax.remove()
+    for m, (ax, (name, values)) in enumerate(zip(axes.flat, methods.items(), strict=False)):
         curves = [np.asarray(c) for c in values["curves"] if c]
         color = COLORS[(m + 1) % len(COLORS)]
         for curve in curves:
@@ -167,7 +174,7 @@ def _convergence(summary):
             title=name,
             xlabel="RL step",
             ylim=(0, 1.02),
-            ylabel="TV to the exact optimum" if m == 0 else None,
+            ylabel="TV to the exact optimum" if m % columns == 0 else None,
         )
     # One legend for every panel, below them: it hides no curve.
     keys = [
@@ -182,11 +189,8 @@ def _convergence(summary):
             label="TV 0.1: the 'reached its optimum' threshold",
         ),
     ]
-    fig.legend(handles=keys, loc="outside lower center", ncol=3, fontsize=9, frameon=False)
-    fig.suptitle(
-        f"{figure_title(summary)}: distance to each method's optimum given the reference",
-        fontsize=11,
-    )
+    fig.legend(handles=keys, loc="outside lower center", ncol=2, frameon=False)
+    fig.suptitle(f"{figure_title(summary)}:\ndistance to each method's optimum given the reference")
     return fig
 
 
@@ -210,11 +214,12 @@ def implied_preferences(summary: dict) -> dict[str, tuple[np.ndarray, np.ndarray
     return out
 
 
+@print_style
 def _implied(summary):
     import matplotlib.pyplot as plt
 
     pairs = implied_preferences(summary)
-    fig, ax = plt.subplots(figsize=(6.4, 5.2))
+    fig, ax = plt.subplots(figsize=(SINGLE, 5.0), layout="constrained")
     markers = "osD^v<>phX*P"
     ax.plot([0.5, 1], [0.5, 1], color="black", lw=1, label="matches the preferences")
     spread = 0.012  # side by side: every prompt of a task may share the same p_r values
@@ -225,7 +230,7 @@ def _implied(summary):
         ax.scatter(
             shown[-1],
             implied,
-            s=36,
+            s=18,
             alpha=0.85,
             color=COLORS[k % len(COLORS)],
             marker=markers[k % len(markers)],
@@ -236,11 +241,12 @@ def _implied(summary):
         xlim=(min(0.45, shown.min() - 0.01), max(1.0, shown.max() + 0.01)),
         ylim=(-0.02, 1.02),
         xlabel="preference for the better answer, p_r = sigma(r(a) - r(b))",
-        ylabel="implied preference, pi(a) / (pi(a) + pi(b)) (seed mean)",
+        ylabel="implied preference, pi(a) / (pi(a) + pi(b))\n(seed mean)",
         title=f"{figure_title(summary)}: every candidate pair\n"
         "(diagonal = preference matching;\n"
         "1 = collapse onto the better answer, 0 = onto the worse)",
     )
-    ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
-    fig.tight_layout()
+    # Below the axes, where it hides no point.
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=2, frameon=False)
     return fig

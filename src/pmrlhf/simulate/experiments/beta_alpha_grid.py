@@ -9,9 +9,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..._figure_style import WIDTH, print_style
 from ..._validation import DEFAULT_SEED
 from ..tree_prompts import log_policies, pair_metrics, tree_prompts
-from ._plot import COLORS, finish, subplots
+from ._plot import COLORS, finish, legend_below
 
 
 @dataclass(frozen=True)
@@ -90,8 +91,14 @@ def summary_table(frame) -> pd.DataFrame:
     ).reset_index(drop=True)
 
 
+@print_style
 def _figure(frame, config):
-    fig, axes = subplots(3, width=4.6, height=4.2)
+    import matplotlib.pyplot as plt
+
+    # The PMD panel (with its labels) across the top; reward and mass side by side below.
+    fig = plt.figure(figsize=(WIDTH, 6.4), layout="constrained")
+    mosaic = fig.subplot_mosaic([["pmd", "pmd"], ["reward", "coverage"]])
+    axes = [mosaic["pmd"], mosaic["reward"], mosaic["coverage"]]
     betas = list(config.betas)
     alphas = list(config.alphas)
     columns = [("KL-RLHF", None)] + [("cPM-RLHF", a) for a in alphas] + [("PM-RLHF", None)]
@@ -132,7 +139,6 @@ def _figure(frame, config):
                         (bar.get_x() + bar.get_width() / 2, 1.4 * tallest[beta]),
                         ha="center",
                         va="bottom",
-                        fontsize=9,
                         rotation=90,
                     )
         ax.set_xticks(x + width * (len(columns) - 1) / 2, [f"beta = {b:g}" for b in betas])
@@ -146,12 +152,9 @@ def _figure(frame, config):
     )
     axes[1].set_title("Reward the policy collects\n(including reward on gibberish)")
     axes[2].set_title("Mass on meaningful sequences\n(PM's price, cPM's fix)")
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=10, frameon=False)
-    finish(
+    legend_below(fig, axes[0], ncol=3)
+    return finish(
         fig,
         f"KL vs conditional PM over beta x alpha ({config.prompts} prompts, "
         "token-level toy language)",
     )
-    fig.subplots_adjust(bottom=0.22)  # the floor's note and the legend below the panels
-    return fig

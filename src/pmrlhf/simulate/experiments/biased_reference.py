@@ -9,11 +9,12 @@ import numpy as np
 import pandas as pd
 from scipy.special import logit
 
+from ..._figure_style import print_style
 from ..._validation import DEFAULT_SEED
 from ...errors import PmrlhfUserError
 from ...theory import optimal_policy
 from ..optimize import optimize_policy
-from ._plot import COLORS, finish, subplots
+from ._plot import COLORS, finish, legend_below, subplots
 
 
 @dataclass(frozen=True)
@@ -139,8 +140,9 @@ def _trained_error(frame, trained) -> float:
     return float((merged.implied_preference - merged.implied_preference_closed).abs().max())
 
 
+@print_style
 def _figure(frame, config):
-    fig, (left, right) = subplots(2, width=5.6, height=4.4)
+    fig, (left, right) = subplots(2, height=3.9)
     closed = frame[frame.solved_by == "closed form"]
     trained = frame[frame.solved_by == "reinforce"]
     styles = {0.1: "--", 0.5: "-.", 1.0: ":"}
@@ -157,13 +159,13 @@ def _figure(frame, config):
             ax.scatter(
                 dots.ref_odds, dots[column], color=COLORS[method], marker="o", s=22, zorder=5
             )
-        ax.set(xscale="log", xlabel="reference odds pi_ref(y1) / pi_ref(y2) (log scale)")
+        ax.set(xscale="log", xlabel="reference odds pi_ref(y1) / pi_ref(y2)\n(log scale)")
     left.scatter([], [], color="grey", marker="o", s=22, label="trained by REINFORCE (RLOO)")
     target = f"target P_r(y1) = {config.p:g}"
     left.axhline(config.p, color=COLORS["target"], lw=1, ls="--", zorder=6, label=target)
     left.set(
         ylim=(-0.02, 1.02),
-        ylabel="implied preference pi(y1) / (pi(y1) + pi(y2))",
+        ylabel="implied preference\npi(y1) / (pi(y1) + pi(y2))",
         title=f"{config.p:.0%} of annotators prefer y1",
     )
     # Linear below 0.1 nats, logarithmic above; labelled ticks at 1-3 steps, not only 0, 1, 10.
@@ -173,10 +175,10 @@ def _figure(frame, config):
     right.yaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     right.set(
         ylim=(0, None),
-        ylabel="|policy log-odds - preference log-odds| (nats, symlog)",
-        title="Log-odds error inherited from the reference",
+        ylabel="|policy log-odds - preference log-odds|\n(nats, symlog)",
+        title="Log-odds error inherited\nfrom the reference",
     )
-    left.legend(fontsize=9, loc="lower right")
+    legend_below(fig, left, ncol=3)
     return finish(
-        fig, "A biased reference passes its odds to KL-RLHF; PM ignores them (cPM: when plausible)"
+        fig, "A biased reference passes its odds to KL-RLHF;\nPM ignores them (cPM: when plausible)"
     )

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..._figure_style import print_style
 from ..._validation import DEFAULT_SEED
 from ...theory import collapse_curve
 from ..optimize import optimize_policy
@@ -141,15 +142,17 @@ def _reinforce_error_kl(frame: pd.DataFrame) -> float:
     return float((merged.kl_minority_mass - merged.kl_minority_mass_closed).abs().max())
 
 
+@print_style
 def _figure(frame: pd.DataFrame, config: CollapseConfig):
-    fig, (left, right) = subplots(2)
+    # Two rows, each legend to the right of its panel: a long legend inside would hide curves.
+    fig, (left, right) = subplots(1, nrows=2, height=5.4)
     closed = frame[(frame.method == "closed_form") & (frame.reference == "uniform")]
     diagonal = np.linspace(0, 0.5, 2)
     left.plot(diagonal, diagonal, ls=":", color="grey", lw=1, label="perfect matching (diagonal)")
     shades = ["#fcbba1", "#fb6a4a", "#a50f15"]
     for beta, shade in zip(config.figure_betas, shades, strict=False):
         rows = closed[closed.beta == beta]
-        note = " (= PM, under the blue line)" if beta == 1.0 else ""
+        note = "\n(= PM, under the blue line)" if beta == 1.0 else ""
         left.plot(
             rows.target_minority_mass,
             rows.kl_minority_mass,
@@ -188,10 +191,10 @@ def _figure(frame: pd.DataFrame, config: CollapseConfig):
         xlabel="target minority mass 1 - p (probability)",
         ylabel="policy minority mass (probability)",
         xlim=(0, 0.5),
-        ylim=(0, 0.56),  # headroom so the legend sits above the curves
+        ylim=(0, 0.52),
         title="Policy vs preference (uniform reference)",
     )
-    left.legend(fontsize=7.5, loc="upper left")
+    left.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
 
     p = min(config.shares, key=lambda s: abs(s - 0.6))
     for reference, style in (("uniform", "-"), ("preference", "--")):
@@ -212,8 +215,8 @@ def _figure(frame: pd.DataFrame, config: CollapseConfig):
         yscale="log",
         ylim=(1e-4, 1),
         xlabel="regularization strength beta (log scale)",
-        ylabel="policy minority mass (probability, log scale)",
+        ylabel="policy minority mass\n(probability, log scale)",
         title=f"Collapse as beta shrinks (p = {p:g})",
     )
-    right.legend(fontsize=8, loc="lower right")
+    right.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
     return finish(fig, "Preference collapse of KL-RLHF vs preference matching (PM)")

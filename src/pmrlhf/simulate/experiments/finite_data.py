@@ -7,12 +7,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..._figure_style import print_style
 from ..._validation import DEFAULT_SEED
 from ...theory import optimal_policy, preference_distribution
 from ..fitting import fit_btl
 from ..metrics import kl, total_variation
 from ..population import Population, sample_comparisons
-from ._plot import COLORS, finish, subplots
+from ._plot import COLORS, finish, legend_below, subplots
 
 
 @dataclass(frozen=True)
@@ -94,8 +95,9 @@ def summary_table(frame) -> pd.DataFrame:
     return out
 
 
+@print_style
 def _figure(frame, config):
-    fig, axes = subplots(2, width=5.4)
+    fig, axes = subplots(2, height=3.4)
     methods = (("kl", f"KL-RLHF (beta = {config.kl_beta:g})"), ("pm", "PM-RLHF"))
     for ax, column, ylabel in (
         (axes[0], "tv_to_truth", "TV(pi, P_true) (probability)"),
@@ -116,14 +118,14 @@ def _figure(frame, config):
         ax.set(
             xscale="log",
             yscale="log",
-            xlabel="number of pairwise comparisons (log scale)",
+            xlabel="pairwise comparisons (log scale)",
             ylabel=ylabel + ", log scale",
         )
-        ax.legend(fontsize=7.5, loc="lower left")
-    axes[0].set_title("Total variation to the true preference distribution")
-    axes[1].set_title("KL divergence from the true preference distribution")
+    legend_below(fig, axes[0])
+    axes[0].set_title("Total variation to the true\npreference distribution")
+    axes[1].set_title("KL divergence from the true\npreference distribution")
     return finish(
         fig,
-        f"Finite data ({config.n_items} responses, BTL reward fitted by maximum likelihood): "
+        f"Finite data ({config.n_items} responses, BTL reward fitted by maximum likelihood):\n"
         "more comparisons fix the reward, not the KL bias",
     )

@@ -7,12 +7,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..._figure_style import SINGLE, print_style
 from ..._validation import DEFAULT_SEED
 from ...theory import optimal_policy, preference_distribution
 from ..fitting import fit_btl
 from ..metrics import total_variation
 from ..population import Population, sample_comparisons
-from ._plot import COLORS, finish, subplots
+from ._plot import COLORS, finish, legend_below, subplots
 
 
 @dataclass(frozen=True)
@@ -85,8 +86,9 @@ def summary_table(frame) -> pd.DataFrame:
     return frame
 
 
+@print_style
 def _figure(frame, config):
-    fig, (ax,) = subplots(1, width=6.2)
+    fig, (ax,) = subplots(1, width=SINGLE, height=4.0)
     x = frame.weight_group_a
     ax.plot(
         x,
@@ -115,5 +117,5 @@ def _figure(frame, config):
         ylim=(-0.02, 1.0),
         title="Two annotator groups with opposed preferences",
     )
-    ax.legend(fontsize=7.5, loc="upper center")
-    return finish(fig, "Heterogeneous populations: PM removes the algorithm's gap")
+    legend_below(fig, ax, ncol=1)
+    return finish(fig, "Heterogeneous populations:\nPM removes the algorithm's gap")

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..._figure_style import print_style
 from ..._validation import DEFAULT_SEED
 from ..tree_prompts import log_policies, pair_metrics, tree_prompts
-from ._plot import COLORS, finish, grid
+from ._plot import COLORS, finish, legend_below, subplots
 
 
 @dataclass(frozen=True)
@@ -113,10 +114,12 @@ def _color(model: str) -> str:
     return "grey"
 
 
+@print_style
 def _figure(frame, config):
     labels = list(dict.fromkeys(frame.model))
-    ncols = (len(labels) + 1) // 2
-    fig, axes = grid(2, ncols, width=4.2, height=3.4)
+    ncols = min(3, len(labels))
+    nrows = -(-len(labels) // ncols)
+    fig, axes = subplots(ncols, nrows=nrows, height=0.4 + 2.3 * nrows)
     for ax in axes[len(labels) :]:
         ax.remove()
     target = frame[frame.model == "reward model"]
@@ -136,19 +139,20 @@ def _figure(frame, config):
                 where="post",
                 color="black",
                 lw=1,
-                label="reward model",
+                label="the reward model's histogram, for comparison",
             )
-            ax.legend(fontsize=7, loc="upper left")
         first = rows.iloc[0]
-        coverage = "" if np.isnan(first.coverage) else f", mass on meaningful {first.coverage:.2f}"
-        ax.set_title(
-            f"{label}\nmean |p - p_r| = {first.mean_abs_gap_to_rm:.3f}{coverage}", fontsize=9
-        )
-        ax.set(xlim=(0, 1), xlabel="implied preference for the reward's favourite")
-    for k in (0, ncols):
+        coverage = "" if np.isnan(first.coverage) else f"\nmass on meaningful {first.coverage:.2f}"
+        ax.set_title(f"{label}\nmean |p - p_r| = {first.mean_abs_gap_to_rm:.3f}{coverage}")
+        ax.set(xlim=(0, 1), xlabel="implied preference\nfor the reward's favourite")
+    # One legend below the panels: inside, it hid the histograms' tall bars.
+    outlined = [ax for ax, label in zip(axes, labels, strict=False) if label != "reward model"]
+    if outlined:
+        legend_below(fig, outlined[0], ncol=1)
+    for k in range(0, len(labels), ncols):
         axes[k].set_ylabel("fraction of pairs")
     return finish(
         fig,
         f"Implied pairwise preferences on {int(frame.pairs.iloc[0])} pairs of meaningful "
-        f"responses ({config.prompts} prompts, token-level toy language)",
+        f"responses\n({config.prompts} prompts, token-level toy language)",
     )

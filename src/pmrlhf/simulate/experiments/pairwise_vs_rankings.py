@@ -10,12 +10,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..._figure_style import SINGLE, print_style
 from ..._validation import DEFAULT_SEED
 from ...theory import preference_distribution
 from ..fitting import fit_btl, fit_pl
 from ..metrics import total_variation
 from ..population import Population, sample_comparisons, sample_rankings
-from ._plot import finish, subplots
+from ._plot import finish, legend_below, subplots
 
 
 @dataclass(frozen=True)
@@ -99,8 +100,9 @@ def summary_table(frame) -> pd.DataFrame:
     return pd.DataFrame(columns).reset_index()
 
 
+@print_style
 def _figure(frame, config):
-    fig, (ax,) = subplots(1, width=6.0)
+    fig, (ax,) = subplots(1, width=SINGLE, height=3.9)
     for data, color in zip(frame.data.unique(), ("#7f7f7f", "#17becf", "#1f77b4"), strict=False):
         stats = frame[frame.data == data].groupby("annotations").tv_to_truth
         ax.plot(stats.mean().index, stats.mean().values, "o-", color=color, label=data)
@@ -114,9 +116,9 @@ def _figure(frame, config):
     ax.set(
         xscale="log",
         yscale="log",
-        xlabel="number of annotations (each: one comparison or one ranking)",
+        xlabel="annotations (each: one comparison or one ranking)",
         ylabel="TV of softmax(fitted reward) to the truth",
         title=f"{config.n_items} items; bands: 5-95% over {config.seeds} seeds",
     )
-    ax.legend(fontsize=8)
-    return finish(fig, "Rankings are more data-efficient than pairwise comparisons")
+    legend_below(fig, ax, ncol=3)  # inside, it hid the bands
+    return finish(fig, "Rankings are more data-efficient\nthan pairwise comparisons")

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..._figure_style import print_style
 from ..._validation import DEFAULT_SEED
 from ..metrics import total_variation
 from ..toy_language import TokenTree
-from ._plot import COLORS, finish, subplots
+from ._plot import COLORS, finish, legend_below, subplots
 
 
 @dataclass(frozen=True)
@@ -98,12 +99,13 @@ def summary_table(frame) -> pd.DataFrame:
     return frame.drop(columns=["n_sequences", "n_meaningful"])
 
 
+@print_style
 def _figure(frame, tree):
-    fig, (left, right) = subplots(2, height=4.6)
+    fig, (left, right) = subplots(2, height=4.0)
     cpm = frame[frame.regularizer == "cpm"]
     for ax, column, label in (
-        (left, "mass_on_meaningful", "policy mass on meaningful sequences (probability)"),
-        (right, "tv_within_meaningful", "TV to softmax(r), both restricted to meaningful"),
+        (left, "mass_on_meaningful", "policy mass on meaningful sequences\n(probability)"),
+        (right, "tv_within_meaningful", "TV to softmax(r),\nboth restricted to meaningful"),
     ):
         ax.plot(cpm.alpha, cpm[column], "o-", color=COLORS["cpm"], label="conditional PM")
         trained = frame[frame.regularizer == "cpm_trained"]
@@ -129,21 +131,16 @@ def _figure(frame, tree):
             ax.axhline(row[column], ls=style, color=COLORS["kl"], label=f"KL, beta = {row.beta:g}")
         ax.set(
             xscale="log",
-            xlabel="conditional-PM threshold alpha (log scale)",
+            xlabel="cPM threshold alpha (log scale)",
             ylabel=label,
             ylim=(-0.02, 1.02),
         )
     left.set_title(
-        f"Mass on the {int(tree.meaningful.sum())} meaningful of {tree.n_sequences} sequences\n"
-        "(meaningful: every token is one the reference finds plausible)",
-        fontsize=10,
+        f"Mass on the {int(tree.meaningful.sum())} meaningful of {tree.n_sequences} "
+        "sequences\n(meaningful: every token is one\nthe reference finds plausible)",
     )
     right.set_title(
-        "Matching within meaningful sequences\n(0 = exactly the preference distribution)",
-        fontsize=10,
+        "Matching within meaningful sequences\n(0 = exactly the preference\ndistribution)",
     )
-    handles, labels = left.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
-    finish(fig, "Token-level toy language: conditional PM keeps PM where it makes sense")
-    fig.subplots_adjust(bottom=0.22)
-    return fig
+    legend_below(fig, left, ncol=3)
+    return finish(fig, "Token-level toy language: conditional PM keeps PM where it makes sense")
