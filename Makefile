@@ -54,8 +54,8 @@ reproduce-quick: install
 
 # Full run about 70 minutes on 2 quiet cores (trl_penalty alone about 36: four TRL sides x
 # three rounds at ~23 s a step); `make bench BENCH_ARGS=--quick` for minutes,
-# `BENCH_ARGS="--parts closed_forms,reward_fitting"` for a subset, `--rl-settings old` for
-# one of the three RL-step settings (old, task8, default). Writes BENCHMARKS.md,
+# `BENCH_ARGS="--parts closed_forms,reward_fitting"` for a subset, `--rl-settings long` for
+# one of the three RL-step settings (long, task8, default). Writes BENCHMARKS.md,
 # benchmarks/benchmarks.png and raw results under benchmarks/results/.
 bench: install
 	$(BIN)/python -m benchmarks --out BENCHMARKS.md $(BENCH_ARGS)

@@ -3,7 +3,7 @@
     python -m benchmarks                       # full (about 45 minutes on 2 quiet cores)
     python -m benchmarks --quick               # small sizes, a few minutes at most
     python -m benchmarks --parts closed_forms,reward_fitting --quick
-    python -m benchmarks --parts rl_step --rl-settings old   # one RL setting only
+    python -m benchmarks --parts rl_step --rl-settings long   # one RL setting only
     python -m benchmarks --parts trl_penalty   # PMRLOOTrainer beside TRL's RLOOTrainer
     python -m benchmarks --report-only         # rebuild BENCHMARKS.md from stored results
 
@@ -45,8 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--rl-settings",
-        default="old,task8,default",
-        help="rl_step: comma-separated settings to run, of: old (2 prompts x 4 samples, at most "
+        default="long,task8,default",
+        help="rl_step: comma-separated settings to run, of: long (2 prompts x 4 samples, at most "
         "16 new tokens), task8 (2 prompts of the default task x 4 samples), default (the LM "
         "comparison's default RLConfig: 4 prompts x k samples, the task's new-token cap); "
         "default: all three",
@@ -75,10 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     rl_settings = [s.strip() for s in args.rl_settings.split(",") if s.strip()]
-    bad = [s for s in rl_settings if s not in ("old", "task8", "default")]
+    bad = [s for s in rl_settings if s not in ("long", "task8", "default")]
     if bad or not rl_settings:
         print(
-            f"python -m benchmarks: unknown --rl-settings {bad}; choose from old, task8, default",
+            f"python -m benchmarks: unknown --rl-settings {bad}; choose from long, task8, default",
             file=sys.stderr,
         )
         return 2

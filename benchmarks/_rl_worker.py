@@ -1,7 +1,7 @@
 """One side of the RL-step benchmarks, in its own process (so peak memory is its own).
 
     python -m benchmarks._rl_worker --side {pmrlhf,trl,pmtrl-kl,pmtrl-cpm,pmtrl-pm} \
-        --setting {old,task8,default} --model NAME --steps N --warmup W --seed S --json OUT
+        --setting {long,task8,default} --model NAME --steps N --warmup W --seed S --json OUT
 
 Sides: ``pmrlhf`` (``train_rl``), ``trl`` (TRL's ``RLOOTrainer``) and ``pmtrl-<regularizer>``
 (``pmrlhf.trl.PMRLOOTrainer`` with that regularizer, everything else as the ``trl`` side;
@@ -9,7 +9,7 @@ conditional PM with ``alpha`` = :data:`CPM_ALPHA`).
 
 Settings (the same on both sides):
 
-* ``old``: the earlier benchmark's work: two long-answer chat prompts, 4 samples each, at
+* ``long``: long answers: two long-answer chat prompts, 4 samples each, at
   most ``--max-new-tokens`` (16) new tokens, learning rate 2e-5.
 * ``task8``: the same 8 samples per step (2 prompts x 4), on the first two prompts of
   ``three_answers``, at most the task's longest candidate (end token included) new tokens,
@@ -43,16 +43,16 @@ import tempfile
 import time
 from pathlib import Path
 
-OLD_PROMPTS = (
+LONG_PROMPTS = (
     "Write a long story about a dragon who learns to bake bread.",
     "Explain in detail how a bicycle works, part by part.",
 )
-SETTINGS = ("old", "task8", "default")
+SETTINGS = ("long", "task8", "default")
 SIDES = ("pmrlhf", "trl", "pmtrl-kl", "pmtrl-cpm", "pmtrl-pm")
 BETA = 0.05
 CPM_ALPHA = 0.1
-OLD_LEARNING_RATE = 2e-5
-OLD_SAMPLES_PER_PROMPT = 4
+LONG_LEARNING_RATE = 2e-5
+LONG_SAMPLES_PER_PROMPT = 4
 
 
 def setting_work(setting: str, tokenizer, max_new_tokens: int | None = None) -> dict:
@@ -64,7 +64,7 @@ def setting_work(setting: str, tokenizer, max_new_tokens: int | None = None) -> 
     from pmrlhf.lm_experiments.data.tasks import SyntheticTask, TaskPrompt, load_task
     from pmrlhf.simulate import Population
 
-    if setting == "old":
+    if setting == "long":
         task = SyntheticTask(
             name="benchmark",
             prompts=tuple(
@@ -73,22 +73,22 @@ def setting_work(setting: str, tokenizer, max_new_tokens: int | None = None) -> 
                     ("yes", "no"),
                     Population.btl([0.0, 0.0]),
                 )
-                for text in OLD_PROMPTS
+                for text in LONG_PROMPTS
             ),
         )
         return {
             "task": task,
-            "samples_per_prompt": OLD_SAMPLES_PER_PROMPT,
+            "samples_per_prompt": LONG_SAMPLES_PER_PROMPT,
             "max_new_tokens": max_new_tokens or 16,
-            "lr": OLD_LEARNING_RATE,
+            "lr": LONG_LEARNING_RATE,
         }
     if setting == "task8":
-        # The earlier benchmark's 8 samples per step (2 prompts x 4), on the default task.
+        # The long setting's 8 samples per step (2 prompts x 4), on the default task.
         task = load_task("three_answers")
         task = replace(task, prompts=task.prompts[:2])
         return {
             "task": task,
-            "samples_per_prompt": OLD_SAMPLES_PER_PROMPT,
+            "samples_per_prompt": LONG_SAMPLES_PER_PROMPT,
             "max_new_tokens": max_new_tokens or OracleReward(task, tokenizer).max_len,
             "lr": RLConfig().lr,
         }
@@ -251,12 +251,12 @@ def trl_head_all_positions(device: str = "cpu") -> bool | None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks._rl_worker")
     parser.add_argument("--side", choices=SIDES, required=True)
-    parser.add_argument("--setting", choices=SETTINGS, default="old")
+    parser.add_argument("--setting", choices=SETTINGS, default="long")
     parser.add_argument("--model", default="tiny-llama")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument(
-        "--max-new-tokens", type=int, default=None, help="default: 16 (old), the task's (default)"
+        "--max-new-tokens", type=int, default=None, help="default: 16 (long), the task's (default)"
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, required=True)

@@ -4,7 +4,6 @@ MFU), and the penalty inside TRL (:mod:`benchmarks.report` puts them in place)."
 from __future__ import annotations
 
 from .report_format import (
-    fmt_number,
     fmt_range,
     fmt_ratio_range,
     gflop,
@@ -13,70 +12,13 @@ from .report_format import (
 )
 
 
-def _rl_step_legacy(data: dict) -> list[str]:
-    """Results stored before the settings, FLOPs and MFU were added."""
-    config = data["config"]
-    lines = [
-        f"Model `{config['model']}` ({config['dtype']}, {config['device']}), "
-        f"{config['prompts_per_step']} prompts × {config['samples_per_prompt']} samples, "
-        f"at most {config['max_new_tokens']} new tokens, KL beta = {config['beta_kl']}; "
-        f"{config['rounds']} round(s), sides interleaved (pmrlhf, TRL, pmrlhf, TRL, ...), each "
-        f"in its own process; per round {config['warmup_steps']} warm-up step then "
-        f"{config['steps_per_round']} timed step(s). TRL side: {config['trl_trainer']}; "
-        f"pmrlhf side: {config['pmrlhf_trainer']}. Peak RSS is the child's own (`os.wait4`).",
-        "",
-    ]
-    header = [
-        "side",
-        "seconds per step",
-        "completion tokens / s",
-        "peak RSS (MiB)",
-        "tokens per step",
-        "steps timed",
-    ]
-    rows = []
-    for side, summary in data["summary"].items():
+def _failures(sides: dict) -> list[str]:
+    """The last lines of the log of each side that failed."""
+    lines = []
+    for side, summary in sides.items():
         if not summary["available"]:
-            rows.append([side, "not available", "–", "–", "–", "–"])
-            continue
-        rows.append(
-            [
-                side,
-                fmt_range(summary["seconds_per_step"]),
-                fmt_range(summary["tokens_per_second"], lambda v: f"{v:.3g}"),
-                fmt_range(summary["peak_rss_mib"], lambda v: f"{v:.0f}"),
-                fmt_number(summary["tokens_per_step_median"]),
-                summary["steps_recorded"],
-            ]
-        )
-    lines += table(header, rows)
-    ratio = data.get("trl_over_pmrlhf_seconds_per_step")
-    lines += [
-        "",
-        "TRL seconds per step / pmrlhf seconds per step (per-round medians): "
-        + (fmt_ratio_range(ratio) if ratio else "not available"),
-    ]
-    sides = data["summary"]
-    if ratio and all(sides.get(k, {}).get("available") for k in ("pmrlhf", "trl")):
-        memory = sides["pmrlhf"]["peak_rss_mib"]["median"] / sides["trl"]["peak_rss_mib"]["median"]
-        faster = ratio["median"] >= 1.0
-        lighter = memory <= 1.0
-        verdict = "met" if faster and lighter else "**not met**"
-        lines += [
-            "",
-            f"Goal (not slower, not heavier): {verdict} — pmrlhf's step takes "
-            f"{1 / ratio['median']:.2f}× TRL's time and its peak RSS is {memory:.2f}× TRL's.",
-        ]
-    for side, summary in data["summary"].items():
-        if not summary["available"]:
-            lines += [
-                "",
-                f"{side} failed; last lines of its log:",
-                "",
-                "```",
-                summary["error"][-800:],
-                "```",
-            ]
+            lines += ["", f"{side} failed; last lines of its log:", "", "```"]
+            lines += [summary["error"][-800:], "```"]
     return lines
 
 
@@ -179,16 +121,10 @@ def _rl_setting(config: dict, result: dict) -> list[str]:
             f"Goal (not slower, not heavier): {verdict} — pmrlhf's step takes "
             f"{1 / ratio['median']:.2f}× TRL's time and its peak RSS is {memory:.2f}× TRL's.",
         ]
-    for side, summary in sides.items():
-        if not summary["available"]:
-            lines += ["", f"{side} failed; last lines of its log:", "", "```"]
-            lines += [summary["error"][-800:], "```"]
-    return lines + [""]
+    return lines + _failures(sides) + [""]
 
 
 def rl_step_section(data: dict) -> list[str]:
-    if "settings" not in data:
-        return _rl_step_legacy(data)
     config, rate = data["config"], data["matmul"]["best"]
     dims = next(
         (
@@ -294,8 +230,4 @@ def trl_penalty_section(data: dict) -> list[str]:
                 f"* {summary['trainer']}: step time {summary['overhead']:+.1%} against the "
                 f"stock trainer; goal (penalty under {goal:.0%} of a step): {verdict}.",
             ]
-    for side, summary in sides.items():
-        if not summary["available"]:
-            lines += ["", f"{side} failed; last lines of its log:", "", "```"]
-            lines += [summary["error"][-800:], "```"]
-    return lines + [""]
+    return lines + _failures(sides) + [""]

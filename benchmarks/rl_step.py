@@ -2,7 +2,7 @@
 
 Each side runs in its own subprocess (:mod:`benchmarks._rl_worker`), the two sides
 alternate (pmrlhf, TRL, pmrlhf, TRL, ...), and the peak resident memory of each process is
-read from ``os.wait4``'s resource usage of that very child. Reported per setting (``old``:
+read from ``os.wait4``'s resource usage of that very child. Reported per setting (``long``:
 the earlier 2 prompts x 4 samples; ``task8``: as many samples on the default
 task; ``default``: the LM comparison's default RLConfig):
 the work of a step in tokens, seconds per step and completion tokens per second (median
@@ -25,10 +25,9 @@ from ._common import Size, run_subprocess, summarize
 from .flops import matmul_rate, rl_step_passes, step_flops
 
 SIDES = ("pmrlhf", "trl")
-SETTINGS = ("old", "task8", "default")
+SETTINGS = ("long", "task8", "default")
 SETTING_TEXT = {
-    "old": "the earlier benchmark's work: 2 long-answer prompts × 4 samples, at most 16 new "
-    "tokens, lr 2e-5",
+    "long": "long answers: 2 long-answer prompts × 4 samples, at most 16 new tokens, lr 2e-5",
     "task8": "the same 8 samples per step on the default task: the first 2 prompts of "
     "`three_answers` × 4 samples, at most the task's longest candidate new tokens, "
     "lr = RLConfig().lr",

@@ -34,7 +34,7 @@ def run_parts(
 
     Every file carries its own metadata (date, size, seed, command, machine), so a report
     assembled from parts run at different times says so. ``options`` maps a part to extra
-    keyword arguments of its ``run`` (e.g. ``{"rl_step": {"settings": ["old"]}}``).
+    keyword arguments of its ``run`` (e.g. ``{"rl_step": {"settings": ["long"]}}``).
     """
     if size not in SIZES:
         raise ValueError(f"size must be one of {SIZES}, got {size!r}")

@@ -240,7 +240,7 @@ def _fake_worker_result(side: str, round_index: int, seconds: list[float]) -> di
     return {
         "ok": True,
         "side": side,
-        "setting": "old",
+        "setting": "long",
         "round": round_index,
         "prompts_per_step": 2,
         "samples_per_prompt": 2,
@@ -267,7 +267,7 @@ def test_rl_step_summary_counts_cycles_and_reports_mfu(tmp_path):
         _fake_worker_result("pmrlhf", 0, [1.0, 1.0]),
         _fake_worker_result("trl", 0, [2.0, 2.0]),
     ]
-    result = rl_step._summarize_setting("old", runs, rate_gflops=1e-3)  # 1 MFLOP/s
+    result = rl_step._summarize_setting("long", runs, rate_gflops=1e-3)  # 1 MFLOP/s
     dims = runs[0]["dims"]
     work = runs[0]["step_work"][0]
     passes = rl_step_passes("pmrlhf", **{k: v for k, v in work.items() if k != "prompts"})
@@ -297,7 +297,7 @@ def test_rl_step_summary_counts_cycles_and_reports_mfu(tmp_path):
     }
     text = "\n".join(rl_step_section(data))
     assert "fp32 matmul rate of this machine: 0.001 GFLOP/s" in text
-    assert "### Setting `old`" in text and "MFU" in text and "Same work on both sides" in text
+    assert "### Setting `long`" in text and "MFU" in text and "Same work on both sides" in text
     assert "pmrlhf MFU / TRL MFU" in text and "N = 1,000" in text
 
 

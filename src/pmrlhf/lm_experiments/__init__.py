@@ -9,7 +9,7 @@ module that defines it.
 
 from __future__ import annotations
 
-import importlib
+from .._lazy import lazy_names
 
 _WHERE = {
     "BUILTIN_TASKS": ".data.task_files",
@@ -51,14 +51,4 @@ importing the package (the command line does, for its parsers) loads no torch.""
 
 __all__ = sorted(_WHERE)
 
-
-def __getattr__(name: str):
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_WHERE[name], __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_WHERE))
+__getattr__, __dir__ = lazy_names(__name__, _WHERE)

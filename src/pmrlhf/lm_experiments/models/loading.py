@@ -46,34 +46,17 @@ def _tiny_model(name: str, vocab_size: int, seed: int):
     from transformers import LlamaConfig, LlamaForCausalLM, OPTConfig, OPTForCausalLM
 
     torch.manual_seed(seed)
+    shared = {
+        "vocab_size": vocab_size, "hidden_size": 32, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "max_position_embeddings": 512,
+        "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 2,
+    }  # fmt: skip
     if name == "tiny-llama":
         config = LlamaConfig(
-            vocab_size=vocab_size,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=512,
-            bos_token_id=1,
-            eos_token_id=2,
-            pad_token_id=2,
-            tie_word_embeddings=True,
+            **shared, intermediate_size=64, num_key_value_heads=2, tie_word_embeddings=True
         )
         return LlamaForCausalLM(config)
-    config = OPTConfig(
-        vocab_size=vocab_size,
-        hidden_size=32,
-        ffn_dim=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        max_position_embeddings=512,
-        word_embed_proj_dim=32,
-        bos_token_id=1,
-        eos_token_id=2,
-        pad_token_id=2,
-    )
-    return OPTForCausalLM(config)
+    return OPTForCausalLM(OPTConfig(**shared, ffn_dim=64, word_embed_proj_dim=32))
 
 
 def resolve_name(name_or_path: str) -> str:
