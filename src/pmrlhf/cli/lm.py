@@ -186,24 +186,28 @@ def _usage(parser) -> int:
     return 2
 
 
-def _run(args) -> int:
-    from .._validation import check_out_dir
-    from ..lm_experiments.commands.run_config import RunConfig
-    from ..lm_experiments.commands.single_run import run_one
-
+def _run_config(args, top: dict, rl: dict, sft: dict):
+    """The ``--config`` file (or the defaults) with the options given on the command line,
+    the method's options (shared by ``lm run`` and ``lm trl``) added to ``rl``; checked."""
     config = RunConfig.from_file(args.config, name="--config") if args.config else RunConfig()
-    top = {"model": args.model, "task": args.task, "seed": args.seed, "reward": args.reward}
-    rl = {
+    method = {
         "regularizer": args.regularizer,
         "beta": args.beta,
         "alpha": args.alpha,
         "steps": args.steps,
         "samples_per_prompt": args.samples_per_prompt,
-        "penalty_gradient": args.penalty_gradient,
-        "precision": args.precision,
     }
+    return config.with_overrides(top, {**method, **rl}, sft).validate()
+
+
+def _run(args) -> int:
+    from .._validation import check_out_dir
+    from ..lm_experiments.commands.single_run import run_one
+
+    top = {"model": args.model, "task": args.task, "seed": args.seed, "reward": args.reward}
+    rl = {"penalty_gradient": args.penalty_gradient, "precision": args.precision}
     sft = {"steps": args.sft_steps, "precision": args.precision}
-    config = config.with_overrides(top, rl, sft).validate()  # before any write or load
+    config = _run_config(args, top, rl, sft)  # checked before any write or load
     out = check_out_dir(args.out if args.out is not None else Path("runs") / config.name(), "--out")
     result = run_one(config, out, resume=args.resume, restart=args.restart)
     if not result:  # a non-main process of a multi-process launch: the main one reports
@@ -216,18 +220,9 @@ def _run(args) -> int:
 
 def _trl(args) -> int:
     from .._validation import check_out_dir
-    from ..lm_experiments.commands.run_config import RunConfig
 
-    config = RunConfig.from_file(args.config, name="--config") if args.config else RunConfig()
     top = {"model": args.model, "task": args.task, "seed": args.seed}
-    rl = {
-        "regularizer": args.regularizer,
-        "beta": args.beta,
-        "alpha": args.alpha,
-        "steps": args.steps,
-        "samples_per_prompt": args.samples_per_prompt,
-    }
-    config = config.with_overrides(top, rl, {"steps": args.sft_steps}).validate()
+    config = _run_config(args, top, {}, {"steps": args.sft_steps})
     default = Path("runs") / f"{config.name()}-trl-{args.trainer}"
     out = check_out_dir(args.out if args.out is not None else default, "--out")
     try:
