@@ -115,3 +115,21 @@ def test_building_the_parsers_loads_no_heavy_library():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert loaded == ""
+
+
+def test_lm_trl_accepts_trls_own_field_names():
+    """A TRL user's flags (``--max_steps``, ``--num_generations``, ...) mean what this
+    project's names mean."""
+    parser = build_parser()
+    trl_names = parser.parse_args(
+        ["lm", "trl", "--max_steps", "3", "--num_generations", "4", "--cpm_alpha", "0.2",
+         "--scale_rewards", "none", "--output_dir", "X", "--save_steps", "5",
+         "--report_to", "tensorboard"]
+    )  # fmt: skip
+    ours = parser.parse_args(
+        ["lm", "trl", "--steps", "3", "--samples-per-prompt", "4", "--alpha", "0.2",
+         "--scale-rewards", "none", "--out", "X", "--save-every", "5",
+         "--report-to", "tensorboard"]
+    )  # fmt: skip
+    assert vars(trl_names) == vars(ours)
+    assert trl_names.steps == 3 and trl_names.samples_per_prompt == 4 and trl_names.alpha == 0.2

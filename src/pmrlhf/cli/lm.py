@@ -113,6 +113,9 @@ def register(subparsers) -> None:
     trl = commands.add_parser(
         "trl",
         help="one RL run with TRL's trainer (pmrlhf.trl), scored like lm run (same eval.json)",
+        description="One RL run with TRL's trainer (pmrlhf.trl), scored like lm run. TRL's own "
+        "field names are accepted beside this project's: --max_steps, --num_generations, "
+        "--cpm_alpha, --scale_rewards, --output_dir, --save_steps, --report_to.",
     )
     _add_config_model_task(trl)
     trl.add_argument(
@@ -125,13 +128,15 @@ def register(subparsers) -> None:
     trl.add_argument("--beta", type=float, help=_BETA_HELP)
     trl.add_argument(
         "--alpha",
+        "--cpm_alpha",
         type=float,
         help="conditional PM's threshold (TRL: cpm_alpha)" + _FROM_CONFIG + " (none)",
     )
-    trl.add_argument("--steps", type=int, help=_STEPS_HELP)
-    trl.add_argument("--samples-per-prompt", type=int, help=_SAMPLES_HELP)
+    trl.add_argument("--steps", "--max_steps", type=int, help=_STEPS_HELP)
+    trl.add_argument("--samples-per-prompt", "--num_generations", type=int, help=_SAMPLES_HELP)
     trl.add_argument(
         "--scale-rewards",
+        "--scale_rewards",
         choices=("group", "batch", "none"),
         help="GRPO's reward scaling (TRL's scale_rewards; --trainer grpo only). Default: 'none' "
         "with pm and cpm, so that the penalty keeps its weight beta and the optimum "
@@ -149,11 +154,13 @@ def register(subparsers) -> None:
     )
     trl.add_argument(
         "--out",
+        "--output_dir",
         default=None,
         help="run folder (default runs/<name>-trl-<trainer>); one process at a time per folder",
     )
     trl.add_argument(
         "--save-every",
+        "--save_steps",
         type=int,
         default=10,
         help="TRL checkpoint every N steps in <out>/trainer, the latest kept, for --resume "
@@ -161,6 +168,7 @@ def register(subparsers) -> None:
     )
     trl.add_argument(
         "--report-to",
+        "--report_to",
         default="none",
         help="TRL's report_to: none (default), all, tensorboard, wandb, ... (comma-separated "
         "for several)",
