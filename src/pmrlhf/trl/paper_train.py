@@ -149,18 +149,9 @@ def train_sft(config, pairs, target: Path, scratch: Path) -> dict:
 
 def _preference_rows(tokenizer, pairs) -> list[dict]:
     """``chosen_ids`` and ``rejected_ids``: the prompt and each response, as scored."""
-    from ..lm_experiments.models.sequences import encode_prompt, encode_response
+    from ..lm_experiments.train.reward_model import pair_rows
 
-    rows = []
-    for pair in pairs:
-        prompt = encode_prompt(tokenizer, pair.messages)
-        rows.append(
-            {
-                "chosen_ids": prompt + encode_response(tokenizer, pair.chosen),
-                "rejected_ids": prompt + encode_response(tokenizer, pair.rejected),
-            }
-        )
-    return rows
+    return [{"chosen_ids": a, "rejected_ids": b} for a, b in pair_rows(tokenizer, pairs)]
 
 
 def train_reward(config, sft: Path, train, test, target: Path, scratch: Path) -> dict:
