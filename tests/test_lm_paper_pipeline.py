@@ -191,11 +191,14 @@ def test_shipped_paper_configs_parse_and_run_with_tiny_swaps(name, finished, tmp
 
     path = resources.files("pmrlhf.lm_experiments").joinpath("configs", f"{name}.yaml")
     shipped = PaperConfig.from_file(path)
-    assert shipped.data == "Anthropic/hh-rlhf" and shipped.bf16
+    assert shipped.data == "Anthropic/hh-rlhf" and shipped.bf16 and shipped.gradient_checkpointing
+    assert [m.name for m in shipped.parsed_methods()] == ["KL b=0.1", "KL b=1", "cPM b=1 a=0.1"]
     assert (shipped.lora is not None) == ("llama" in name)
     config, _ = finished
-    # Same code path (dtype, bf16 autocast, LoRA, gradient checkpointing): tiny model,
-    # the pairs written here, one seed, one method, a step per stage.
+    # The same code path (dtype, bf16 autocast, LoRA merged into each saved model, gradient
+    # checkpointing) on the tiny model and the pairs written here: one seed, one method, a
+    # step per stage; OPT's (fp32 weights, no LoRA) up to the reward model, Llama's (bf16
+    # weights, LoRA) to the audit.
     tiny = replace(
         shipped,
         model="tiny-llama",
@@ -209,8 +212,17 @@ def test_shipped_paper_configs_parse_and_run_with_tiny_swaps(name, finished, tmp
         rl=config.rl,
         audit=config.audit,
     ).validate()
-    result = run_paper(tiny, tmp_path / "out", progress=False)
-    assert result["audit"]["policies"].keys() == {"reference (SFT)", tiny.parsed_methods()[0].name}
+    stages = ["sft", "reward"] if "opt" in name else ["sft", "reward", "rl", "audit"]
+    result = run_paper(tiny, tmp_path / "out", stages=stages, progress=False)
+    assert result["reward"]["trainer"] == "trl.RewardTrainer"
+    if "llama" in name:
+        policies = result["audit"]["policies"]
+        assert policies.keys() == {"reference (SFT)", "cPM b=1 a=0.1"}
+        saved = json.loads((tmp_path / "out" / "sft" / "config.json").read_text())
+        assert (
+            saved["dtype"] == "bfloat16"
+            and not (tmp_path / "out" / "sft" / "adapter_config.json").exists()
+        )
 
 
 def test_two_processes_run_the_rl_stage_and_write_once(finished, tmp_path):
@@ -229,9 +241,34 @@ def test_two_processes_run_the_rl_stage_and_write_once(finished, tmp_path):
          "--stages", "rl"],
         capture_output=True, text=True, timeout=300, env=env,
     )  # fmt: skip
-    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.returncode == 0, "\n".join(
+        line for line in run.stderr.splitlines() if "error" in line.lower()
+    )[-3000:]
     marker = json.loads((out / "rl" / "KL_b=0.1" / "seed0" / "done.json").read_text())
     logged = [r for r in marker["log_history"] if "loss" in r]
     assert len(logged) == config.rl.steps  # one process logged each step once
     assert (out / "rl" / "KL_b=0.1" / "seed0" / "model.safetensors").exists()
     assert not (out / ".trainer").exists() or not any((out / ".trainer").iterdir())
+
+
+def test_a_hub_name_reads_hh_rlhf_transcripts_and_skips_rows_that_are_no_pair(monkeypatch):
+    import datasets
+
+    def hh(human, chosen, rejected):
+        prompt = f"\n\nHuman: {human}\n\nAssistant:"
+        return {"chosen": f"{prompt} {chosen}", "rejected": f"{prompt} {rejected}"}
+
+    rows = [hh("Hi?", "Hello.", "Go."), hh("Sky?", "Blue.", "Red.")]
+    broken = {"chosen": "\n\nHuman: a\n\nAssistant: b", "rejected": "\n\nHuman: c\n\nAssistant: d"}
+    loaded = datasets.DatasetDict(
+        train=datasets.Dataset.from_list([rows[0], broken, rows[1]]),
+        test=datasets.Dataset.from_list(rows),
+    )
+    asked = []
+    monkeypatch.setattr(datasets, "load_dataset", lambda name: asked.append(name) or loaded)
+    data = load_pairs_dataset("Anthropic/hh-rlhf", test_limit=1)
+    assert asked == ["Anthropic/hh-rlhf"] and data.skipped == 1
+    assert [p.chosen for p in data.train] == ["Hello.", "Blue."] and len(data.test) == 1
+    assert data.train[1].messages == ({"role": "user", "content": "Sky?"},)
+    assert data.population == {"train": None, "test": None}
+    assert data.identity == {"hub": "Anthropic/hh-rlhf", "limits": {"train": None, "test": 1}}

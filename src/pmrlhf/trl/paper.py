@@ -159,9 +159,12 @@ def run_paper(
     )
     units = _units(config, out, data.identity)
     todo = plan(units, stages, restart)
+    import torch
     from accelerate import PartialState
 
-    state = PartialState()
+    # Under accelerate launch / torchrun: the processes (on CPUs too, where accelerate asks
+    # for cpu=True to see them); in a plain run one process.
+    state = PartialState(cpu=not torch.cuda.is_available())
     state.wait_for_everyone()  # every process planned before any marker changes
     main = state.is_main_process
     with run_folder(out, lock=main):

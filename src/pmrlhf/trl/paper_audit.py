@@ -105,7 +105,9 @@ def run_audit(config, data, folders: dict, out: Path) -> dict:
 
     pairs = data.test[: config.audit.pairs]
     population = (data.population.get("test") or [None])[: len(pairs)]
-    scorer, rm_tokenizer = load_reward_model(folders["reward"])
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # the main process's GPU
+    scorer, rm_tokenizer = load_reward_model(folders["reward"], dtype=config.dtype)
+    scorer.to(device)
     margins = pair_reward_margins(scorer, rm_tokenizer, pairs)
     targets = {"reward": margins, "population": None}
     reward_model = {"test_accuracy": float(np.mean(margins > 0)), "pairs": len(pairs)}
@@ -120,7 +122,7 @@ def run_audit(config, data, folders: dict, out: Path) -> dict:
             "pmd_vs_population": fit["kl_bernoulli"],
             "gap_vs_population": fit["abs_preference_gap"],
         }
-    load = dict(dtype=config.dtype)
+    load = dict(dtype=config.dtype, device=device)
     reference, tokenizer = load_model(str(folders["sft"]), **load)
     seed0 = config.seeds[0]
     torch.manual_seed(seed0)

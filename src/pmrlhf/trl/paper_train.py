@@ -191,7 +191,8 @@ def train_reward(config, sft: Path, train, test, target: Path, scratch: Path) ->
     if trainer.accelerator.is_main_process:
         from ..lm_experiments.train.reward_model import load_reward_model
 
-        scorer, rm_tokenizer = load_reward_model(target)
+        scorer, rm_tokenizer = load_reward_model(target, dtype=config.dtype)
+        scorer.to(trainer.accelerator.device)
         margins = pair_reward_margins(scorer, rm_tokenizer, test)
         result |= {"test_accuracy": float((margins > 0).mean()), "test_pairs": len(test)}
     return result
