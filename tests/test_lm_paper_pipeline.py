@@ -146,6 +146,9 @@ def test_the_whole_pipeline_writes_every_stage_and_the_audit(finished):
     assert summary["reward_model"]["pairs"] == 4 and summary["population_known"]
     for name in ("summary.csv", "pairs.csv", "implied_preferences.png", "implied_preferences.pdf"):
         assert (out / "audit" / name).exists(), name
+    pairs = (out / "audit" / "pairs.csv").read_text().splitlines()
+    assert pairs[0] == "policy,seed,pair,p_policy,p_reward,p_population"
+    assert len(pairs) == 1 + 4 * (1 + 2 * 2)  # 4 test pairs: the reference, 2 methods x 2 seeds
 
 
 def test_finished_stages_are_skipped_and_a_changed_setting_reruns_what_follows(finished, tmp_path):

@@ -222,6 +222,8 @@ def _write(out: Path, summary: dict, results: dict, targets: dict, pairs) -> Non
             "implied": {"policy": implied, "reward": p_reward.tolist() * len(by_seed)},
             "pairwise_pmd": pmd,
         }
+        if p_population is not None:
+            views[name]["implied"]["population"] = p_population.tolist() * len(by_seed)
     table = [
         {
             "policy": name,

@@ -129,7 +129,9 @@ def evaluate_freeform(
 def implied_preference_figure(results: dict):
     """Histograms of implied pairwise preferences, one panel per policy, next to the reward's.
 
-    ``results`` maps a policy name to the output of :func:`evaluate_freeform`.
+    ``results`` maps a policy name to the output of :func:`evaluate_freeform`; an
+    ``implied["population"]`` (the known preference of each pair, where the data give it)
+    is drawn too, as a step outline.
     """
     import matplotlib
 
@@ -164,6 +166,14 @@ def implied_preference_figure(results: dict):
             color="#1f77b4",
             label="policy: sigma(log pi(a) - log pi(b))",
         )
+        if result["implied"].get("population") is not None:
+            ax.hist(
+                result["implied"]["population"],
+                bins=bins,
+                histtype="step",
+                color="black",
+                label="population: known P(a preferred)",
+            )
         ax.set(
             title=f"{name}\nPMD = {result['pairwise_pmd']:.3f}",
             xlabel="implied P(a preferred to b)",
@@ -171,6 +181,6 @@ def implied_preference_figure(results: dict):
         )
     # Below the panels, where it covers no bar.
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=2, frameon=False)
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 3), frameon=False)
     fig.suptitle("Implied pairwise preferences: the policy's against the reward's")
     return fig
