@@ -160,6 +160,14 @@ def test_finished_stages_are_skipped_and_a_changed_setting_reruns_what_follows(f
     before = _run_ids(out)
     run_paper(config, out, progress=False)
     assert _run_ids(out) == before  # nothing rerun
+    # --restart reruns the given stages and what is made from them, nothing before them.
+    from pmrlhf.trl.paper import _units, plan
+
+    units = _units(config, out, load_pairs_dataset(config.data).identity)
+    assert plan(units, ("sft", "reward", "rl", "audit"), restart=False) == []
+    assert plan(units, ("reward", "rl", "audit"), restart=True) == [n for n in units if n != "sft"]
+    with pytest.raises(ValueError, match=r"stage rl needs the reward stage"):
+        plan(units, ("sft", "rl"), restart=True)  # a new SFT model leaves the reward model stale
     changed = replace(config, rl=replace(config.rl, lr=2e-6), seeds=(0,))
     # The audit alone cannot run on RL runs made with other settings; nothing is written.
     with pytest.raises(ValueError, match=r"stage audit needs the rl stage"):
