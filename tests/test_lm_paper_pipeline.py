@@ -283,3 +283,10 @@ def test_a_hub_name_reads_hh_rlhf_transcripts_and_skips_rows_that_are_no_pair(mo
     assert data.train[1].messages == ({"role": "user", "content": "Sky?"},)
     assert data.population == {"train": None, "test": None}
     assert data.identity == {"hub": "Anthropic/hh-rlhf", "limits": {"train": None, "test": 1}}
+
+    def offline(name):
+        raise ConnectionError("Couldn't reach 'no/such' on the Hub (LocalEntryNotFoundError)")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    with pytest.raises(ValueError, match=r"data 'no/such' is no local folder.*Couldn't reach"):
+        load_pairs_dataset("no/such")

@@ -133,7 +133,13 @@ def _hub_pairs(name: str, limits: dict) -> PairSplits:
     """HH-RLHF (or another preference data set) by hub name; rows that are no pair skipped."""
     import datasets
 
-    loaded = datasets.load_dataset(name)
+    try:
+        loaded = datasets.load_dataset(name)
+    except (OSError, ValueError) as err:  # not on the hub, no network, no access
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise PmrlhfUserError(
+            f"data {name!r} is no local folder, and loading it from the hub failed: {first}"
+        ) from err
     splits, population, skipped = {}, {}, 0
     for split in SPLITS:
         if split not in loaded:
