@@ -2,13 +2,14 @@
 (:mod:`pmrlhf.trl.paper` runs them):
 
 * :func:`train_sft`: TRL's ``SFTTrainer`` on the chosen responses of the training pairs
-  (conversational prompt / completion, the loss on the completion only);
+  (prompt and completion, the loss on the completion only);
 * :func:`train_reward`: TRL's ``RewardTrainer`` (Bradley-Terry) on the training pairs, an
   ``AutoModelForSequenceClassification`` with one output whose body is the SFT model's;
   its held-out pairwise accuracy on the test pairs;
 * :func:`train_policy`: :class:`~pmrlhf.trl.PMRLOOTrainer` with one method (KL, PM or
-  cPM) and seed, the SFT model as policy and reference, the reward model's folder as TRL's
-  ``reward_funcs``, on the distinct training prompts, free-text completions.
+  cPM) and seed, the SFT model as policy and reference, the reward model as TRL's
+  ``reward_funcs`` (:class:`RewardModelScore`), on the distinct training prompts,
+  free-text completions.
 
 Every stage sees a conversation and a response as the project's own code tokenizes them
 (:func:`~pmrlhf.lm_experiments.models.sequences.encode_prompt`: the chat template with an
