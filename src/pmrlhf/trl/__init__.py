@@ -10,14 +10,18 @@
   completion's reward, before the group normalisation (not in GRPO's k3 loss term).
 * :class:`PreferenceMatchingCallback` (``callback.py``): the exact candidate distribution
   of a synthetic task, logged through the trainer's own logging.
-* ``run.py``: ``pmrlhf lm trl``, a TRL run on a synthetic task that writes ``lm run``'s
+* ``command.py``: ``pmrlhf lm trl``, a TRL run on a synthetic task that writes ``lm run``'s
   ``eval.json``.
+* ``paper.py``: ``pmrlhf lm paper``, the paper's experiment on free text, stage by stage.
 
 This subpackage relies on trainer internals of TRL (imported in ``_compat.py`` only) and
 supports TRL >= :data:`MIN_TRL` within its major version, tested with the minor versions in
 :data:`TESTED_TRL`; importing it with TRL missing or outside that range raises an
 ``ImportError`` that says so, and with a newer, untested minor version warns
-(:func:`trl_support`). The rest of ``pmrlhf`` never imports TRL.
+(:func:`trl_support`). Elsewhere ``pmrlhf`` imports TRL only where it trains with one of
+TRL's own trainers, inside the function: a reward model
+(:func:`pmrlhf.lm_experiments.train.reward_model.train_reward_model`, ``RewardTrainer``)
+and the stages of ``pmrlhf lm paper`` (``paper.py``, ``paper_train.py``, ``paper_audit.py``).
 """
 
 from __future__ import annotations

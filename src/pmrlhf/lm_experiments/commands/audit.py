@@ -132,14 +132,21 @@ def audit(
         return _write(out, result)
 
 
-@flush_denormals
-@torch.no_grad()
 def _audit_pairs(policy, tokenizer, scorer, rm_tokenizer, data, *, batch_size: int = 16):
     """``preference_pairs``: the file's pairs, ``a`` chosen and ``b`` rejected."""
+    logp = pair_logprobs(policy, tokenizer, data, batch_size=batch_size)
+    return pair_metrics(
+        logp, pair_reward_margins(scorer, rm_tokenizer, data, batch_size=batch_size)
+    )
+
+
+@flush_denormals
+@torch.no_grad()
+def pair_logprobs(policy, tokenizer, data, *, batch_size: int = 16) -> np.ndarray:
+    """``log pi(chosen|x)`` and ``log pi(rejected|x)`` of each pair by teacher forcing:
+    (N, 2), float64."""
     policy.eval()
-    scorer.eval()
     logp = []  # (N, 2): log pi of chosen, rejected
-    margins = []  # (N,)
     for start in range(0, len(data), batch_size):
         batch = data[start : start + batch_size]
         pad = tokenizer.pad_token_id
@@ -148,12 +155,29 @@ def _audit_pairs(policy, tokenizer, scorer, rm_tokenizer, data, *, batch_size: i
         c_ids, c_mask = right_pad(rows, pad)  # (2B, Tc): chosen, rejected of each prompt
         lp = shared_prompt_logprobs(policy, p_ids, p_mask, c_ids, c_mask).sum(-1)  # (2B,)
         logp.append(lp.double().cpu().view(-1, 2))
-        margins.append(pair_margins(scorer, rm_tokenizer, batch).double().cpu())
-    logp, margin = torch.cat(logp).numpy(), torch.cat(margins).numpy()
+    return torch.cat(logp).numpy()
+
+
+@flush_denormals
+@torch.no_grad()
+def pair_reward_margins(scorer, rm_tokenizer, data, *, batch_size: int = 16) -> np.ndarray:
+    """``r(x, chosen) - r(x, rejected)`` of each pair: (N,), float64."""
+    scorer.eval()
+    margins = [
+        pair_margins(scorer, rm_tokenizer, data[i : i + batch_size]).double().cpu()
+        for i in range(0, len(data), batch_size)
+    ]
+    return torch.cat(margins).numpy()
+
+
+def pair_metrics(logp: np.ndarray, margin: np.ndarray) -> dict:
+    """The pairwise metrics of a policy's ``logp`` (N, 2) against target log-odds ``margin``
+    (N,) that ``chosen`` is preferred (a reward model's ``r(a) - r(b)``, or the logit of a
+    known preference), and both sides' implied preferences."""
     # p_r depends on r(a) - r(b) alone: (margin, 0) stands for (r(a), r(b)).
     metrics = pairwise_pmd(logp[:, 0], logp[:, 1], margin, np.zeros_like(margin))
     return {
-        "pairs": len(data),
+        "pairs": len(margin),
         "pairwise_pmd": metrics["kl_bernoulli"],
         "abs_logodds_gap": metrics["abs_logodds_gap"],
         "abs_preference_gap": metrics["abs_preference_gap"],

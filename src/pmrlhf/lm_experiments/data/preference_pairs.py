@@ -105,35 +105,47 @@ def _read_pairs(path: Path, limit: int | None) -> list[PreferencePair]:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
                 raise PmrlhfUserError(f"{where}: not valid JSON ({err.msg})") from None
-            if isinstance(row, dict) and isinstance(row.get("prompt"), list):
-                pair = _conversational(row, where)
-            elif (
-                not isinstance(row, dict)
-                or not isinstance(row.get("chosen"), str)
-                or not isinstance(row.get("rejected"), str)
-            ):
-                raise PmrlhfUserError(
-                    f"{where}: expected an object with string 'chosen' and 'rejected', or "
-                    "the conversational layout (lists of messages)"
-                )
-            elif "prompt" in row:
-                if not isinstance(row["prompt"], str) or not row["prompt"].strip():
-                    raise PmrlhfUserError(f"{where}: 'prompt' must be a non-empty string")
-                pair = PreferencePair(
-                    ({"role": "user", "content": row["prompt"].strip()},),
-                    row["chosen"].strip(),
-                    row["rejected"].strip(),
-                )
-            else:
-                pair = _split_hh(row["chosen"], row["rejected"], where)
-            if not pair.chosen or not pair.rejected:
-                raise PmrlhfUserError(f"{where}: empty chosen or rejected response")
-            pairs.append(pair)
+            pairs.append(pair_from_row(row, where))
             if limit is not None and len(pairs) >= limit:
                 break
     if not pairs:
         raise PmrlhfUserError(f"preference file {path} holds no pairs")
     return pairs
+
+
+def pair_from_row(row, where: str) -> PreferencePair:
+    """One pair from a JSON object of any of the three layouts (the module docs); ``where``
+    names it in messages (``file:line``). Extra keys are ignored.
+
+    Raises
+    ------
+    PmrlhfUserError
+        Not an object of a known layout, or an empty response.
+    """
+    if isinstance(row, dict) and isinstance(row.get("prompt"), list):
+        pair = _conversational(row, where)
+    elif (
+        not isinstance(row, dict)
+        or not isinstance(row.get("chosen"), str)
+        or not isinstance(row.get("rejected"), str)
+    ):
+        raise PmrlhfUserError(
+            f"{where}: expected an object with string 'chosen' and 'rejected', or "
+            "the conversational layout (lists of messages)"
+        )
+    elif "prompt" in row:
+        if not isinstance(row["prompt"], str) or not row["prompt"].strip():
+            raise PmrlhfUserError(f"{where}: 'prompt' must be a non-empty string")
+        pair = PreferencePair(
+            ({"role": "user", "content": row["prompt"].strip()},),
+            row["chosen"].strip(),
+            row["rejected"].strip(),
+        )
+    else:
+        pair = _split_hh(row["chosen"], row["rejected"], where)
+    if not pair.chosen or not pair.rejected:
+        raise PmrlhfUserError(f"{where}: empty chosen or rejected response")
+    return pair
 
 
 def _conversational(row: dict, where: str) -> PreferencePair:

@@ -46,6 +46,8 @@ def evaluate_freeform(
     samples: int = 4,
     max_new_tokens: int = 32,
     seed: int = DEFAULT_SEED,
+    reference=None,
+    alpha: float = 0.1,
 ) -> dict:
     """Sample ``samples`` responses per prompt and measure preference matching on pairs.
 
@@ -54,6 +56,11 @@ def evaluate_freeform(
     prompts : list of message lists
     reward_fn : callable ``(prompt_index, text) -> float``
         E.g. a trained reward model's score.
+    reference : model, optional
+        With it, also ``kl_to_reference_per_token`` (the mean over sampled tokens of
+        ``log pi - log pi_ref``, a sampled estimate of the KL per token) and
+        ``plausible_share`` (the share of sampled tokens with ``pi_ref > alpha``: conditional
+        PM's plausible text).
 
     Returns
     -------
@@ -86,6 +93,15 @@ def evaluate_freeform(
     c_mask, _ = completion_mask(completion, eos)
     logp = shared_prompt_logprobs(model, p_ids, p_mask, completion, c_mask)  # (P*S, Tc)
     seq_logp = logp.sum(-1).double().cpu().numpy().reshape(len(prompts), samples)  # (P, S)
+    extra = {}
+    if reference is not None:
+        reference.eval()
+        ref_logp = shared_prompt_logprobs(reference, p_ids, p_mask, completion, c_mask)
+        n = c_mask.sum().clamp(min=1).double()
+        extra = {
+            "kl_to_reference_per_token": float(((logp - ref_logp).double() * c_mask).sum() / n),
+            "plausible_share": float(((ref_logp.exp() > alpha).double() * c_mask).sum() / n),
+        }
     tokens = c_mask.sum(-1).double().cpu().numpy().reshape(len(prompts), samples)
     texts = tokenizer.batch_decode(
         completion * c_mask + pad * (1 - c_mask), skip_special_tokens=True
@@ -104,6 +120,7 @@ def evaluate_freeform(
         "distinct_1": distinct_n(texts, 1),
         "distinct_2": distinct_n(texts, 2),
         "entropy_per_token": float(-seq_logp.sum() / max(tokens.sum(), 1.0)),
+        **extra,
         "implied": {"policy": implied_pi.ravel().tolist(), "reward": implied_r.ravel().tolist()},
     }
 
@@ -112,7 +129,9 @@ def evaluate_freeform(
 def implied_preference_figure(results: dict):
     """Histograms of implied pairwise preferences, one panel per policy, next to the reward's.
 
-    ``results`` maps a policy name to the output of :func:`evaluate_freeform`.
+    ``results`` maps a policy name to the output of :func:`evaluate_freeform`; an
+    ``implied["population"]`` (the known preference of each pair, where the data give it)
+    is drawn too, as a step outline.
     """
     import matplotlib
 
@@ -147,6 +166,14 @@ def implied_preference_figure(results: dict):
             color="#1f77b4",
             label="policy: sigma(log pi(a) - log pi(b))",
         )
+        if result["implied"].get("population") is not None:
+            ax.hist(
+                result["implied"]["population"],
+                bins=bins,
+                histtype="step",
+                color="black",
+                label="population: known P(a preferred)",
+            )
         ax.set(
             title=f"{name}\nPMD = {result['pairwise_pmd']:.3f}",
             xlabel="implied P(a preferred to b)",
@@ -154,6 +181,6 @@ def implied_preference_figure(results: dict):
         )
     # Below the panels, where it covers no bar.
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=2, frameon=False)
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 3), frameon=False)
     fig.suptitle("Implied pairwise preferences: the policy's against the reward's")
     return fig

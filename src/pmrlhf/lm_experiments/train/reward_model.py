@@ -1,10 +1,12 @@
 """Reward model: a sequence-classification model with one output, trained with the BTL loss
-(docs/theory.md §1).
+(docs/theory.md §1) by TRL's ``RewardTrainer`` (the ``trl`` extra).
 
 ``loss = -log sigma(r(x, chosen) - r(x, rejected))``. The model is transformers'
-``AutoModelForSequenceClassification`` with ``num_labels=1``, what TRL's ``RewardTrainer``
+``AutoModelForSequenceClassification`` with ``num_labels=1``, what ``RewardTrainer``
 trains: saved with ``save_pretrained`` it loads in either. Its score of a response is the
-head applied at the row's last token that is not padding (transformers' rule).
+head applied at the row's last token that is not padding (transformers' rule); it is
+trained on the rows it scores (:func:`pair_rows`: the chat-templated prompt, the response
+and the end token), given to ``RewardTrainer`` pre-tokenized.
 """
 
 from __future__ import annotations
@@ -14,8 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from ..._io import atomic_save_folder
 from ..._validation import DEFAULT_SEED
@@ -59,15 +59,23 @@ def score_responses(model, tokenizer, messages, responses: list[str], *, batch_s
     return torch.cat(scores).cpu().numpy().astype(float)
 
 
-def pair_margins(model, tokenizer, pairs) -> torch.Tensor:
-    """``r(x, chosen) - r(x, rejected)`` of each pair: (B,), the BTL logit."""
+def pair_rows(tokenizer, pairs) -> list[tuple[list[int], list[int]]]:
+    """The token rows ``(prompt + chosen, prompt + rejected)`` of each pair, as scored."""
     rows = []
     for messages, chosen, rejected in pairs:
         prompt = encode_prompt(tokenizer, messages)
-        rows += [
-            prompt + encode_response(tokenizer, chosen),
-            prompt + encode_response(tokenizer, rejected),
-        ]
+        rows.append(
+            (
+                prompt + encode_response(tokenizer, chosen),
+                prompt + encode_response(tokenizer, rejected),
+            )
+        )
+    return rows
+
+
+def pair_margins(model, tokenizer, pairs) -> torch.Tensor:
+    """``r(x, chosen) - r(x, rejected)`` of each pair: (B,), the BTL logit."""
+    rows = [row for pair in pair_rows(tokenizer, pairs) for row in pair]
     scores = _scores(model, rows, tokenizer.pad_token_id).view(-1, 2)  # (B, 2)
     return scores[:, 0] - scores[:, 1]  # (B,)
 
@@ -102,7 +110,11 @@ def train_reward_model(
 ):
     """Fit a reward model (:func:`reward_model_from` ``backbone``) on ``pairs`` of
     ``(messages, chosen, rejected)``
-    (:class:`~pmrlhf.lm_experiments.data.preference_pairs.PreferencePair`).
+    (:class:`~pmrlhf.lm_experiments.data.preference_pairs.PreferencePair`) with TRL's
+    ``RewardTrainer``: ``config.steps`` steps of ``config.batch_size`` pairs (epochs of the
+    training pairs in a seeded order), AdamW without weight decay at the constant rate
+    ``config.lr``, no gradient clipping. A share ``config.heldout`` of the pairs is kept out
+    for the accuracy.
 
     Returns the model and ``{"train_loss", "heldout_accuracy", "heldout_pairs"}``.
 
@@ -112,6 +124,8 @@ def train_reward_model(
         ``pairs`` not of ``(messages, chosen, rejected)`` (a ``TypeError`` and ``ValueError``).
     PmrlhfUserError
         Fewer than 2 pairs, or a bad ``config``.
+    ImportError
+        TRL is not installed.
     """
     pairs = check_pairs(pairs)
     if len(pairs) < 2:
@@ -123,16 +137,7 @@ def train_reward_model(
     held, train = [pairs[i] for i in order[:n_held]], [pairs[i] for i in order[n_held:]]
     torch.manual_seed(seed)
     model = reward_model_from(backbone, tokenizer)
-    optimizer = make_optimizer(model, config.lr)
-    model.train()
-    losses = []
-    for _ in tqdm(range(config.steps), desc="reward model", disable=not progress):
-        batch = [train[i] for i in rng.integers(len(train), size=config.batch_size)]
-        loss = -F.logsigmoid(pair_margins(model, tokenizer, batch).float()).mean()
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)  # no stale gradients between steps or after
-        losses.append(float(loss.detach()))
+    losses = _fit(model, tokenizer, train, config, seed=seed, progress=progress)
     model.eval()
     accuracy = float("nan")
     if held:
@@ -146,6 +151,56 @@ def train_reward_model(
         "heldout_accuracy": accuracy,
         "heldout_pairs": len(held),
     }
+
+
+def _fit(model, tokenizer, pairs, config: RewardConfig, *, seed: int, progress: bool) -> list:
+    """Train ``model`` in place with TRL's ``RewardTrainer``; returns the loss per step."""
+    import tempfile
+
+    try:
+        from datasets import Dataset
+        from transformers import PrinterCallback, ProgressCallback
+        from trl import RewardConfig as TRLRewardConfig
+        from trl import RewardTrainer
+    except ImportError as err:
+        raise ImportError(
+            f"the reward model is trained with TRL's RewardTrainer ({err}): "
+            "pip install 'pmrlhf[trl]'"
+        ) from err
+    rows = [{"chosen_ids": a, "rejected_ids": b} for a, b in pair_rows(tokenizer, pairs)]
+    with tempfile.TemporaryDirectory(prefix="pmrlhf-rm-") as scratch:
+        args = TRLRewardConfig(
+            output_dir=scratch,
+            max_steps=config.steps,
+            per_device_train_batch_size=config.batch_size,
+            gradient_accumulation_steps=1,
+            learning_rate=config.lr,
+            lr_scheduler_type="constant",
+            warmup_steps=0,
+            weight_decay=0.0,
+            max_grad_norm=0.0,
+            max_length=None,
+            bf16=False,  # the model's own dtype, no autocast (as before)
+            use_cpu=model_device(model).type == "cpu",
+            report_to="none",
+            save_strategy="no",
+            logging_steps=1,
+            seed=seed,
+            dataloader_num_workers=0,
+            disable_tqdm=not progress,
+        )
+        trainer = RewardTrainer(
+            model=model,
+            args=args,
+            train_dataset=Dataset.from_list(rows),
+            processing_class=tokenizer,
+            optimizers=(make_optimizer(model, config.lr), None),
+        )
+        if not progress:
+            trainer.remove_callback(PrinterCallback)
+            trainer.remove_callback(ProgressCallback)
+        trainer.train()
+    return [r["loss"] for r in trainer.state.log_history if "loss" in r]
 
 
 def save_reward_model(model, tokenizer, folder) -> Path:
