@@ -14,6 +14,7 @@ from pmrlhf.lm_experiments.commands.free_text_data import build_splits, make_fre
 from pmrlhf.lm_experiments.data.free_text import (
     CARD_FILE,
     SPLIT_FILES,
+    clean_response,
     label_pairs,
     read_prompts,
     shipped_folder,
@@ -146,6 +147,23 @@ def test_labels_are_drawn_from_the_exact_probability():
         assert pair.messages == ({"role": "user", "content": "q?"},)
 
 
+def test_a_cut_off_response_keeps_its_full_sentences():
+    assert clean_response(" Python. Because it is", ended=False) == "Python."
+    assert clean_response('He said "go!" and then', ended=False) == 'He said "go!"'
+    assert clean_response("Version 3.11 is", ended=False) == ""
+    assert clean_response(" Ends here, no stop ", ended=True) == "Ends here, no stop"
+    assert clean_response(" One. Two", ended=False, unfinished="keep") == "One. Two"
+    assert clean_response(" One. Two", ended=False, unfinished="drop") == ""
+    texts = [["One. Two", "One!", "no end"], ["A b.", "A b.", "A b c."], ["x.", "y."]]
+    ended = [[False, True, False], [True, True, True], [True, True]]
+    splits, stats = build_splits(
+        ["p", "q", "r"], texts, FREE_TEXT_POPULATION, seed=0, test_share=0.3, ended=ended
+    )
+    assert stats["kept"] == 6 and stats["empty_dropped"] == 1 and stats["repeats_dropped"] == 1
+    texts = {text for pair, _ in splits["train"] + splits["test"] for text in pair[1:]}
+    assert texts == {"One.", "One!", "A b.", "A b c.", "x.", "y."}
+
+
 def test_the_split_holds_out_whole_prompts():
     prompts = [f"question {i}?" for i in range(8)]
     texts = [[f"answer {i}.{k}" + " word" * k for k in range(3)] + [""] for i in range(8)]
@@ -260,7 +278,12 @@ def test_generation_with_tiny_llama_is_deterministic_for_a_seed(tmp_path):
     prompts = tmp_path / "prompts.json"
     prompts.write_text(json.dumps({"prompts": ["Tea?", "Bus or bike?", "Cat or dog?", "Rent?"]}))
     config = FreeTextConfig(
-        model="tiny-llama", samples=3, max_new_tokens=6, prompts=str(prompts), batch_prompts=3
+        model="tiny-llama",
+        samples=3,
+        max_new_tokens=6,
+        prompts=str(prompts),
+        batch_prompts=3,
+        unfinished="keep",  # a random model seldom ends a sentence
     )
     cards = [make_free_text_data(config, tmp_path / n, progress=False) for n in ("a", "b")]
     for name in SPLIT_FILES.values():
@@ -284,6 +307,7 @@ def test_generation_with_tiny_llama_is_deterministic_for_a_seed(tmp_path):
         (["--seed", "-1"], "--seed must be a non-negative int, got -1"),
         (["--model", " "], "--model must name a model"),
         (["--prompts", "missing.yaml"], "missing.yaml"),
+        (["--batch-prompts", "0"], "--batch-prompts must be a positive int, got 0"),
     ],
 )
 def test_the_command_refuses_bad_values_in_one_line(pmrlhf_here, tmp_path, args, message):

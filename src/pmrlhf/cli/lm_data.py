@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from ..lm_experiments.commands.free_text_config import FreeTextConfig
+from ..lm_experiments.data.free_text import UNFINISHED
 
 _DEFAULT_OUT = "results/free-text"
 
@@ -64,6 +65,13 @@ def add_free_text_data(commands) -> None:
         default=FreeTextConfig.batch_prompts,
         help="prompts sampled together",
     )
+    data.add_argument(
+        "--unfinished",
+        choices=UNFINISHED,
+        default=FreeTextConfig.unfinished,
+        help="a response the token limit cut off: cut back to its last full sentence, kept "
+        "as it is, or dropped",
+    )
     data.set_defaults(handler=_free_text_data)
 
 
@@ -78,6 +86,7 @@ def _free_text_data(args) -> int:
         test_share=args.test_share,
         prompts=args.prompts,
         batch_prompts=args.batch_prompts,
+        unfinished=args.unfinished,
     ).validate(prefix="--")
     out = check_out_dir(args.out, "--out")
     from ..lm_experiments.data.free_text import read_prompts

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..._validation import DEFAULT_SEED, check_count, check_number, check_seed
+from ..._validation import DEFAULT_SEED, check_choice, check_count, check_number, check_seed
 from ...errors import PmrlhfUserError
+from ..data.free_text import UNFINISHED
 from ..models.smollm2 import SMOLLM2
 
 MAX_NEW_TOKENS_LIMIT = 512
@@ -20,7 +21,9 @@ class FreeTextConfig:
     ``seed``), every pair of a prompt's distinct responses labelled by the population, and
     ``test_share`` of the prompts held out. ``prompts``: a YAML/JSON file of prompts
     (``None``: the 40 shipped ones, ``builtin_datasets/free_text/prompts.yaml``);
-    ``batch_prompts``: prompts sampled together."""
+    ``batch_prompts``: prompts sampled together; ``unfinished``: what becomes of a response
+    the token limit cut off (:data:`UNFINISHED`: cut back to its last full sentence, kept,
+    or dropped)."""
 
     model: str = SMOLLM2
     seed: int = DEFAULT_SEED
@@ -29,6 +32,7 @@ class FreeTextConfig:
     test_share: float = 0.25
     prompts: str | None = None
     batch_prompts: int = 8
+    unfinished: str = "cut"
 
     def validate(self, prefix: str = "") -> FreeTextConfig:
         """Check every field (``prefix`` goes in front of each name in messages, ``"--"`` on
@@ -59,4 +63,5 @@ class FreeTextConfig:
         if self.prompts is not None and (not isinstance(self.prompts, str) or not self.prompts):
             raise PmrlhfUserError(f"{name('prompts')} must name a file, got {self.prompts!r}")
         check_count(self.batch_prompts, name("batch_prompts"))
+        check_choice(self.unfinished, name("unfinished"), UNFINISHED)
         return self

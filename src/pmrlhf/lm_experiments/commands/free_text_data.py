@@ -26,6 +26,7 @@ from ..data.free_text import (
     FREE_TEXT_NAME,
     SPLIT_FILES,
     TRUTH_KEY,
+    clean_response,
     distinct_responses,
     label_pairs,
     prompt_messages,
@@ -82,16 +83,32 @@ def sample_responses(
     return texts, np.concatenate(ended)
 
 
-def build_splits(prompts, texts, population: TextPopulation, *, seed: int, test_share: float):
+def build_splits(
+    prompts,
+    texts,
+    population: TextPopulation,
+    *,
+    seed: int,
+    test_share: float,
+    ended=None,
+    unfinished: str = "cut",
+):
     """``(splits, stats)``: the labelled pairs of each split (``{"train": [(pair, extra),
-    ...], "test": ...}``) and counts of the responses kept and dropped."""
+    ...], "test": ...}``) and counts of the responses kept and dropped. ``texts[i]`` are
+    prompt ``i``'s responses; ``ended[i, k]`` whether response ``k`` ended with the end
+    token (default: all did), else ``unfinished`` says what becomes of it
+    (:func:`~pmrlhf.lm_experiments.data.free_text.clean_response`)."""
     label_rng, split_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     train, test = split_prompts(len(prompts), test_share, split_rng)
     where = {i: "train" for i in train} | {i: "test" for i in test}
     splits = {"train": [], "test": []}
     kept, empty, repeated = [], 0, 0
     for i, prompt in enumerate(prompts):
-        responses, e, r = distinct_responses(texts[i])
+        done = [True] * len(texts[i]) if ended is None else ended[i]
+        cleaned = [
+            clean_response(t, bool(d), unfinished) for t, d in zip(texts[i], done, strict=True)
+        ]
+        responses, e, r = distinct_responses(cleaned)
         kept += responses
         empty, repeated = empty + e, repeated + r
         rows = label_pairs(prompt, responses, population, label_rng)
@@ -104,7 +121,7 @@ def build_splits(prompts, texts, population: TextPopulation, *, seed: int, test_
     words, reason = population.features(kept) if kept else (np.zeros(1), np.zeros(1))
     stats = {
         "kept": len(kept),
-        "empty_dropped": empty,
+        "empty_dropped": empty,  # empty, or cut off before its first full sentence
         "repeats_dropped": repeated,
         "mean_words": round(float(words.mean()), 2),
         "with_reason_marker": round(float(reason.mean()), 4),
@@ -161,8 +178,9 @@ def make_free_text_data(
         )  # fmt: skip
         sampled = time.perf_counter()
         splits, stats = build_splits(
-            prompts, texts, population, seed=config.seed, test_share=config.test_share
-        )
+            prompts, texts, population, seed=config.seed, test_share=config.test_share,
+            ended=ended, unfinished=config.unfinished,
+        )  # fmt: skip
         card = _card(config, splits, stats, ended, population)
         card["seconds"] = {
             "load_model": round(loaded - started, 1),
@@ -185,6 +203,11 @@ def _card(config, splits, stats, ended, population) -> dict:
         "samples_per_prompt": config.samples,
         "max_new_tokens": config.max_new_tokens,
         "temperature": 1.0,
+        "unfinished": config.unfinished,
+        "cleaning": "responses stripped; one cut off by the token limit (unfinished) is cut "
+        "back to its last full sentence and dropped if it has none (cut), kept (keep) or "
+        "dropped (drop); empty responses and repeats within a prompt dropped; every pair "
+        "of a prompt's remaining responses labelled",
         "test_share": config.test_share,
         "batch_prompts": config.batch_prompts,
         "prompts": {name: len(split_prompts_of(splits, name)) for name in splits},
@@ -215,6 +238,8 @@ def _command(config: FreeTextConfig) -> str:
         f"--test-share {config.test_share:g}",
         f"--batch-prompts {config.batch_prompts}",
     ]
+    if config.unfinished != "cut":
+        options.append(f"--unfinished {config.unfinished}")
     if config.prompts is not None:
         options.append(f"--prompts {config.prompts}")
     return "pmrlhf lm free-text-data --out DIR " + " ".join(options)

@@ -11,6 +11,7 @@ model) is :mod:`pmrlhf.lm_experiments.commands.free_text_data`'s; what is here i
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -72,6 +73,29 @@ def read_prompts(path=None) -> list[str]:
 def prompt_messages(prompt: str) -> tuple[dict, ...]:
     """A prompt as the one user message a pair's ``prompt`` holds."""
     return ({"role": "user", "content": prompt},)
+
+
+SENTENCE_END = re.compile(r"[.!?][\"')\]]*(?=\s|$)")
+
+
+UNFINISHED = ("cut", "keep", "drop")
+"""What becomes of a response the token limit cut off: cut back to its last full sentence,
+kept as it is, or dropped."""
+
+
+def clean_response(text: str, ended: bool, unfinished: str = "cut") -> str:
+    """A sampled response as the data set stores it: stripped of surrounding whitespace.
+    One the token limit cut off (``ended`` false) is, by ``unfinished``: ``"cut"`` back to
+    the end of its last full sentence (``.``, ``!`` or ``?``, closing quotes and brackets
+    kept), ``""`` if it has none; ``"keep"`` as it is; ``"drop"`` replaced by ``""``. A
+    small model sampled at temperature 1 seldom ends within 48 tokens; cutting keeps whole
+    sentences, of varied length. (``""`` is then dropped.)"""
+    if not ended and unfinished == "drop":
+        return ""
+    if not ended and unfinished == "cut":
+        ends = [m.end() for m in SENTENCE_END.finditer(text)]
+        text = text[: ends[-1]] if ends else ""
+    return text.strip()
 
 
 def distinct_responses(texts) -> tuple[list[str], int, int]:
