@@ -7,8 +7,9 @@ Each group ``g`` scores a response ``y`` by
     u_g(y) = reason_g * R(y) + per_word_g * W(y),
 
 where ``W(y)`` is the number of whitespace-separated words of ``y`` and ``R(y)`` is 1 when
-``y`` contains a reason marker (``because``, ``since``, ``so that``, ``therefore``, ...,
-whole words, any case) and 0 otherwise. A random annotator belongs to group ``g`` with
+``y`` contains a reasoning marker (:data:`REASON_MARKERS`: a reason such as ``because``,
+``since``, ``therefore``, or a weighing of the options such as ``depends``, ``however``,
+``both``; whole words, any case) and 0 otherwise. A random annotator belongs to group ``g`` with
 probability ``w_g`` and judges a pair by BTL with ``u_g`` (docs/theory.md §1), so the
 population prefers ``a`` to ``b`` with probability exactly
 
@@ -16,7 +17,8 @@ population prefers ``a`` to ``b`` with probability exactly
 
 a mixture of BTL models (docs/theory.md §6), not itself BTL. :data:`FREE_TEXT_POPULATION`
 is the shipped data set's: a majority ``brief`` (0.6) that wants short answers and a
-minority ``reasons`` (0.4) that wants an answer with a reason and minds length only mildly.
+minority ``reasons`` (0.4) that wants an answer that gives a reason or weighs the options
+and minds length only mildly.
 """
 
 from __future__ import annotations
@@ -31,8 +33,27 @@ import numpy as np
 from ..._validation import check_real
 from ...errors import PmrlhfTypeError, PmrlhfUserError
 
-REASON_MARKERS = ("because", "since", "so that", "therefore", "as a result", "the reason")
-"""What counts as giving a reason: any of these, as whole words, in any case."""
+REASON_MARKERS = (
+    # giving a reason
+    "because",
+    "since",
+    "so that",
+    "therefore",
+    "as a result",
+    "the reason",
+    "due to",
+    # weighing the options
+    "depends",
+    "depending on",
+    "however",
+    "on the other hand",
+    "both",
+    "whether",
+    "while",
+)
+"""What counts as reasoning: giving a reason or weighing the options, any of these as whole
+words, in any case. SmolLM2-135M's sentences almost never say *because* or *since* (none
+of the 235 responses of the shipped data set does); about half weigh the options."""
 
 WEIGHT_ATOL = 1e-9
 
