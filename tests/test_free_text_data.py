@@ -314,3 +314,19 @@ def test_the_command_refuses_bad_values_in_one_line(pmrlhf_here, tmp_path, args,
     status, err = pmrlhf_here("lm", "free-text-data", "--out", tmp_path / "o", *args)
     assert status == 2 and message in err and err.count("\n") == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_the_shipped_files_are_package_data():
+    """pyproject.toml's package-data globs cover every shipped file, so a wheel holds them."""
+    import fnmatch
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    section = (root / "pyproject.toml").read_text().split("[tool.setuptools.package-data]")[1]
+    globs = re.findall(r'"([^"]+)"', section.split("\n[")[0])
+    package = root / "src" / "pmrlhf"
+    for path in shipped_folder().iterdir():
+        relative = path.relative_to(package).as_posix()
+        assert any(fnmatch.fnmatch(relative, g) for g in globs), relative
+    assert {p.name for p in shipped_folder().iterdir()} >= {*SPLIT_FILES.values(), CARD_FILE}
