@@ -114,10 +114,12 @@ def test_pair_folders_with_and_without_the_population_column(tmp_path):
     row = json.loads(lines[1])
     row["population_preference"] = 1.5
     bad.write_text("\n".join([lines[0], json.dumps(row)]) + "\n")
-    with pytest.raises(ValueError, match=r"test.jsonl:2: population_preference must be"):
+    with pytest.raises(ValueError, match=r"\[test\] row 2: population_preference"):
         load_pairs_dataset(str(tmp_path / "a"))
-    with pytest.raises(ValueError, match=r"neither a folder"):
+    with pytest.raises(ValueError, match=r"unknown preference data set 'no-such-folder'"):
         load_pairs_dataset("no-such-folder")
+    shipped = load_pairs_dataset("pmrlhf/free-text", train_limit=5, test_limit=3)
+    assert (len(shipped.train), len(shipped.test), len(shipped.population["test"])) == (5, 3, 3)
 
 
 def test_the_whole_pipeline_writes_every_stage_and_the_audit(finished):
@@ -282,11 +284,11 @@ def test_a_hub_name_reads_hh_rlhf_transcripts_and_skips_rows_that_are_no_pair(mo
     assert [p.chosen for p in data.train] == ["Hello.", "Blue."] and len(data.test) == 1
     assert data.train[1].messages == ({"role": "user", "content": "Sky?"},)
     assert data.population == {"train": None, "test": None}
-    assert data.identity == {"hub": "Anthropic/hh-rlhf", "limits": {"train": None, "test": 1}}
+    assert data.identity["limits"] == {"train": None, "test": 1}
 
     def offline(name):
         raise ConnectionError("Couldn't reach 'no/such' on the Hub (LocalEntryNotFoundError)")
 
     monkeypatch.setattr(datasets, "load_dataset", offline)
-    with pytest.raises(ValueError, match=r"data 'no/such' is no local folder.*Couldn't reach"):
+    with pytest.raises(ValueError, match=r"could not load 'no/such' from the hub.*Couldn't reach"):
         load_pairs_dataset("no/such")

@@ -1,5 +1,6 @@
 """``pmrlhf lm``: ``lm run`` and ``lm trl`` here; ``lm compare`` (:mod:`.lm_compare`),
-``lm audit`` and ``lm pairs`` (:mod:`.lm_audit`), ``lm paper`` (:mod:`.lm_paper`)."""
+``lm audit`` and ``lm pairs`` (:mod:`.lm_audit`), ``lm free-text-data`` (:mod:`.lm_data`),
+``lm paper`` (:mod:`.lm_paper`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from ..lm_experiments.train.rl_config import RLConfig
 from ..lm_experiments.train.sft_config import SFTConfig
 from .lm_audit import add_audit_and_pairs
 from .lm_compare import _PRECISION_HELP, add_compare
+from .lm_data import add_free_text_data
 from .lm_paper import add_paper
 
 _BETA_HELP = (
@@ -187,6 +189,7 @@ def register(subparsers) -> None:
 
     add_compare(commands)
     add_audit_and_pairs(commands)
+    add_free_text_data(commands)
     add_paper(commands)
     lm.set_defaults(handler=lambda args: _usage(lm))
 

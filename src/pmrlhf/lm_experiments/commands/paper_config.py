@@ -87,7 +87,7 @@ class PaperConfig:
     """The whole experiment. SFT and the reward model are trained once, seeded with the
     first of ``seeds``; RL runs once per method and seed, each from that SFT model."""
 
-    data: str = ""  # a folder with train.jsonl and test.jsonl, or a hub name (HH-RLHF)
+    data: str = ""  # pmrlhf/free-text, a folder with train.jsonl and test.jsonl, or a hub name
     model: str = SMOLLM2
     seeds: tuple[int, ...] = (0, 1, 2)
     methods: tuple[str, ...] = DEFAULT_METHODS  # REG:BETA[:ALPHA]
@@ -168,8 +168,8 @@ class PaperConfig:
 
         if not isinstance(self.data, str) or not self.data.strip():
             raise PmrlhfUserError(
-                "data must name a folder with train.jsonl and test.jsonl, or a hub data set "
-                "such as Anthropic/hh-rlhf"
+                "data must name a folder with train.jsonl and test.jsonl, the shipped "
+                "pmrlhf/free-text, or a hub data set such as Anthropic/hh-rlhf"
             )
         resolve_name(self.model)
         self.seeds = check_seeds(self.seeds)

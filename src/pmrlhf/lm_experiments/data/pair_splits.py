@@ -1,41 +1,29 @@
-"""A preference data set with a training and a test split, for ``pmrlhf lm paper``.
-
-Two sources:
-
-* a **folder** holding ``train.jsonl`` and ``test.jsonl``, one pair a line in any layout
-  :func:`~pmrlhf.lm_experiments.data.preference_pairs.load_preference_pairs` reads (TRL's
-  conversational preference layout: ``prompt``, ``chosen``, ``rejected``), optionally with
-  the float ``population_preference`` on every line of a file: the known probability that
-  the population prefers ``chosen`` to ``rejected``. Read strictly: a malformed line is
-  refused, naming its file and line.
-* a **hub name** (``Anthropic/hh-rlhf``): ``datasets.load_dataset(name)``'s ``train`` and
-  ``test`` splits, rows of any of those layouts (HH-RLHF's transcripts); rows that are not
-  a pair (HH-RLHF holds a few whose two transcripts do not share a prompt, or with an empty
-  response) are skipped and counted.
-
-Free of torch; ``datasets`` is imported for a hub name only.
+"""The training and test pairs of ``pmrlhf lm paper``, from any preference data set
+:func:`~pmrlhf.lm_experiments.data.preference_datasets.load_preference_dataset` reads: the
+shipped free-text data set by name (``pmrlhf/free-text``), a folder holding ``train.jsonl``
+and ``test.jsonl`` (TRL's conversational layout, optionally with
+``population_preference`` on every line: the known probability that the population prefers
+``chosen`` to ``rejected``), or a hub name (``Anthropic/hh-rlhf``, whose rows that are no
+pair are skipped and counted). Free of torch; ``datasets`` is imported for a hub name only.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ...errors import PmrlhfUserError
-from .preference_pairs import PreferencePair, load_preference_pairs, pair_from_row
+from .preference_datasets import load_preference_dataset
+from .preference_pairs import PreferencePair
 
 SPLITS = ("train", "test")
-POPULATION = "population_preference"
-"""The optional column: P(population prefers chosen to rejected), in [0, 1]."""
 
 
 @dataclass
 class PairSplits:
     """``train`` and ``test`` pairs; ``population[split]`` the known preference of each pair
-    (None where the data hold none); ``identity`` what the data's fingerprint is made of."""
+    (None where the data hold none); ``identity`` what the data's fingerprint is made of
+    (their content and the limits, not where they were read from); ``skipped``, the hub rows
+    that are no pair."""
 
     train: list[PreferencePair]
     test: list[PreferencePair]
@@ -43,120 +31,37 @@ class PairSplits:
     identity: dict = field(default_factory=dict)
     skipped: int = 0
 
-    def split(self, name: str) -> list[PreferencePair]:
-        return self.train if name == "train" else self.test
-
-
-def is_hub_name(name: str) -> bool:
-    """``org/name`` that is not a local path."""
-    return name.count("/") == 1 and not name.startswith((".", "/")) and not Path(name).exists()
-
-
-def check_data_source(name: str) -> str:
-    """``name`` if it is a folder or a hub name; a one-line refusal otherwise."""
-    if Path(name).is_dir():
-        for split in SPLITS:
-            if not (Path(name) / f"{split}.jsonl").is_file():
-                raise PmrlhfUserError(f"data folder {name} has no {split}.jsonl")
-        return name
-    if is_hub_name(name):
-        return name
-    raise PmrlhfUserError(
-        f"data {name!r} is neither a folder with train.jsonl and test.jsonl nor a hub data "
-        "set name such as Anthropic/hh-rlhf"
-    )
-
 
 def load_pairs_dataset(
     name_or_path: str, *, train_limit: int | None = None, test_limit: int | None = None
 ) -> PairSplits:
-    """The two splits of a folder or a hub data set (module docs), each cut to its first
+    """The two splits of a preference data set (module docs), each cut to its first
     ``*_limit`` pairs.
 
     Raises
     ------
     PmrlhfUserError
-        Not a folder with both files nor a hub name; a malformed line or population value
-        (a folder); a split without pairs.
+        An unknown name, a malformed line or population value, a data set without a
+        ``train`` or ``test`` split, a hub data set that cannot be loaded.
     FileNotFoundError
-        A folder's file vanished while read.
+        A ``.jsonl`` path that does not exist.
     """
-    name = check_data_source(name_or_path)
     limits = {"train": train_limit, "test": test_limit}
-    if not Path(name).is_dir():
-        return _hub_pairs(name, limits)
-    folder = Path(name)
-    splits, population, digest = {}, {}, hashlib.sha256()
-    for split in SPLITS:
-        path = folder / f"{split}.jsonl"
-        splits[split] = load_preference_pairs(path, limit=limits[split])
-        population[split] = _population(path, len(splits[split]))
-        digest.update(path.read_bytes())
-    identity = {"sha256": digest.hexdigest(), "limits": limits}  # the content, not the place
-    return PairSplits(splits["train"], splits["test"], population, identity)
-
-
-def _population(path: Path, count: int) -> list[float] | None:
-    """The ``population_preference`` of the first ``count`` pairs of ``path``: on every line
-    or on none."""
-    values = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if len(values) >= count:
-                break
-            if not line.strip():
-                continue
-            value = json.loads(line).get(POPULATION)  # a valid object: the pairs were read
-            if value is not None and (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not math.isfinite(value)
-                or not 0 <= value <= 1
-            ):
-                raise PmrlhfUserError(
-                    f"{path}:{number}: {POPULATION} must be a number in [0, 1], got {value!r}"
-                )
-            values.append(value)
-    present = [v is not None for v in values]
-    if not any(present):
-        return None
-    if not all(present):
-        line = present.index(False) + 1
+    largest = None if None in limits.values() else max(limits.values())
+    dataset = load_preference_dataset(name_or_path, limit=largest)
+    missing = [split for split in SPLITS if split not in dataset.splits]
+    if missing:
         raise PmrlhfUserError(
-            f"{path}: {POPULATION} is on some pairs but not on pair {line}: give it on every "
-            "pair or on none"
+            f"data {name_or_path!r} has no {' and no '.join(missing)} split: lm paper needs "
+            "train.jsonl and test.jsonl"
         )
-    return [float(v) for v in values]
-
-
-def _hub_pairs(name: str, limits: dict) -> PairSplits:
-    """HH-RLHF (or another preference data set) by hub name; rows that are no pair skipped."""
-    import datasets
-
-    try:
-        loaded = datasets.load_dataset(name)
-    except (OSError, ValueError) as err:  # not on the hub, no network, no access
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise PmrlhfUserError(
-            f"data {name!r} is no local folder, and loading it from the hub failed: {first}"
-        ) from err
-    splits, population, skipped = {}, {}, 0
-    for split in SPLITS:
-        if split not in loaded:
-            raise PmrlhfUserError(f"hub data set {name} has no {split!r} split")
-        pairs, known = [], []
-        for i, row in enumerate(loaded[split]):
-            if limits[split] is not None and len(pairs) >= limits[split]:
-                break
-            try:
-                pairs.append(pair_from_row(dict(row), f"{name}[{split}][{i}]"))
-            except PmrlhfUserError:
-                skipped += 1
-                continue
-            known.append(row.get(POPULATION))
-        if not pairs:
-            raise PmrlhfUserError(f"hub data set {name}: no pairs in its {split!r} split")
-        splits[split] = pairs
-        population[split] = None if None in known else [float(v) for v in known]
-    identity = {"hub": name, "limits": limits}
-    return PairSplits(splits["train"], splits["test"], population, identity, skipped)
+    pairs = {split: list(dataset[split][: limits[split]]) for split in SPLITS}
+    population = {
+        split: None
+        if split not in dataset.truth
+        else list(dataset.truth[split][: len(pairs[split])])
+        for split in SPLITS
+    }
+    identity = {"sha256": dataset.digest(), "limits": limits}
+    skipped = sum(dataset.skipped.values())
+    return PairSplits(pairs["train"], pairs["test"], population, identity, skipped)

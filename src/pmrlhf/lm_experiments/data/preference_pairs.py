@@ -13,6 +13,9 @@ Three layouts are recognised, one JSON object per line:
   writes): ``{"prompt": [messages], "chosen": [{"role": "assistant", "content": A}],
   "rejected": [{"role": "assistant", "content": B}]}``, read exactly as written (a
   response's leading space, or a ``"\\n\\nAssistant:"`` inside it, is kept).
+
+Other keys of a line (the free-text data set's ``population_preference``) are allowed:
+:func:`load_preference_rows` returns them beside each pair.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ from ...errors import PmrlhfUserError
 
 ASSISTANT = "\n\nAssistant:"
 HUMAN = "\n\nHuman:"
+PAIR_KEYS = ("prompt", "chosen", "rejected")
+"""A line's keys that make the pair; any other key is carried beside it
+(:func:`load_preference_rows`, :func:`write_preference_pairs`'s ``extra``)."""
 
 
 class PreferencePair(NamedTuple):
@@ -85,17 +91,24 @@ def load_preference_pairs(path, *, limit: int | None = None) -> list[PreferenceP
         object of a known layout (the message names the file and line), or an empty
         response.
     """
+    return [pair for pair, _ in load_preference_rows(path, limit=limit)]
+
+
+def load_preference_rows(path, *, limit: int | None = None) -> list[tuple[PreferencePair, dict]]:
+    """:func:`load_preference_pairs` with each line's other keys: ``(pair, extra)`` where
+    ``extra`` holds whatever the line has besides ``prompt``, ``chosen`` and ``rejected``
+    (the free-text data set's ``population_preference``, say). Raises the same."""
     path = existing_file(path, name="preference file")
     try:
-        return _read_pairs(path, limit)
+        return _read_rows(path, limit)
     except UnicodeDecodeError as err:
         raise PmrlhfUserError(
             f"preference file {path} is not UTF-8 text (byte {err.object[err.start]:#04x})"
         ) from None
 
 
-def _read_pairs(path: Path, limit: int | None) -> list[PreferencePair]:
-    pairs = []
+def _read_rows(path: Path, limit: int | None) -> list[tuple[PreferencePair, dict]]:
+    rows = []
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):
             if not line.strip():
@@ -105,22 +118,24 @@ def _read_pairs(path: Path, limit: int | None) -> list[PreferencePair]:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
                 raise PmrlhfUserError(f"{where}: not valid JSON ({err.msg})") from None
-            pairs.append(pair_from_row(row, where))
-            if limit is not None and len(pairs) >= limit:
+            pair = pair_from_row(row, where)
+            rows.append((pair, {k: v for k, v in row.items() if k not in PAIR_KEYS}))
+            if limit is not None and len(rows) >= limit:
                 break
-    if not pairs:
+    if not rows:
         raise PmrlhfUserError(f"preference file {path} holds no pairs")
-    return pairs
+    return rows
 
 
 def pair_from_row(row, where: str) -> PreferencePair:
-    """One pair from a JSON object of any of the three layouts (the module docs); ``where``
-    names it in messages (``file:line``). Extra keys are ignored.
+    """One comparison from a mapping in any of the three layouts (see the module docs):
+    a line of a JSONL file, or a row of a ``datasets.Dataset`` (``Anthropic/hh-rlhf``'s
+    rows are HH-RLHF transcripts). ``where`` names it in messages.
 
     Raises
     ------
     PmrlhfUserError
-        Not an object of a known layout, or an empty response.
+        Not a mapping of a known layout, or an empty response.
     """
     if isinstance(row, dict) and isinstance(row.get("prompt"), list):
         pair = _conversational(row, where)
@@ -222,15 +237,29 @@ def conversational_row(pair: PreferencePair) -> dict:
     }
 
 
-def write_preference_pairs(path, pairs) -> Path:
+def write_preference_pairs(path, pairs, *, extra=None) -> Path:
     """Write ``pairs`` as JSONL in TRL's conversational layout (one ``{"prompt",
     "chosen", "rejected"}`` per line), atomically; :func:`load_preference_pairs` reads them
     back exactly, and ``datasets.load_dataset("json", data_files=path)`` gives what TRL's
     preference trainers take. (HH-RLHF transcripts, :func:`hh_transcripts`, would lose a
-    response's surrounding spaces and cannot hold one containing ``"\\n\\nAssistant:"``.)"""
+    response's surrounding spaces and cannot hold one containing ``"\\n\\nAssistant:"``.)
+    ``extra``, one mapping per pair, adds keys to each line (:func:`load_preference_rows`
+    returns them)."""
     if not isinstance(path, str | Path) or not str(path).strip() or Path(path).is_dir():
         raise PmrlhfUserError(f"path must name a file, got {str(path)!r}")
-    lines = [json.dumps(conversational_row(PreferencePair(*pair))) + "\n" for pair in pairs]
+    pairs = list(pairs)
+    extra = [{}] * len(pairs) if extra is None else list(extra)
+    if len(extra) != len(pairs) or any(
+        not isinstance(e, dict) or set(e) & set(PAIR_KEYS) for e in extra
+    ):
+        raise PmrlhfUserError(
+            f"extra must hold one mapping per pair ({len(pairs)}) without the keys "
+            f"{', '.join(PAIR_KEYS)}"
+        )
+    lines = [
+        json.dumps(conversational_row(PreferencePair(*pair)) | more) + "\n"
+        for pair, more in zip(pairs, extra, strict=True)
+    ]
     if not lines:
         raise PmrlhfUserError("pairs must hold at least one comparison")
     return atomic_write_text(path, "".join(lines))
