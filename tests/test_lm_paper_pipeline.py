@@ -292,3 +292,14 @@ def test_a_hub_name_reads_hh_rlhf_transcripts_and_skips_rows_that_are_no_pair(mo
     monkeypatch.setattr(datasets, "load_dataset", offline)
     with pytest.raises(ValueError, match=r"could not load 'no/such' from the hub.*Couldn't reach"):
         load_pairs_dataset("no/such")
+
+
+def test_the_cpu_smoke_config_reads_the_shipped_data_with_smollm2():
+    """README's first command of the free-text pipeline: SmolLM2 on pmrlhf/free-text (its
+    whole run is measured by hand: about 4 minutes on 2 CPU cores)."""
+    path = resources.files("pmrlhf.lm_experiments").joinpath("configs", "paper-smollm2-smoke.yaml")
+    config = PaperConfig.from_file(path)
+    assert config.model == "smollm2-135m" and config.data == "pmrlhf/free-text"
+    data = load_pairs_dataset(config.data)
+    assert len(data.train) == 430 and len(data.test) == 145
+    assert data.population["test"] is not None and len(data.population["test"]) == 145
