@@ -42,7 +42,7 @@ def _process(*args, **kwargs):
         ),
         (
             ["lm", "trl", "--steps", "1.5"],
-            "pmrlhf lm trl: error: argument --steps: invalid int value: '1.5'",
+            "pmrlhf lm trl: error: argument --steps/--max_steps: invalid int value: '1.5'",
         ),
         (
             ["lm", "compare", "--seeds", "a"],
