@@ -169,3 +169,22 @@ def test_publish_copies_the_free_text_figure_only_when_it_exists(tmp_path):
     (audit / "implied_preferences.png").write_bytes(b"png")
     copied = publish_figures(tmp_path, tmp_path / "figs")
     assert [Path(p).name for p in copied] == [free_text.FIGURE]
+
+
+def test_paired_sentences_go_pair_by_pair_kl_against_cpm_first():
+    summary = json.loads((FIXTURE / "summary.json").read_text())
+    kl1 = [dict(e, a="KL b=1") for e in summary["paired"]]
+    kls = [dict(e, b="KL b=1") for e in summary["paired"]]
+    summary["paired"] = kls + summary["paired"] + kl1
+    heads = [
+        s.split(" in ")[0] + " / " + s.split(" in ")[1].split(":")[0]
+        for s in free_text.paired_sentences(summary)
+    ]
+    assert heads == [
+        f"{KL} minus {CPM} / pairwise PMD vs the population",
+        f"{KL} minus {CPM} / mean reward",
+        f"KL b=1 minus {CPM} / pairwise PMD vs the population",
+        f"KL b=1 minus {CPM} / mean reward",
+        f"{KL} minus KL b=1 / pairwise PMD vs the population",
+        f"{KL} minus KL b=1 / mean reward",
+    ]

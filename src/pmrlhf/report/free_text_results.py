@@ -122,9 +122,16 @@ def _pair_rank(entry: dict) -> int:
 
 
 def paired_sentences(summary: dict) -> list[str]:
-    """Every pair present in :data:`SENTENCES`' metrics, KL minus (c)PM first."""
+    """Every pair present in :data:`SENTENCES`' metrics, pair by pair, KL minus (c)PM first."""
     entries = [e for e in summary.get("paired", []) if e["metric"] in SENTENCES]
-    entries.sort(key=lambda e: (_pair_rank(e), list(SENTENCES).index(e["metric"])))
+    pairs = list(dict.fromkeys((e["a"], e["b"]) for e in entries))  # in the summary's order
+    entries.sort(
+        key=lambda e: (
+            _pair_rank(e),
+            pairs.index((e["a"], e["b"])),
+            list(SENTENCES).index(e["metric"]),
+        )
+    )
     return [paired_sentence(e) for e in entries]
 
 
