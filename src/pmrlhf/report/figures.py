@@ -30,6 +30,8 @@ README_FIGURES = (
     ReadmeFigure("implied_preferences.png", "simulate/implied_preferences.png"),
     ReadmeFigure("beta_alpha_grid.png", "simulate/beta_alpha_grid.png"),
     ReadmeFigure("token_tree.png", "simulate/token_tree.png"),
+    # The free-text block's (``pmrlhf lm paper --out results/paper_cpu``); copied when it exists.
+    ReadmeFigure("free_text_implied_preferences.png", "paper_cpu/audit/implied_preferences.png"),
 )
 
 

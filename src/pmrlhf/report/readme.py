@@ -16,7 +16,7 @@ import pandas as pd
 
 from .._io import atomic_write_text
 from ..errors import PmrlhfUserError
-from . import matched_beta
+from . import free_text_results, matched_beta
 from .document import markdown_table
 from .lm_tables import lm_setup, lm_table
 from .lm_texts import lm_paragraphs
@@ -114,8 +114,9 @@ def results_block(results: Path, *, command: str, date: str | None = None) -> st
 
 def update_readme(readme: Path, results: Path, *, command: str) -> Path:
     """Rewrite README's generated blocks from ``results`` (atomically): the results block
-    (:func:`results_block`) and the matched-beta block
-    (:func:`~pmrlhf.report.matched_beta.matched_beta_block`), each where its results exist;
+    (:func:`results_block`), the matched-beta block
+    (:func:`~pmrlhf.report.matched_beta.matched_beta_block`) and the free-text block
+    (:func:`~pmrlhf.report.free_text_results.free_text_block`), each where its results exist;
     a block whose results are missing is left as it was.
 
     Raises
@@ -130,6 +131,11 @@ def update_readme(readme: Path, results: Path, *, command: str) -> Path:
     blocks = (
         (START, END, lambda: results_block(results, command=command)),
         (matched_beta.START, matched_beta.END, lambda: matched_beta.matched_beta_block(results)),
+        (
+            free_text_results.START,
+            free_text_results.END,
+            lambda: free_text_results.free_text_block(results),
+        ),
     )
     written, missing, present = 0, [], 0
     for start_marker, end_marker, make in blocks:
