@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from .._yaml import read_data_file
+from ..lm_experiments.evaluate.summary import t_interval
 from ..lm_experiments.train.method import REFERENCE
 from .document import markdown_table
 from .paired_texts import verdict
@@ -85,13 +85,10 @@ def policy_table(summary: dict) -> pd.DataFrame:
 
 
 def _t_stats(values: list[float]) -> dict:
-    """Mean and two-sided 95% Student-t interval (docs/theory.md §8); none for one value."""
-    array = np.asarray(values, dtype=float)
-    mean, low, high = float(array.mean()), None, None
-    if array.size > 1:
-        half = stats.t.ppf(0.975, array.size - 1) * array.std(ddof=1) / np.sqrt(array.size)
-        low, high = mean - float(half), mean + float(half)
-    return {"seeds": array.tolist(), "mean": mean, "low": low, "high": high}
+    """Mean and :func:`~pmrlhf.lm_experiments.evaluate.summary.t_interval` (nan for one
+    value) of ``values``, as the audit's summary entries hold them."""
+    low, high = t_interval(values)
+    return {"seeds": list(values), "mean": float(np.mean(values)), "low": low, "high": high}
 
 
 def _direction(entry: dict, a: str, b: str, lower_is_better: bool) -> str:
