@@ -6,8 +6,10 @@ import re
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
+from pmrlhf.lm_experiments.train.method import REFERENCE
 from pmrlhf.report import free_text_results as free_text
 from pmrlhf.report import matched_beta
 from pmrlhf.report.figures import publish_figures
@@ -134,9 +136,12 @@ def test_the_reference_beating_a_method_is_said_exactly_when_it_does():
 
 def test_update_readme_rewrites_the_block_and_leaves_it_without_results(tmp_path, monkeypatch):
     readme = tmp_path / "README.md"
-    shutil.copy(ROOT / "README.md", readme)
-    original = readme.read_text()
+    text = (ROOT / "README.md").read_text()  # the block as published, or not yet
+    start, end = text.index(free_text.START), text.index(free_text.END)
     placeholder = "*No free-text result is published yet"
+    text = text[:start] + f"{free_text.START}\n{placeholder}.*\n" + text[end:]
+    readme.write_text(text)
+    original = readme.read_text()
     assert placeholder in original and original.count(free_text.START) == 1
     # no results at all: nothing written, the placeholder stays
     (tmp_path / "empty").mkdir()
@@ -188,3 +193,26 @@ def test_paired_sentences_go_pair_by_pair_kl_against_cpm_first():
         f"{KL} minus KL b=1 / pairwise PMD vs the population",
         f"{KL} minus KL b=1 / mean reward",
     ]
+
+
+def test_the_reading_sentences_follow_the_numbers():
+    from pmrlhf.report.free_text_results import reading_sentences
+
+    summary = {
+        "policies": {
+            REFERENCE: {"kl_to_reference_per_token": {"mean": 0.0}},
+            "KL b=0.1": {"kl_to_reference_per_token": {"mean": 0.0123}},
+        }
+    }
+    pairs = pd.DataFrame(
+        {
+            "policy": [REFERENCE, REFERENCE, "KL b=0.1", "KL b=0.1"],
+            "p_policy": [1.0, 0.5, 0.01, 0.99],
+            "p_population": [0.4, 0.6, 0.4, 0.97],
+        }
+    )
+    moved, saturated = reading_sentences(summary, {"rl": {"steps": 7, "lr": 1e-5}}, pairs)
+    assert "after 7 steps" in moved and "KL b=0.1 0.0123" in moved and REFERENCE + " 0" not in moved
+    assert "against 0.25 for the population" in saturated
+    assert f"{REFERENCE} 0.5, KL b=0.1 1" in saturated
+    assert reading_sentences({"policies": {}}, {}, None) == []

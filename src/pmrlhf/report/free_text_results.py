@@ -189,6 +189,46 @@ def setup(summary: dict, config: dict) -> str:
     return text + "."
 
 
+SATURATED = 0.05  # an implied preference below this or above 1 - this counts as saturated
+
+
+def _saturated(p: pd.Series) -> pd.Series:
+    return (p < SATURATED) | (p > 1 - SATURATED)
+
+
+def reading_sentences(summary: dict, config: dict, pairs: pd.DataFrame | None) -> list[str]:
+    """What bounds the reading of the table, from the numbers: how far RL moved each policy
+    (KL to the reference per token after the run's steps) and, from ``pairs.csv``, the
+    share of held-out pairs whose implied preference is saturated (within
+    :data:`SATURATED` of 0 or 1), which sets the size of every policy's PMD."""
+    lines = []
+    moved = {
+        name: values["kl_to_reference_per_token"]["mean"]
+        for name, values in summary["policies"].items()
+        if name != REFERENCE and "kl_to_reference_per_token" in values
+    }
+    if moved:
+        rl = config.get("rl", {})
+        lines.append(
+            "How far RL moved each policy from the reference (SFT), in KL per token (seed "
+            f"means, nats) after {rl.get('steps')} steps at learning rate {rl.get('lr')}: "
+            + ", ".join(f"{name} {value:.3g}" for name, value in moved.items())
+            + "; the differences above are those of policies near their reference."
+        )
+    if pairs is not None and len(pairs):
+        share = _saturated(pairs["p_policy"]).groupby(pairs["policy"]).mean()
+        lines.append(
+            f"Share of held-out pairs whose implied preference lies within {SATURATED:g} of "
+            "0 or 1 (the log-probabilities of two answers of tens of words differ by many "
+            "nats), against "
+            + f"{_saturated(pairs['p_population']).mean():.3g}"
+            + " for the population: "
+            + ", ".join(f"{name} {share[name]:.3g}" for name in _order(dict(share)))
+            + "; this saturation, not the method, sets most of each policy's PMD."
+        )
+    return lines
+
+
 def free_text_block(results: Path) -> str:
     """The Markdown between :data:`START` and :data:`END`, from ``results/paper_cpu``.
 
@@ -204,6 +244,8 @@ def free_text_block(results: Path) -> str:
     summary = json.loads(path.read_text())
     config_path = folder / "config.yaml"
     config = read_data_file(config_path, name="config") if config_path.exists() else {}
+    pairs_path = folder / "audit" / "pairs.csv"
+    pairs = pd.read_csv(pairs_path) if pairs_path.exists() else None
     lines = [
         START,
         "",
@@ -223,6 +265,7 @@ def free_text_block(results: Path) -> str:
             or ["- none: this run has fewer than two policies."]
         ),
         "",
+        *[f"{line}\n" for line in reading_sentences(summary, config or {}, pairs)],
         f"![Implied preferences of each policy against the population and the reward model]"
         f"(figures/{FIGURE})",
         "",
