@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from pmrlhf.lm_experiments.evaluate.summary import seed_summary
 from pmrlhf.lm_experiments.train.method import REFERENCE
 from pmrlhf.report import free_text_results as free_text
 from pmrlhf.report import matched_beta
@@ -32,7 +33,7 @@ def _results(tmp_path: Path, summary: dict | None = None) -> Path:
 
 
 def _stats(seeds: list[float]) -> dict:
-    return free_text._t_stats(seeds)
+    return seed_summary(seeds)
 
 
 def two_seeds(kl_pmd=(11.0, 11.3)) -> dict:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .._yaml import read_data_file
-from ..lm_experiments.evaluate.summary import t_interval
+from ..lm_experiments.evaluate.summary import seed_summary
 from ..lm_experiments.train.method import REFERENCE
 from .document import markdown_table
 from .paired_texts import verdict
@@ -84,13 +84,6 @@ def policy_table(summary: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _t_stats(values: list[float]) -> dict:
-    """Mean and :func:`~pmrlhf.lm_experiments.evaluate.summary.t_interval` (nan for one
-    value) of ``values``, as the audit's summary entries hold them."""
-    low, high = t_interval(values)
-    return {"seeds": list(values), "mean": float(np.mean(values)), "low": low, "high": high}
-
-
 def _direction(entry: dict, a: str, b: str, lower_is_better: bool) -> str:
     """The verdict of ``a - b`` by its interval's sign: "no result" when it holds 0 or is
     missing (:func:`~pmrlhf.report.paired_texts.verdict` for a distance)."""
@@ -145,7 +138,7 @@ def reference_sentences(summary: dict) -> list[str]:
         if POPULATION_PMD not in policies[name]:
             continue
         diff = np.subtract(policies[name][POPULATION_PMD]["seeds"], reference["seeds"])
-        entry = _t_stats(diff.tolist())
+        entry = seed_summary(diff.tolist())
         bounds = _bounds(entry)
         if bounds is not None and bounds[0] > 0:
             beaten.append(name)

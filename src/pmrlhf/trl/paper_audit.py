@@ -165,11 +165,7 @@ def run_audit(config, data, folders: dict, out: Path) -> dict:
 def summarise(results: dict, methods: list[str]) -> dict:
     """Per policy and metric: the per-seed values, mean and 95% t-interval; and for every two
     methods the per-seed differences ``a - b`` with their mean and interval."""
-    from ..lm_experiments.evaluate.summary import t_interval
-
-    def stats(values) -> dict:
-        low, high = t_interval(values)
-        return {"seeds": list(values), "mean": float(np.mean(values)), "low": low, "high": high}
+    from ..lm_experiments.evaluate.summary import seed_summary as stats
 
     policies = {}
     for name, by_seed in results.items():

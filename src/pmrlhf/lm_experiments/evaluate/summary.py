@@ -58,6 +58,14 @@ def t_interval(values) -> tuple[float, float]:
     return mean - float(half), mean + float(half)
 
 
+def seed_summary(values) -> dict:
+    """``{"seeds", "mean", "low", "high"}`` of per-seed ``values``: their mean and
+    :func:`t_interval` (nan for one value), as ``lm paper``'s audit stores each metric and
+    each paired difference."""
+    low, high = t_interval(values)
+    return {"seeds": list(values), "mean": float(np.mean(values)), "low": low, "high": high}
+
+
 def optimum_prompt_metrics(evaluation: dict, optimum: dict) -> list[dict]:
     """Per prompt: the trained policy's distance to its optimum (candidates plus everything
     else, not renormalised: ``tv_to_optimum``), and the optimum's own scores against the
