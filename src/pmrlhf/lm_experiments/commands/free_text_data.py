@@ -37,11 +37,8 @@ from ..data.free_text import (
 from ..data.text_population import FREE_TEXT_POPULATION, TextPopulation
 from ..models.loading import flush_denormals, load_model
 from ..models.sequences import (
-    completion_mask,
-    encode_prompt,
-    left_pad,
     model_device,
-    sample_shared,
+    sample_conversations,
 )
 from .free_text_config import FreeTextConfig
 
@@ -55,25 +52,15 @@ def sample_responses(
     tokens dropped), and whether each ended with the end token (P, samples). The same
     seed, model and batching give the same text."""
     model.eval()
-    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     generator = torch.Generator(device=model_device(model)).manual_seed(seed)
     texts, ended = [], []
     starts = range(0, len(prompts), batch_prompts)
     for start in tqdm(starts, desc="free-text samples", unit="batch", disable=not progress):
         batch = prompts[start : start + batch_prompts]
-        encoded = [encode_prompt(tokenizer, prompt_messages(p)) for p in batch]
-        p_ids, p_mask = left_pad(encoded, pad)  # (P, Tp)
-        completion = sample_shared(
-            model,
-            p_ids,
-            p_mask,
-            samples=samples,
-            max_new_tokens=max_new_tokens,
-            eos_id=eos,
-            pad_id=pad,
-            generator=generator,
-        )  # (P * samples, Tc)
-        c_mask, stopped = completion_mask(completion, eos)
+        _, _, completion, c_mask, stopped = sample_conversations(
+            model, tokenizer, [prompt_messages(p) for p in batch], samples=samples,
+            max_new_tokens=max_new_tokens, generator=generator,
+        )  # fmt: skip  # (P * samples, Tc)
         # Each row's tokens up to its end token; the end token itself is a special token.
         lengths = c_mask.sum(-1).tolist()
         rows = [row[:n] for row, n in zip(completion.tolist(), lengths, strict=True)]

@@ -15,14 +15,7 @@ from ..._validation import DEFAULT_SEED
 from ...errors import PmrlhfUserError
 from ...simulate.metrics import pairwise_pmd
 from ..models.loading import flush_denormals
-from ..models.sequences import (
-    completion_mask,
-    encode_prompt,
-    left_pad,
-    model_device,
-    sample_shared,
-    shared_prompt_logprobs,
-)
+from ..models.sequences import model_device, sample_conversations, shared_prompt_logprobs
 
 
 def distinct_n(texts: list[str], n: int) -> float:
@@ -78,19 +71,10 @@ def evaluate_freeform(
     if samples < 2:
         raise PmrlhfUserError(f"samples must be >= 2 to form pairs, got {samples}")
     model.eval()
-    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
-    p_ids, p_mask = left_pad([encode_prompt(tokenizer, m) for m in prompts], pad)  # (P, Tp)
-    completion = sample_shared(
-        model,
-        p_ids,
-        p_mask,
-        samples=samples,
-        max_new_tokens=max_new_tokens,
-        eos_id=eos,
-        pad_id=pad,
+    p_ids, p_mask, completion, c_mask, _ = sample_conversations(
+        model, tokenizer, prompts, samples=samples, max_new_tokens=max_new_tokens,
         generator=torch.Generator(device=model_device(model)).manual_seed(seed),
-    )  # (P*S, Tc)
-    c_mask, _ = completion_mask(completion, eos)
+    )  # fmt: skip  # (P, Tp) and (P*S, Tc)
     logp = shared_prompt_logprobs(model, p_ids, p_mask, completion, c_mask)  # (P*S, Tc)
     seq_logp = logp.sum(-1).double().cpu().numpy().reshape(len(prompts), samples)  # (P, S)
     extra = {}
@@ -104,7 +88,7 @@ def evaluate_freeform(
         }
     tokens = c_mask.sum(-1).double().cpu().numpy().reshape(len(prompts), samples)
     texts = tokenizer.batch_decode(
-        completion * c_mask + pad * (1 - c_mask), skip_special_tokens=True
+        completion * c_mask + tokenizer.pad_token_id * (1 - c_mask), skip_special_tokens=True
     )
     rewards = np.array(
         [reward_fn(i // samples, t.strip()) for i, t in enumerate(texts)], dtype=float

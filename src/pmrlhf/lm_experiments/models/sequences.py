@@ -321,6 +321,23 @@ def sample_shared(
     return completion
 
 
+def sample_conversations(
+    model, tokenizer, conversations, *, samples: int, max_new_tokens: int, generator
+):
+    """Encode and left-pad each chat conversation (a list of messages), then
+    :func:`sample_shared` ``samples`` completions of each from the policy. Returns
+    ``(prompt_ids, prompt_mask, completion, completion_mask, ended)``: (P, Tp), (P, Tp),
+    (P * samples, Tc) grouped by prompt, (P * samples, Tc) up to and including the first end
+    token (:func:`completion_mask`), and (P * samples,) whether it was emitted."""
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    p_ids, p_mask = left_pad([encode_prompt(tokenizer, m) for m in conversations], pad)
+    completion = sample_shared(
+        model, p_ids, p_mask, samples=samples, max_new_tokens=max_new_tokens, eos_id=eos,
+        pad_id=pad, generator=generator,
+    )  # fmt: skip
+    return (p_ids, p_mask, completion, *completion_mask(completion, eos))
+
+
 def sample_with_logits(model, prompt_ids, prompt_mask, **options):
     """:func:`sample_shared` with autograd on, also returning the logits (B, Tc, V) that
     predicted each completion token, at temperature 1 and with their graph: the same
