@@ -2,6 +2,7 @@
 each stage a TRL trainer, on a tiny random Llama and a few short pairs written here."""
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -128,6 +129,7 @@ def test_the_whole_pipeline_writes_every_stage_and_the_audit(finished):
         assert (out / name / "config.json").exists() and (out / name / "done.json").exists()
     reward = json.loads((out / "reward" / "done.json").read_text())
     assert reward["trainer"] == "trl.RewardTrainer" and 0 <= reward["test_accuracy"] <= 1
+    assert 0 < reward["pairs_trained_on"] <= reward["pairs"]
     saved = json.loads((out / "reward" / "config.json").read_text())
     assert saved["architectures"] == ["LlamaForSequenceClassification"]
     assert len(saved["id2label"]) == 1  # one output: the reward
@@ -148,9 +150,28 @@ def test_the_whole_pipeline_writes_every_stage_and_the_audit(finished):
     assert summary["reward_model"]["pairs"] == 4 and summary["population_known"]
     for name in ("summary.csv", "pairs.csv", "implied_preferences.png", "implied_preferences.pdf"):
         assert (out / "audit" / name).exists(), name
+    assert (out / "audit" / "training_curves.png").exists()
     pairs = (out / "audit" / "pairs.csv").read_text().splitlines()
-    assert pairs[0] == "policy,seed,pair,p_policy,p_reward,p_population"
-    assert len(pairs) == 1 + 4 * (1 + 2 * 2)  # 4 test pairs: the reference, 2 methods x 2 seeds
+    assert pairs[0] == "policy,seed,pair,p_policy,p_optimum,p_reward,p_population"
+    # 4 test pairs: the reference at both seeds, 2 methods x 2 seeds.
+    assert len(pairs) == 1 + 4 * (2 + 2 * 2)
+    # The reference is audited at every seed, so each method - reference is paired per seed.
+    assert len(reference["plausible_share"]["seeds"]) == 2
+    assert ("cPM b=1 a=0.1", "reference (SFT)", "pairs_pmd_vs_population") in paired
+    # The theory's prediction: each method's optimum, and each policy's distance to its own.
+    optima = summary["optima"]
+    assert set(optima) == {"KL b=0.1", "cPM b=1 a=0.1"}
+    for name, optimum in optima.items():
+        assert 0 <= optimum["pairs_gap_vs_population"] <= 1
+        assert 0 <= optimum["reference_pairs_gap_vs_optimum"] <= 1
+        assert len(summary["policies"][name]["pairs_gap_vs_optimum"]["seeds"]) == 2
+    tokens = summary["reference_tokens"]
+    assert {"0.01", "0.1", "0.5"} <= set(tokens)
+    shares = [tokens[a]["plausible_tokens"] for a in sorted(tokens, key=float)]
+    assert shares == sorted(shares, reverse=True)  # a higher threshold makes fewer plausible
+    curves = summary["training"]["KL b=0.1"]
+    assert set(curves) == {"0", "1"} and curves["0"]["step"] == [1]
+    assert all(math.isfinite(v) for v in curves["0"]["penalty"] + curves["0"]["reward"])
 
 
 def test_finished_stages_are_skipped_and_a_changed_setting_reruns_what_follows(finished, tmp_path):

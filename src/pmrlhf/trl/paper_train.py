@@ -162,7 +162,7 @@ def train_reward(config, sft: Path, train, test, target: Path, scratch: Path) ->
     from transformers import AutoModelForSequenceClassification
     from trl import RewardConfig, RewardTrainer
 
-    from ..lm_experiments.commands.audit import pair_reward_margins
+    from ..lm_experiments.evaluate.pairs import pair_reward_margins
     from ..lm_experiments.models.loading import load_tokenizer
 
     seed = config.seeds[0]
@@ -188,7 +188,13 @@ def train_reward(config, sft: Path, train, test, target: Path, scratch: Path) ->
     )
     trainer.train()
     save_trained(trainer, target, base_loader=base)
-    result = {"trainer": "trl.RewardTrainer", "pairs": len(train), "log_history": _history(trainer)}
+    # TRL drops the pairs with a side over max_length tokens: say how many it trained on.
+    result = {
+        "trainer": "trl.RewardTrainer",
+        "pairs": len(train),
+        "pairs_trained_on": len(trainer.train_dataset),
+        "log_history": _history(trainer),
+    }
     if trainer.accelerator.is_main_process:
         from ..lm_experiments.train.reward_model import load_reward_model
 

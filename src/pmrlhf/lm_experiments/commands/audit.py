@@ -22,28 +22,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ..._io import atomic_save_figure, atomic_write_csv, atomic_write_json
 from ..._lock import run_folder
 from ..._validation import DEFAULT_SEED, check_count, check_out_dir, check_seed
 from ...errors import PmrlhfUserError
-from ...simulate.metrics import pairwise_pmd
 from ..data.preference_pairs import load_preference_pairs
-from ..models.loading import check_prompt_format, flush_denormals, load_model, resolve_name
-from ..models.sequences import (
-    encode_prompt,
-    encode_response,
-    left_pad,
-    right_pad,
-    shared_prompt_logprobs,
-)
+from ..evaluate.pairs import pair_logprobs, pair_metrics, pair_reward_margins
+from ..models.loading import check_prompt_format, load_model, resolve_name
 from ..train.reward_config import RewardConfig
 from ..train.reward_model import (
     check_reward_model_folder,
     load_reward_model,
-    pair_margins,
     save_reward_model,
 )
 
@@ -138,56 +129,6 @@ def _audit_pairs(policy, tokenizer, scorer, rm_tokenizer, data, *, batch_size: i
     return pair_metrics(
         logp, pair_reward_margins(scorer, rm_tokenizer, data, batch_size=batch_size)
     )
-
-
-@flush_denormals
-@torch.no_grad()
-def pair_logprobs(policy, tokenizer, data, *, batch_size: int = 16) -> np.ndarray:
-    """``log pi(chosen|x)`` and ``log pi(rejected|x)`` of each pair by teacher forcing:
-    (N, 2), float64."""
-    policy.eval()
-    logp = []  # (N, 2): log pi of chosen, rejected
-    for start in range(0, len(data), batch_size):
-        batch = data[start : start + batch_size]
-        pad = tokenizer.pad_token_id
-        p_ids, p_mask = left_pad([encode_prompt(tokenizer, p.messages) for p in batch], pad)
-        rows = [encode_response(tokenizer, r) for p in batch for r in (p.chosen, p.rejected)]
-        c_ids, c_mask = right_pad(rows, pad)  # (2B, Tc): chosen, rejected of each prompt
-        lp = shared_prompt_logprobs(policy, p_ids, p_mask, c_ids, c_mask).sum(-1)  # (2B,)
-        logp.append(lp.double().cpu().view(-1, 2))
-    return torch.cat(logp).numpy()
-
-
-@flush_denormals
-@torch.no_grad()
-def pair_reward_margins(scorer, rm_tokenizer, data, *, batch_size: int = 16) -> np.ndarray:
-    """``r(x, chosen) - r(x, rejected)`` of each pair: (N,), float64."""
-    scorer.eval()
-    margins = [
-        pair_margins(scorer, rm_tokenizer, data[i : i + batch_size]).double().cpu()
-        for i in range(0, len(data), batch_size)
-    ]
-    return torch.cat(margins).numpy()
-
-
-def pair_metrics(logp: np.ndarray, margin: np.ndarray) -> dict:
-    """The pairwise metrics of a policy's ``logp`` (N, 2) against target log-odds ``margin``
-    (N,) that ``chosen`` is preferred (a reward model's ``r(a) - r(b)``, or the logit of a
-    known preference), and both sides' implied preferences."""
-    # p_r depends on r(a) - r(b) alone: (margin, 0) stands for (r(a), r(b)).
-    metrics = pairwise_pmd(logp[:, 0], logp[:, 1], margin, np.zeros_like(margin))
-    return {
-        "pairs": len(margin),
-        "pairwise_pmd": metrics["kl_bernoulli"],
-        "abs_logodds_gap": metrics["abs_logodds_gap"],
-        "abs_preference_gap": metrics["abs_preference_gap"],
-        "policy_prefers_chosen": float(np.mean(logp[:, 0] > logp[:, 1])),
-        "reward_prefers_chosen": float(np.mean(margin > 0)),
-        "implied": {
-            "policy": (1 / (1 + np.exp(-(logp[:, 0] - logp[:, 1])))).tolist(),
-            "reward": (1 / (1 + np.exp(-margin))).tolist(),
-        },
-    }
 
 
 def _audit_samples(

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..._figure_style import SINGLE, WIDTH, print_style
-from ..._validation import DEFAULT_SEED
+from ..._validation import DEFAULT_SEED, check_count
 from ...errors import PmrlhfUserError
 from ...simulate.metrics import pairwise_pmd
 from ..models.loading import flush_denormals
@@ -110,12 +110,13 @@ def evaluate_freeform(
 
 
 @print_style
-def implied_preference_figure(results: dict):
+def implied_preference_figure(results: dict, *, columns: int | None = None):
     """Histograms of implied pairwise preferences, one panel per policy, next to the reward's.
 
     ``results`` maps a policy name to the output of :func:`evaluate_freeform`; an
     ``implied["population"]`` (the known preference of each pair, where the data give it)
-    is drawn too, as a step outline.
+    is drawn too, as a step outline. ``columns``: panels per row (default: three at most,
+    two when there are four).
     """
     import matplotlib
 
@@ -123,7 +124,9 @@ def implied_preference_figure(results: dict):
     import matplotlib.pyplot as plt
 
     # Three panels to a row at most (two when there are four), each about a column wide.
-    columns = 2 if len(results) == 4 else min(len(results), 3)
+    if columns is None:
+        columns = 2 if len(results) == 4 else min(len(results), 3)
+    columns = check_count(columns, "columns", 1)
     rows = -(-len(results) // columns)
     fig, axes = plt.subplots(
         rows,
