@@ -205,6 +205,70 @@ def test_finished_stages_are_skipped_and_a_changed_setting_reruns_what_follows(f
     assert summary["seeds"] == [0]
 
 
+def test_a_stopped_stage_resumes_from_its_trl_checkpoint(finished, tmp_path, monkeypatch):
+    """save_steps: TRL checkpoints the RL stage; a run stopped after step 1 keeps them, and
+    the next run with the same settings continues at step 2 instead of starting again."""
+    from pmrlhf.trl.paper import run_paper
+    from pmrlhf.trl.rloo import PMRLOOTrainer
+
+    config, done = finished
+    out = tmp_path / "out"
+    shutil.copytree(done, out)
+    shutil.rmtree(out / "rl")
+    config = replace(config, seeds=(0,), methods=("kl:0.1",), save_steps=1)
+    config = replace(config, rl=replace(config.rl, steps=2))
+    step = PMRLOOTrainer.training_step
+
+    def stop_at_step_two(self, *args, **kwargs):
+        if self.state.global_step == 1:
+            raise KeyboardInterrupt("stopped")
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(PMRLOOTrainer, "training_step", stop_at_step_two)
+    with pytest.raises(KeyboardInterrupt):
+        run_paper(config, out, stages=["rl"], progress=False)
+    scratch = out / ".trainer" / "rl-KL_b=0.1-seed0"
+    assert (scratch / "checkpoint-1").is_dir() and not (out / "rl" / "KL_b=0.1" / "seed0").exists()
+    monkeypatch.setattr(PMRLOOTrainer, "training_step", step)
+    run_paper(config, out, stages=["rl"], progress=False)
+    marker = json.loads((out / "rl" / "KL_b=0.1" / "seed0" / "done.json").read_text())
+    assert marker["resumed_from"] == "checkpoint-1"
+    assert [e["step"] for e in marker["log_history"] if "reward" in e] == [1, 2]
+    assert not scratch.exists()
+    # Other settings: a stopped unit's checkpoints are not reused.
+    monkeypatch.setattr(PMRLOOTrainer, "training_step", stop_at_step_two)
+    other = replace(config, rl=replace(config.rl, lr=5e-3))
+    with pytest.raises(KeyboardInterrupt):
+        run_paper(other, out, stages=["rl"], progress=False)
+    monkeypatch.setattr(PMRLOOTrainer, "training_step", step)
+    run_paper(replace(other, rl=replace(other.rl, lr=4e-3)), out, stages=["rl"], progress=False)
+    marker = json.loads((out / "rl" / "KL_b=0.1" / "seed0" / "done.json").read_text())
+    assert "resumed_from" not in marker
+
+
+def test_a_stage_too_large_is_refused_before_its_folder_is_written(finished, tmp_path, monkeypatch):
+    """The memory guard: an RL step over the model's positions, or any step over the
+    machine's memory by estimate, is refused in one line; the stage leaves no folder."""
+    from pmrlhf.trl.paper import run_paper
+
+    config, done = finished
+    out = tmp_path / "out"
+    shutil.copytree(done, out)
+    shutil.rmtree(out / "rl")
+    shutil.rmtree(out / "audit")
+    long = replace(config, rl=replace(config.rl, max_completion_length=600))  # 512 positions
+    with pytest.raises(ValueError, match=r"rl.max_completion_length .* exceed the model's 512"):
+        run_paper(long, out, stages=["rl"], progress=False)
+    assert not (out / "rl" / "KL_b=0.1").exists()
+    monkeypatch.setattr("pmrlhf._memory.memory_limit_bytes", lambda: 1 << 20)  # 1 MiB
+    with pytest.raises(ValueError, match=r"an RL step \(2 prompts x 2 samples.*GiB of memory"):
+        run_paper(config, out, stages=["rl"], progress=False)
+    assert not (out / "rl" / "KL_b=0.1").exists()
+    with pytest.raises(ValueError, match=r"an SFT step \(4 rows of 64 tokens\) needs at least"):
+        run_paper(config, tmp_path / "fresh", stages=["sft"], progress=False)
+    assert not (tmp_path / "fresh" / "sft").exists()
+
+
 def test_cli_refuses_bad_input_in_one_line_before_writing(tmp_path, pmrlhf_here):
     data = _write_pairs(tmp_path / "data", population=False)
     config = tmp_path / "paper.yaml"

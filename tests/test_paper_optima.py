@@ -22,7 +22,9 @@ from pmrlhf.theory.closed_forms import optimal_policy
 from pmrlhf.trl.paper_optima import distance_to_optimum, optimum_logodds, pair_scores
 
 PAIRS = [
-    PreferencePair(({"role": "user", "content": "Name a fruit."},), "An apple.", "A pear, I think."),
+    PreferencePair(
+        ({"role": "user", "content": "Name a fruit."},), "An apple.", "A pear, I think."
+    ),
     PreferencePair(({"role": "user", "content": "Why rest?"},), "Because sleep helps.", "Rest."),
     PreferencePair(({"role": "user", "content": "Name a fruit."},), "Plums", "Grapes are sweet."),
 ]

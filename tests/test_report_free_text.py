@@ -83,18 +83,34 @@ def test_table_shows_every_policy_with_numbers_from_the_summary(tmp_path, varian
     assert block.startswith(free_text.START) and block.endswith(free_text.END)
     for label in free_text.COLUMNS.values():
         assert label in block
-    rows = _table_rows(block)
+    rows = _table_rows(block[block.index("**The measurement**") :])
     assert [row[0] for row in rows] == [REF, KL, CPM]  # the reference first
     printed = _printed(summary)
     for row in rows:
         for cell in row[1:]:
+            if cell == "–":  # the reference has no optimum of its own
+                assert row[0] == REF
+                continue
             numbers = NUMBER.findall(cell)
             assert numbers, cell
             assert all(n in printed for n in numbers), (cell, printed)
             # an interval exactly where the summary has one
             assert ("[" in cell) == (variant == "two seeds"), cell
-    assert f"figures/{free_text.FIGURE}" in block
-    assert "not a measurement" in block and "no exact optimum" in block
+    assert f"figures/{free_text.FIGURE}" in block and f"figures/{free_text.CURVES}" in block
+    # The theory's prediction is printed before the measurement, its numbers the summary's.
+    assert block.index("**The theory's prediction**") < block.index("**The measurement**")
+    assert block.index("**Choosing alpha**") < block.index("**The theory's prediction**")
+    prediction = block[
+        block.index("**The theory's prediction**") : block.index("**The measurement**")
+    ]
+    optima = summary["optima"]
+    predicted = _table_rows(prediction)
+    assert [row[0] for row in predicted] == list(optima)
+    for row, optimum in zip(predicted, optima.values(), strict=True):
+        assert row[1] == f"{optimum['pairs_pmd_vs_population']:.3g}"
+        assert row[-1] == f"{optimum['reference_pairs_gap_vs_optimum']:.3g}"
+    used = f"{summary['alpha']:g} (used)"
+    assert f"| {used} |" in block
     assert "smollm2-135m" in block and "pmrlhf/free-text" in block
     rm = summary["reward_model"]
     assert f"{rm['test_accuracy']:.3g}" in block and f"{rm['pmd_vs_population']:.3g}" in block
@@ -179,25 +195,21 @@ def test_publish_copies_the_free_text_figure_only_when_it_exists(tmp_path):
 
 def test_paired_sentences_go_pair_by_pair_kl_against_cpm_first():
     summary = json.loads((FIXTURE / "summary.json").read_text())
-    kl1 = [dict(e, a="KL b=1") for e in summary["paired"]]
-    kls = [dict(e, b="KL b=1") for e in summary["paired"]]
-    summary["paired"] = kls + summary["paired"] + kl1
+    methods = [e for e in summary["paired"] if REF not in (e["a"], e["b"])]
+    kl1 = [dict(e, a="KL b=1") for e in methods]
+    kls = [dict(e, b="KL b=1") for e in methods]
+    summary["paired"] = kls + summary["paired"] + kl1  # the reference's entries stay out
     heads = [
         s.split(" in ")[0] + " / " + s.split(" in ")[1].split(":")[0]
         for s in free_text.paired_sentences(summary)
     ]
-    assert heads == [
-        f"{KL} minus {CPM} / pairwise PMD vs the population",
-        f"{KL} minus {CPM} / mean reward",
-        f"KL b=1 minus {CPM} / pairwise PMD vs the population",
-        f"KL b=1 minus {CPM} / mean reward",
-        f"{KL} minus KL b=1 / pairwise PMD vs the population",
-        f"{KL} minus KL b=1 / mean reward",
-    ]
+    metrics = ["pairwise PMD vs the population", "pairs gap vs the population", "mean reward"]
+    pairs = [f"{KL} minus {CPM}", f"KL b=1 minus {CPM}", f"{KL} minus KL b=1"]
+    assert heads == [f"{pair} / {metric}" for pair in pairs for metric in metrics]
 
 
 def test_the_reading_sentences_follow_the_numbers():
-    from pmrlhf.report.free_text_results import reading_sentences
+    from pmrlhf.report.free_text_reading import reading_sentences
 
     summary = {
         "policies": {
@@ -216,4 +228,19 @@ def test_the_reading_sentences_follow_the_numbers():
     assert "after 7 steps" in moved and "KL b=0.1 0.0123" in moved and REFERENCE + " 0" not in moved
     assert "against 0.25 for the population" in saturated
     assert f"{REFERENCE} 0.5, KL b=0.1 1" in saturated
+    assert "not the method" not in saturated  # half the reference's pairs: not "most"
+    pairs["p_policy"] = [1.0, 0.0, 0.01, 0.99]
+    assert "not the method" in reading_sentences(summary, {}, pairs)[-1]
     assert reading_sentences({"policies": {}}, {}, None) == []
+    # With the optima: how far each policy went toward its own.
+    summary["optima"] = {"KL b=0.1": {"reference_pairs_gap_vs_optimum": 0.4}}
+    gap = {"mean": 0.3, "low": 0.25, "high": 0.35}
+    summary["policies"]["KL b=0.1"]["pairs_gap_vs_optimum"] = gap
+    toward = reading_sentences(summary, {}, None)[-1]
+    assert "KL b=0.1 0.4 -> 0.3 [0.25, 0.35], closer than the reference" in toward
+    gap.update(mean=0.5, low=0.45, high=0.55)
+    assert "further than the reference" in reading_sentences(summary, {}, None)[-1]
+    gap.update(low=0.35)
+    assert "contains the reference's value: no result" in reading_sentences(summary, {}, None)[-1]
+    gap.update(low=None, high=None)
+    assert "one seed, no interval: no result" in reading_sentences(summary, {}, None)[-1]

@@ -32,6 +32,7 @@ README_FIGURES = (
     ReadmeFigure("token_tree.png", "simulate/token_tree.png"),
     # The free-text block's (``pmrlhf lm paper --out results/paper_cpu``); copied when it exists.
     ReadmeFigure("free_text_implied_preferences.png", "paper_cpu/audit/implied_preferences.png"),
+    ReadmeFigure("free_text_training_curves.png", "paper_cpu/audit/training_curves.png"),
 )
 
 

@@ -1,10 +1,13 @@
 """README's free-text block: the paper's experiment on free text (``pmrlhf lm paper --config
 CONFIG --out results/paper_cpu``: preference pairs -> SFT -> reward model -> RL per method
-and seed -> audit), written from its audit's ``summary.json`` and its ``config.yaml``.
+and seed -> audit), written from its audit's ``summary.json``, its ``config.yaml`` and its
+reward model's ``done.json``.
 
-Free text has no exact optimum: the theory's call here is qualitative only, so the block
-states it as the project's expectation, then the measurement (every policy, the reference
-first), then the paired per-seed differences, each with its verdict (docs/theory.md §6, §8).
+The theory comes first (:mod:`.free_text_theory`): what each ``alpha`` makes plausible, and
+each method's exact optimum on the held-out pairs given the actual reference and reward
+model (docs/theory.md §4). Then the measurement (every policy, the reference first, with
+each policy's distance to its own optimum), then the paired per-seed differences, each with
+its verdict (docs/theory.md §8), then what bounds the reading.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from .._yaml import read_data_file
 from ..lm_experiments.evaluate.summary import seed_summary
 from ..lm_experiments.train.method import REFERENCE
 from .document import markdown_table
+from .free_text_reading import reading_sentences, reference_first
+from .free_text_theory import alpha_sentence, alpha_table, prediction_sentences, prediction_table
 from .paired_texts import verdict
 
 FOLDER = "paper_cpu"
@@ -29,11 +34,13 @@ START = (
 )
 END = "<!-- free-text:end -->"
 FIGURE = "free_text_implied_preferences.png"
+CURVES = "free_text_training_curves.png"
 POPULATION_PMD = "pairs_pmd_vs_population"
 COLUMNS = {
     POPULATION_PMD: "pairwise PMD vs population (ours, lower is better)",
     "pairs_pmd_vs_reward": "pairwise PMD vs reward model",
     "pairs_gap_vs_population": "pairs gap vs population",
+    "pairs_gap_vs_optimum": "pairs gap to own optimum",
     "mean_reward": "mean reward",
     "kl_to_reference_per_token": "KL to reference per token",
     "plausible_share": "plausible share (ours)",
@@ -43,15 +50,9 @@ COLUMNS = {
 # The paired differences the block spells out, and whether lower is better in each.
 SENTENCES = {
     POPULATION_PMD: ("pairwise PMD vs the population", True),
+    "pairs_gap_vs_population": ("pairs gap vs the population", True),
     "mean_reward": ("mean reward", False),
 }
-EXPECTATION = (
-    "Free text has no exact optimum to compare with (the candidates of the matched-beta test "
-    "are enumerable, these answers are not), so the theory's prediction available here is "
-    "qualitative, and it is the project's expectation, not a measurement: KL at a small "
-    "`beta` should collapse toward the reward model's majority preference, PM and conditional "
-    "PM should keep the population's spread (docs/theory.md §2, §4, §6)."
-)
 
 
 def _bounds(stat: dict) -> tuple[float, float] | None:
@@ -71,14 +72,10 @@ def cell(stat: dict | None, sign: str = "") -> str:
     return text if bounds is None else f"{text} [{bounds[0]:{sign}.3g}, {bounds[1]:{sign}.3g}]"
 
 
-def _order(policies: dict) -> list[str]:
-    return sorted(policies, key=lambda name: name != REFERENCE)  # stable: reference first
-
-
 def policy_table(summary: dict) -> pd.DataFrame:
     """Every policy (the reference first) with mean [95% t-interval] of :data:`COLUMNS`."""
     rows = []
-    for name in _order(summary["policies"]):
+    for name in reference_first(summary["policies"]):
         values = summary["policies"][name]
         rows.append({"policy": name} | {label: cell(values.get(k)) for k, label in COLUMNS.items()})
     return pd.DataFrame(rows)
@@ -112,8 +109,13 @@ def _pair_rank(entry: dict) -> int:
 
 
 def paired_sentences(summary: dict) -> list[str]:
-    """Every pair present in :data:`SENTENCES`' metrics, pair by pair, KL minus (c)PM first."""
-    entries = [e for e in summary.get("paired", []) if e["metric"] in SENTENCES]
+    """Every two methods in :data:`SENTENCES`' metrics, pair by pair, KL minus (c)PM first
+    (each method minus the reference: :func:`reference_sentences`)."""
+    entries = [
+        e
+        for e in summary.get("paired", [])
+        if e["metric"] in SENTENCES and REFERENCE not in (e["a"], e["b"])
+    ]
     pairs = list(dict.fromkeys((e["a"], e["b"]) for e in entries))  # in the summary's order
     entries.sort(
         key=lambda e: (
@@ -134,7 +136,7 @@ def reference_sentences(summary: dict) -> list[str]:
     if reference is None:
         return []
     lines, beaten = [], []
-    for name in _order(policies)[1:]:
+    for name in reference_first(policies)[1:]:
         if POPULATION_PMD not in policies[name]:
             continue
         diff = np.subtract(policies[name][POPULATION_PMD]["seeds"], reference["seeds"])
@@ -158,7 +160,7 @@ def reference_sentences(summary: dict) -> list[str]:
 
 def setup(summary: dict, config: dict) -> str:
     """One paragraph: model, data, seeds, methods, each stage's steps, the reward model."""
-    methods = [n for n in _order(summary["policies"]) if n != REFERENCE]
+    methods = [n for n in reference_first(summary["policies"]) if n != REFERENCE]
     sft, reward, rl, audit = (config.get(k, {}) for k in ("sft", "reward", "rl", "audit"))
     rm = summary["reward_model"]
     text = (
@@ -168,8 +170,9 @@ def setup(summary: dict, config: dict) -> str:
         f"`RewardTrainer`): {reward.get('steps')} steps of {reward.get('batch_size')} pairs; "
         f"RL (`PMRLOOTrainer`) per method and seed: {rl.get('steps')} steps of "
         f"{rl.get('prompts_per_step')} prompts x {rl.get('samples_per_prompt')} samples, at "
-        f"most {rl.get('max_completion_length')} tokens. The audit scores each policy's implied "
-        f"preferences on {rm['pairs']} held-out pairs and {audit.get('samples')} samples on each "
+        f"most {rl.get('max_completion_length')} tokens, learning rate {rl.get('lr')}. "
+        f"The audit scores each policy's implied preferences on {rm['pairs']} held-out pairs "
+        f"and {audit.get('samples')} samples on each "
         f"of {audit.get('prompts')} held-out prompts (plausible: reference probability above "
         f"alpha {summary['alpha']:g}). The reward model's held-out accuracy is "
         f"{rm['test_accuracy']:.3g}"
@@ -180,46 +183,6 @@ def setup(summary: dict, config: dict) -> str:
             f"(pairs gap {rm['gap_vs_population']:.3g})"
         )
     return text + "."
-
-
-SATURATED = 0.05  # an implied preference below this or above 1 - this counts as saturated
-
-
-def _saturated(p: pd.Series) -> pd.Series:
-    return (p < SATURATED) | (p > 1 - SATURATED)
-
-
-def reading_sentences(summary: dict, config: dict, pairs: pd.DataFrame | None) -> list[str]:
-    """What bounds the reading of the table, from the numbers: how far RL moved each policy
-    (KL to the reference per token after the run's steps) and, from ``pairs.csv``, the
-    share of held-out pairs whose implied preference is saturated (within
-    :data:`SATURATED` of 0 or 1), which sets the size of every policy's PMD."""
-    lines = []
-    moved = {
-        name: values["kl_to_reference_per_token"]["mean"]
-        for name, values in summary["policies"].items()
-        if name != REFERENCE and "kl_to_reference_per_token" in values
-    }
-    if moved:
-        rl = config.get("rl", {})
-        lines.append(
-            "How far RL moved each policy from the reference (SFT), in KL per token (seed "
-            f"means, nats) after {rl.get('steps')} steps at learning rate {rl.get('lr')}: "
-            + ", ".join(f"{name} {value:.3g}" for name, value in moved.items())
-            + "; the differences above are those of policies near their reference."
-        )
-    if pairs is not None and len(pairs):
-        share = _saturated(pairs["p_policy"]).groupby(pairs["policy"]).mean()
-        lines.append(
-            f"Share of held-out pairs whose implied preference lies within {SATURATED:g} of "
-            "0 or 1 (the log-probabilities of two answers of tens of words differ by many "
-            "nats), against "
-            + f"{_saturated(pairs['p_population']).mean():.3g}"
-            + " for the population: "
-            + ", ".join(f"{name} {share[name]:.3g}" for name in _order(dict(share)))
-            + "; this saturation, not the method, sets most of each policy's PMD."
-        )
-    return lines
 
 
 def free_text_block(results: Path) -> str:
@@ -239,15 +202,35 @@ def free_text_block(results: Path) -> str:
     config = read_data_file(config_path, name="config") if config_path.exists() else {}
     pairs_path = folder / "audit" / "pairs.csv"
     pairs = pd.read_csv(pairs_path) if pairs_path.exists() else None
+    theory = []
+    if "optima" in summary:  # audits written before the optima were added have none
+        theory = [
+            "**Choosing alpha** (the reference's token probabilities on the held-out "
+            "responses; cPM's optimum keeps the log-odds of the tokens at or below alpha):",
+            "",
+            markdown_table(alpha_table(summary)),
+            "",
+            alpha_sentence(summary),
+            "",
+            "**The theory's prediction** (each method's exact optimum on the held-out pairs "
+            "given this reference and reward model, `pi*(y) ∝ w(y) exp(r(y) / beta)`: it "
+            "implies `sigma((r(a) - r(b)) / beta + log w(a) - log w(b))`, with `log w` the "
+            "reference's log-probability for KL and that of its implausible tokens for cPM; "
+            "computed, not sampled; docs/theory.md §4):",
+            "",
+            markdown_table(prediction_table(summary)),
+            "",
+            *[f"{line}\n" for line in prediction_sentences(summary)],
+        ]
     lines = [
         START,
         "",
         setup(summary, config or {}),
         "",
-        EXPECTATION,
-        "",
+        *theory,
         "**The measurement** (mean [95% t-interval] over seeds; the mean alone where there "
-        "is no interval, e.g. one seed; PMD: lower is closer):",
+        "is no interval, e.g. one seed; PMD: lower is closer; gap to own optimum: the mean "
+        "|p_policy - p_optimum| over the pairs, bounded in [0, 1], ours):",
         "",
         markdown_table(policy_table(summary)),
         "",
@@ -259,8 +242,10 @@ def free_text_block(results: Path) -> str:
         ),
         "",
         *[f"{line}\n" for line in reading_sentences(summary, config or {}, pairs)],
-        f"![Implied preferences of each policy against the population and the reward model]"
-        f"(figures/{FIGURE})",
+        f"![Implied preferences of each method's optimum and trained policy against the "
+        f"population and the reward model](figures/{FIGURE})",
+        "",
+        f"![Reward and each method's own penalty per RL step](figures/{CURVES})",
         "",
         END,
     ]

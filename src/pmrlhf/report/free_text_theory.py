@@ -38,7 +38,7 @@ def alpha_table(summary: dict) -> pd.DataFrame:
 
 
 def alpha_sentence(summary: dict) -> str:
-    """Why the run's ``alpha``: what it makes plausible, from :func:`alpha_table`'s numbers."""
+    """What the run's ``alpha`` does, from :func:`alpha_table`'s numbers."""
     used = next(
         (e for a, e in summary["reference_tokens"].items() if float(a) == summary["alpha"]), None
     )
@@ -46,11 +46,13 @@ def alpha_sentence(summary: dict) -> str:
         return ""
     return (
         f"At alpha {summary['alpha']:g} the reference finds {used['plausible_tokens']:.0%} of "
-        "the tokens of the held-out responses plausible, so conditional PM treats most of a "
-        "response as PM would and keeps KL's anchor on the tokens the reference itself "
-        f"rarely writes; its optimum keeps {used['reference_odds_kept']:.2f} of the "
-        "reference's pairwise log-odds (KL's keeps 1, PM's 0). A lower alpha moves cPM "
-        "toward KL, a higher one toward PM and toward text the reference finds implausible."
+        "the tokens of the held-out responses plausible and "
+        f"{used['plausible_responses']:.0%} of the responses plausible in every token, so "
+        "conditional PM's optimum keeps "
+        f"{used['reference_odds_kept']:.2f} of the reference's pairwise log-odds (KL's keeps "
+        "1, PM's 0): the log-odds of two free-text answers are carried by the few tokens the "
+        "reference finds unlikely. A lower alpha makes more tokens plausible and moves cPM "
+        "toward PM; a higher one toward KL."
     )
 
 

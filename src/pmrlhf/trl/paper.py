@@ -16,6 +16,12 @@ made from it. ``stages`` runs some stages only: a stage whose input is missing o
 refused in one line, before anything is written. ``OUT`` is locked for the run
 (:func:`pmrlhf._lock.run_folder`); ``config.yaml`` holds the settings of the latest run.
 
+Inside a unit: with ``save_steps`` TRL checkpoints a training stage every that many steps in
+``OUT/.trainer/<unit>/``, stamped with the unit's fingerprint. A unit that stops (a crash,
+a kill, the machine's end) keeps that folder, and the next run with the same settings and
+inputs resumes from its latest checkpoint (``done.json`` then names it in
+``resumed_from``); other settings start it afresh. A finished unit removes its folder.
+
 Under ``accelerate launch`` / ``torchrun`` every process runs the training stages (TRL
 shares the batches), the main process alone writes the markers and the audit, which it
 runs alone.
@@ -176,11 +182,26 @@ def run_paper(
             unit = units[name]
             if unit.stage == "audit" and not main:
                 continue
+            scratch, resumed = out / ".trainer" / unit.name.replace("/", "-"), None
+            if unit.stage != "audit":
+                if main:
+                    resumed = _prepare_scratch(scratch, _key(unit, units))
+                    if progress and resumed:
+                        print(f"[lm paper] {name}: resuming from {resumed}")
+                state.wait_for_everyone()
             if progress and main:
                 print(f"[lm paper] {name}: running")
-            result = _run_unit(unit, config, data, units, out)
+            try:
+                result = _run_unit(unit, config, data, units, out, scratch)
+            except BaseException:
+                if main and not config.save_steps:
+                    shutil.rmtree(scratch, ignore_errors=True)
+                raise
             if main:
+                if resumed:
+                    result["resumed_from"] = Path(resumed).name
                 store(unit.folder / MARKER, _key(unit, units), run=uuid.uuid4().hex, **result)
+                shutil.rmtree(scratch, ignore_errors=True)
             if unit.stage != "audit":  # the audit is the main process's alone, and last
                 state.wait_for_everyone()
         if progress and main:
@@ -190,33 +211,44 @@ def run_paper(
     return {name: load_stored(u.folder / MARKER, _key(u, units)) for name, u in units.items()}
 
 
-def _run_unit(unit: Unit, config: PaperConfig, data, units: dict, out: Path) -> dict:
+def _prepare_scratch(scratch: Path, key: str) -> str | None:
+    """Keep ``scratch`` (TRL's checkpoints of a stopped unit) only if it was made with the
+    same settings and inputs, ``key``; else empty it. Returns the checkpoint to resume
+    from, or None."""
+    from .paper_train import latest_checkpoint
+
+    stamp = scratch / "unit.json"
+    kept = stamp.exists() and load_stored(stamp, key) is not None
+    if not kept:
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir(parents=True)
+        store(stamp, key)
+    return latest_checkpoint(scratch) if kept else None
+
+
+def _run_unit(unit: Unit, config: PaperConfig, data, units: dict, out: Path, scratch) -> dict:
     from .paper_train import train_policy, train_reward, train_sft
 
-    scratch = out / ".trainer" / unit.name.replace("/", "-")
-    try:
-        if unit.stage == "sft":
-            return train_sft(config, data.train, unit.folder, scratch)
-        if unit.stage == "reward":
-            return train_reward(
-                config, units["sft"].folder, data.train, data.test, unit.folder, scratch
-            )
-        if unit.stage == "rl":
-            prompts = list(dict.fromkeys(tuple(_frozen(m) for m in p.messages) for p in data.train))
-            prompts = [[dict(m) for m in prompt] for prompt in prompts]
-            return train_policy(
-                config, unit.method, unit.seed, units["sft"].folder, units["reward"].folder,
-                prompts, unit.folder, scratch,
-            )  # fmt: skip
-        from .paper_audit import run_audit
+    if unit.stage == "sft":
+        return train_sft(config, data.train, unit.folder, scratch)
+    if unit.stage == "reward":
+        return train_reward(
+            config, units["sft"].folder, data.train, data.test, unit.folder, scratch
+        )
+    if unit.stage == "rl":
+        prompts = list(dict.fromkeys(tuple(_frozen(m) for m in p.messages) for p in data.train))
+        prompts = [[dict(m) for m in prompt] for prompt in prompts]
+        return train_policy(
+            config, unit.method, unit.seed, units["sft"].folder, units["reward"].folder,
+            prompts, unit.folder, scratch,
+        )  # fmt: skip
+    from .paper_audit import run_audit
 
-        folders = {"sft": units["sft"].folder, "reward": units["reward"].folder, "rl": {}}
-        for other in units.values():
-            if other.stage == "rl":
-                folders["rl"].setdefault(other.method.name, {})[other.seed] = other.folder
-        return run_audit(config, data, folders, unit.folder)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    folders = {"sft": units["sft"].folder, "reward": units["reward"].folder, "rl": {}}
+    for other in units.values():
+        if other.stage == "rl":
+            folders["rl"].setdefault(other.method.name, {})[other.seed] = other.folder
+    return run_audit(config, data, folders, unit.folder)
 
 
 def _frozen(message: dict) -> tuple:

@@ -37,6 +37,8 @@ from pathlib import Path
 import torch
 
 from .._io import json_ready
+from .._memory import model_shape
+from .paper_memory import check_rl_step, check_sft_step, meta_shape
 
 
 def _common(config, output_dir: Path, *, steps: int, lr: float, batch_size: int, seed: int) -> dict:
@@ -51,7 +53,9 @@ def _common(config, output_dir: Path, *, steps: int, lr: float, batch_size: int,
         gradient_checkpointing=config.gradient_checkpointing,
         use_cpu=not torch.cuda.is_available(),
         report_to="none",
-        save_strategy="no",
+        save_strategy="steps" if config.save_steps else "no",
+        save_steps=config.save_steps or 500,
+        save_total_limit=1,
         logging_steps=1,
         seed=seed,
         dataloader_num_workers=0,
@@ -101,6 +105,13 @@ def save_trained(trainer, target: Path, *, base_loader=None) -> Path:
     return target
 
 
+def latest_checkpoint(scratch: Path) -> str | None:
+    """The newest ``checkpoint-N`` folder TRL left in ``scratch`` (None: start afresh);
+    :mod:`pmrlhf.trl.paper` keeps ``scratch`` only for a stopped unit of the same settings."""
+    found = [p for p in Path(scratch).glob("checkpoint-*") if p.name[11:].isdigit()]
+    return str(max(found, key=lambda p: int(p.name[11:]))) if found else None
+
+
 def _history(trainer) -> list[dict]:
     return json_ready(trainer.state.log_history)
 
@@ -124,6 +135,7 @@ def train_sft(config, pairs, target: Path, scratch: Path) -> dict:
     model, tokenizer = load_model(
         config.model, dtype=config.dtype, seed=seed, prompt_format=config.prompt_format
     )
+    check_sft_step(model_shape(model), config.sft)
     rows = []
     for pair in pairs:
         prompt = encode_prompt(tokenizer, pair.messages)
@@ -143,7 +155,7 @@ def train_sft(config, pairs, target: Path, scratch: Path) -> dict:
         processing_class=tokenizer,
         peft_config=_lora(config, "CAUSAL_LM"),
     )
-    trainer.train()
+    trainer.train(resume_from_checkpoint=latest_checkpoint(scratch))
     save_trained(trainer, target, base_loader=base)
     return {"trainer": "trl.SFTTrainer", "pairs": len(rows), "log_history": _history(trainer)}
 
@@ -186,7 +198,7 @@ def train_reward(config, sft: Path, train, test, target: Path, scratch: Path) ->
         processing_class=tokenizer,
         peft_config=_lora(config, "SEQ_CLS"),
     )
-    trainer.train()
+    trainer.train(resume_from_checkpoint=latest_checkpoint(scratch))
     save_trained(trainer, target, base_loader=base)
     # TRL drops the pairs with a side over max_length tokens: say how many it trained on.
     result = {
@@ -212,8 +224,8 @@ def train_policy(
     ``seed`` with :class:`~pmrlhf.trl.PMRLOOTrainer`; saved to ``target``."""
     from datasets import Dataset
 
-    from ..lm_experiments.models.loading import load_model
-    from ..lm_experiments.models.sequences import with_system_message
+    from ..lm_experiments.models.loading import load_model, load_tokenizer
+    from ..lm_experiments.models.sequences import encode_prompt, with_system_message
     from .config import PMRLOOConfig
     from .rloo import PMRLOOTrainer
 
@@ -221,6 +233,8 @@ def train_policy(
         return load_model(str(sft), dtype=config.dtype)[0]
 
     rl = config.rl
+    longest = max(len(encode_prompt(load_tokenizer(str(sft)), m)) for m in prompts)
+    check_rl_step(meta_shape(sft), rl, longest, reference=method.regularizer != "pm")
     k = rl.samples_per_prompt
     args = PMRLOOConfig(
         **_common(
@@ -245,7 +259,7 @@ def train_policy(
         train_dataset=Dataset.from_list([{"prompt": with_system_message(m)} for m in prompts]),
         peft_config=_lora(config, "CAUSAL_LM"),
     )
-    trainer.train()
+    trainer.train(resume_from_checkpoint=latest_checkpoint(scratch))
     save_trained(trainer, target, base_loader=base)
     return {"trainer": "pmrlhf.trl.PMRLOOTrainer", "log_history": _history(trainer)}
 

@@ -98,6 +98,9 @@ class PaperConfig:
     lora: dict | None = None  # peft.LoraConfig options: adapters, merged into each saved model
     gradient_checkpointing: bool = False
     prompt_format: str = "auto"  # auto | chat | plain (base models: the HH-RLHF transcript)
+    # A TRL checkpoint every N steps of a training stage (0: none), in OUT/.trainer/<unit>/;
+    # an interrupted stage resumes from its latest when run again with the same settings.
+    save_steps: int = 0
     sft: PaperSFT = field(default_factory=PaperSFT)
     reward: PaperReward = field(default_factory=PaperReward)
     rl: PaperRL = field(default_factory=PaperRL)
@@ -180,6 +183,7 @@ class PaperConfig:
         if self.dtype not in DTYPES:
             raise PmrlhfUserError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         check_prompt_format(self.prompt_format)
+        check_count(self.save_steps, "save_steps", 0)
         if self.lora is not None and not isinstance(self.lora, dict):
             raise PmrlhfUserError(
                 f"lora must be a mapping of peft.LoraConfig options, got {self.lora!r}"

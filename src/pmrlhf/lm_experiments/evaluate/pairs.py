@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from scipy.special import expit
 
+from ...errors import PmrlhfUserError
 from ...simulate.metrics import pairwise_pmd
 from ..models.loading import flush_denormals
 from ..models.sequences import (
@@ -19,21 +20,52 @@ from ..models.sequences import (
     right_pad,
     shared_prompt_logprobs,
 )
-from ..train.reward_model import pair_margins
+from ..train.reward_model import score_responses
+
+
+def distinct_rows(data) -> tuple[list, list[tuple[int, str]], np.ndarray]:
+    """The pairs' distinct conversations, their distinct ``(conversation index, response)``
+    rows and, per pair, the rows of its chosen and rejected responses (N, 2). Pairs drawn
+    among a few responses per prompt (the shipped data: 6 responses, 15 pairs per prompt)
+    repeat each response many times; every row is scored once."""
+    prompts, prompt_of, rows, row_of, index = [], {}, [], {}, []
+    for pair in data:
+        key = tuple(tuple(sorted(m.items())) for m in pair.messages)
+        if key not in prompt_of:
+            prompt_of[key] = len(prompts)
+            prompts.append(pair.messages)
+        for response in (pair.chosen, pair.rejected):
+            row = (prompt_of[key], response)
+            if row not in row_of:
+                row_of[row] = len(rows)
+                rows.append(row)
+            index.append(row_of[row])
+    if not rows:
+        raise PmrlhfUserError("pairs must hold at least one pair, got none")
+    return prompts, rows, np.asarray(index, dtype=int).reshape(-1, 2)
 
 
 def _pair_token_logprobs(policy, tokenizer, data, batch_size: int):
-    """``log pi(y_t | x, y_<t)`` of the pairs' responses by teacher forcing, a batch at a
-    time: (B, 2, Tc) float64 per batch (chosen, rejected), 0 at padding, and the (B, 2, Tc)
-    mask of real tokens."""
-    for start in range(0, len(data), batch_size):
-        batch = data[start : start + batch_size]
-        pad = tokenizer.pad_token_id
-        p_ids, p_mask = left_pad([encode_prompt(tokenizer, p.messages) for p in batch], pad)
-        rows = [encode_response(tokenizer, r) for p in batch for r in (p.chosen, p.rejected)]
-        c_ids, c_mask = right_pad(rows, pad)  # (2B, Tc): chosen, rejected of each prompt
-        lp = shared_prompt_logprobs(policy, p_ids, p_mask, c_ids, c_mask)  # (2B, Tc)
-        yield lp.double().cpu().view(len(batch), 2, -1), c_mask.bool().view(len(batch), 2, -1)
+    """``log pi(y_t | x, y_<t)`` of the pairs' responses by teacher forcing, each distinct
+    response once (:func:`distinct_rows`), its prompt's pass shared by the responses of a
+    batch: (N, 2, T) float64 (chosen, rejected), 0 at padding, and the (N, 2, T) mask of
+    real tokens."""
+    prompts, rows, index = distinct_rows(data)
+    pad = tokenizer.pad_token_id
+    encoded = [encode_prompt(tokenizer, messages) for messages in prompts]
+    responses = [encode_response(tokenizer, response) for _, response in rows]
+    lengths = torch.tensor([len(r) for r in responses])
+    out = torch.zeros(len(rows), int(lengths.max()), dtype=torch.float64)
+    for start in range(0, len(rows), batch_size):
+        batch = rows[start : start + batch_size]
+        used = sorted({p for p, _ in batch})
+        p_ids, p_mask = left_pad([encoded[p] for p in used], pad)
+        c_ids, c_mask = right_pad(responses[start : start + batch_size], pad)
+        where = [used.index(p) for p, _ in batch]
+        lp = shared_prompt_logprobs(policy, p_ids, p_mask, c_ids, c_mask, where)  # (B, Tc)
+        out[start : start + len(batch), : lp.shape[1]] = lp.double().cpu()
+    real = torch.arange(out.shape[1])[None] < lengths[:, None]  # (rows, T)
+    return out[index].numpy(), real[index].numpy()
 
 
 @flush_denormals
@@ -42,8 +74,7 @@ def pair_logprobs(policy, tokenizer, data, *, batch_size: int = 16) -> np.ndarra
     """``log pi(chosen|x)`` and ``log pi(rejected|x)`` of each pair by teacher forcing:
     (N, 2), float64."""
     policy.eval()
-    logp = [lp.sum(-1) for lp, _ in _pair_token_logprobs(policy, tokenizer, data, batch_size)]
-    return torch.cat(logp).numpy()
+    return _pair_token_logprobs(policy, tokenizer, data, batch_size)[0].sum(-1)
 
 
 @flush_denormals
@@ -74,11 +105,7 @@ def pair_log_weights(
     from ...theory.regularizers import reference_log_weight
 
     reference.eval()
-    batches = list(_pair_token_logprobs(reference, tokenizer, data, batch_size))
-    width = max(lp.shape[-1] for lp, _ in batches)
-    ref = torch.cat([torch.nn.functional.pad(lp, (0, width - lp.shape[-1])) for lp, _ in batches])
-    real = torch.cat([torch.nn.functional.pad(m, (0, width - m.shape[-1])) for _, m in batches])
-    ref, real = ref.numpy(), real.numpy()  # (N, 2, T)
+    ref, real = _pair_token_logprobs(reference, tokenizer, data, batch_size)  # (N, 2, T)
     log_w = {
         key: reference_log_weight(ref, regularizer=reg, alpha=alpha).sum(-1)
         for key, (reg, alpha) in methods.items()
@@ -99,13 +126,19 @@ def pair_log_weights(
 @flush_denormals
 @torch.no_grad()
 def pair_reward_margins(scorer, rm_tokenizer, data, *, batch_size: int = 16) -> np.ndarray:
-    """``r(x, chosen) - r(x, rejected)`` of each pair: (N,), float64."""
-    scorer.eval()
-    margins = [
-        pair_margins(scorer, rm_tokenizer, data[i : i + batch_size]).double().cpu()
-        for i in range(0, len(data), batch_size)
-    ]
-    return torch.cat(margins).numpy()
+    """``r(x, chosen) - r(x, rejected)`` of each pair: (N,), float64; each distinct
+    response scored once (:func:`distinct_rows`)."""
+    prompts, rows, index = distinct_rows(data)
+    by_prompt: dict[int, list[int]] = {}
+    for i, (p, _) in enumerate(rows):
+        by_prompt.setdefault(p, []).append(i)
+    scores = np.zeros(len(rows))
+    for p, mine in by_prompt.items():
+        texts = [rows[i][1] for i in mine]
+        scores[mine] = score_responses(
+            scorer, rm_tokenizer, prompts[p], texts, batch_size=batch_size
+        )
+    return scores[index[:, 0]] - scores[index[:, 1]]
 
 
 def pair_metrics(logp: np.ndarray, margin: np.ndarray) -> dict:
