@@ -105,7 +105,10 @@ def test_table_shows_every_policy_with_numbers_from_the_summary(tmp_path, varian
     ]
     optima = summary["optima"]
     predicted = _table_rows(prediction)
-    assert [row[0] for row in predicted] == list(optima)
+    assert [row[0] for row in predicted[:-1]] == list(optima)
+    pm, rm = predicted.pop(), summary["reward_model"]  # PM b=1's optimum: the reward model
+    assert pm[0].startswith("PM b=1") and pm[1] == f"{rm['pmd_vs_population']:.3g}"
+    assert pm[3] == "0" and pm[4] == "0"
     for row, optimum in zip(predicted, optima.values(), strict=True):
         assert row[1] == f"{optimum['pairs_pmd_vs_population']:.3g}"
         assert row[-1] == f"{optimum['reference_pairs_gap_vs_optimum']:.3g}"
@@ -229,6 +232,10 @@ def test_the_reading_sentences_follow_the_numbers():
     assert "against 0.25 for the population" in saturated
     assert f"{REFERENCE} 0.5, KL b=0.1 1" in saturated
     assert "not the method" not in saturated  # half the reference's pairs: not "most"
+    assert "of the optima" not in saturated  # pairs.csv without p_optimum
+    pairs["seed"] = 0
+    pairs["p_optimum"] = [None, None, 0.5, 0.999]
+    assert "; of the optima (theory): KL b=0.1 0.5" in reading_sentences(summary, {}, pairs)[-1]
     pairs["p_policy"] = [1.0, 0.0, 0.01, 0.99]
     assert "not the method" in reading_sentences(summary, {}, pairs)[-1]
     assert reading_sentences({"policies": {}}, {}, None) == []
@@ -244,3 +251,21 @@ def test_the_reading_sentences_follow_the_numbers():
     assert "contains the reference's value: no result" in reading_sentences(summary, {}, None)[-1]
     gap.update(low=None, high=None)
     assert "one seed, no interval: no result" in reading_sentences(summary, {}, None)[-1]
+
+
+def test_the_prediction_sentence_compares_kl_and_cpm_at_the_same_beta_only():
+    from pmrlhf.report.free_text_theory import prediction_sentences
+
+    pmd = "pairs_pmd_vs_population"
+    summary = {
+        "policies": {REF: {pmd: {"mean": 12.5}}},
+        "reward_model": {"pmd_vs_population": 0.5},
+        "optima": {"KL b=0.1": {pmd: 13.0}, "KL b=1": {pmd: 12.5}, CPM: {pmd: 11.3}},
+    }
+    (line,) = prediction_sentences(summary)  # KL b=0.1 has no cPM at its beta
+    assert line.startswith("At beta 1, KL's optimum is at pairwise PMD 12.5")
+    assert "conditional PM's at 11.3 (the reference: 12.5)" in line
+    assert "as the paper claims, by 10% of the way from KL's optimum" in line
+    summary["optima"][CPM][pmd] = 12.9
+    (line,) = prediction_sentences(summary)
+    assert "predicts KL the closer here, against the paper's claim." in line

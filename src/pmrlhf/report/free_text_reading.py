@@ -62,6 +62,7 @@ def reading_sentences(summary: dict, config: dict, pairs: pd.DataFrame | None) -
             + f"{_saturated(pairs['p_population']).mean():.3g}"
             + " for the population: "
             + ", ".join(f"{name} {share[name]:.3g}" for name in reference_first(dict(share)))
+            + _optima_saturation(pairs)
             + (
                 "; this saturation, not the method, sets most of each policy's PMD."
                 if share.min() > 0.5
@@ -86,3 +87,17 @@ def _toward(name: str, start: float, values: dict) -> str:
         verdict = "the interval contains the reference's value: no result"
     interval = "" if low is None or low != low else f" [{low:.3g}, {high:.3g}]"
     return f"{name} {start:.3g} -> {gap['mean']:.3g}{interval}, {verdict}"
+
+
+def _optima_saturation(pairs: pd.DataFrame) -> str:
+    """The same share for each method's optimum (``p_optimum``, where ``pairs.csv`` has it)."""
+    if "p_optimum" not in pairs:
+        return ""
+    known = pairs.dropna(subset=["p_optimum"])
+    known = known[known["seed"] == known.groupby("policy")["seed"].transform("min")]
+    if known.empty:
+        return ""
+    share = _saturated(known["p_optimum"]).groupby(known["policy"]).mean()
+    return "; of the optima (theory): " + ", ".join(
+        f"{name} {share[name]:.3g}" for name in reference_first(dict(share))
+    )

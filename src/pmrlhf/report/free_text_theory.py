@@ -67,6 +67,19 @@ def prediction_table(summary: dict) -> pd.DataFrame:
             for key, label in PREDICTION_COLUMNS.items()
         }
         rows.append(row)
+    rm = summary.get("reward_model", {})
+    reference = summary["policies"].get(REFERENCE, {}).get("pairs_gap_vs_reward")
+    if "pmd_vs_population" in rm and reference is not None:
+        # PM's optimum at beta 1 implies the reward model's preferences exactly (§3).
+        values = [rm["pmd_vs_population"], rm["gap_vs_population"], 0.0, 0.0, reference["mean"]]
+        row = {"optimum of": "PM b=1 (not trained): the reward model's own preferences"}
+        rows.append(
+            row
+            | {
+                label: f"{v:.3g}"
+                for label, v in zip(PREDICTION_COLUMNS.values(), values, strict=True)
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -81,19 +94,27 @@ def prediction_sentences(summary: dict) -> list[str]:
         kind, _, rest = name.partition(" b=")
         if key in optimum and rest:
             by_beta.setdefault(rest.split(" ")[0], {})[kind] = optimum[key]
+    target = summary.get("reward_model", {}).get("pmd_vs_population")
     lines = []
     for beta, kinds in by_beta.items():
         if "KL" not in kinds or "cPM" not in kinds:
             continue
         holds = kinds["cPM"] < kinds["KL"]
-        lines.append(
+        text = (
             f"At beta {beta}, KL's optimum is at pairwise PMD {kinds['KL']:.3g} from the "
             f"population and conditional PM's at {kinds['cPM']:.3g}"
             + (f" (the reference: {reference:.3g})" if reference is not None else "")
             + (
-                ": the theory predicts conditional PM the closer, the paper's claim."
+                ": the theory predicts conditional PM the closer, as the paper claims"
                 if holds
-                else ": the theory predicts KL the closer here, against the paper's claim."
+                else ": the theory predicts KL the closer here, against the paper's claim"
             )
         )
+        if holds and target is not None and kinds["KL"] > target:
+            share = (kinds["KL"] - kinds["cPM"]) / (kinds["KL"] - target)
+            text += (
+                f", by {share:.0%} of the way from KL's optimum to the reward model's own "
+                f"preferences ({target:.3g}, PM's optimum at beta 1)"
+            )
+        lines.append(text + ".")
     return lines

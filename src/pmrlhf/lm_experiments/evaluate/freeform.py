@@ -162,7 +162,7 @@ def implied_preference_figure(results: dict, *, columns: int | None = None):
                 label="population: known P(a preferred)",
             )
         ax.set(
-            title=f"{name}\nPMD = {result['pairwise_pmd']:.3f}",
+            title=f"{name}\nPMD vs reward model = {result['pairwise_pmd']:.3f}",
             xlabel="implied P(a preferred to b)",
             ylabel="pairs",
         )
