@@ -58,6 +58,7 @@ def test_log_weights_are_the_reference_log_probabilities_summed_as_each_regulari
     log_w = got["log_w"]
     # KL: log pi_ref of each response, as the audit's own pair_logprobs gives it.
     np.testing.assert_allclose(log_w["kl"], pair_logprobs(model, tokenizer, PAIRS), rtol=1e-5)
+    np.testing.assert_array_equal(got["log_ref"], log_w["kl"])
     np.testing.assert_array_equal(log_w["pm"], 0.0)
     # cPM: the implausible tokens' log-probabilities only, by a per-response forward.
     expected = [[t[t <= np.log(alpha)].sum() for t in pair] for pair in tokens]

@@ -4,6 +4,8 @@ held-out pairs have a saturated implied preference."""
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
 from ..lm_experiments.train.method import REFERENCE
@@ -72,21 +74,29 @@ def reading_sentences(summary: dict, config: dict, pairs: pd.DataFrame | None) -
     return lines
 
 
+def interval_bounds(stat: dict) -> tuple[float, float] | None:
+    """``(low, high)`` of a summary entry; None when missing (null or nan: one seed)."""
+    lo, hi = stat.get("low"), stat.get("high")
+    if lo is None or hi is None or math.isnan(lo) or math.isnan(hi):
+        return None
+    return lo, hi
+
+
 def _toward(name: str, start: float, values: dict) -> str:
     """``name``'s gap to its optimum against the reference's, with the verdict of the
     trained policy's interval against that fixed value."""
     gap = values["pairs_gap_vs_optimum"]
-    low, high = gap.get("low"), gap.get("high")
-    if low is None or high is None or low != low or high != high:
+    interval = interval_bounds(gap)
+    if interval is None:
         verdict = "one seed, no interval: no result"
-    elif high < start:
+    elif interval[1] < start:
         verdict = "closer than the reference (the interval lies below its value)"
-    elif low > start:
+    elif interval[0] > start:
         verdict = "further than the reference (the interval lies above its value)"
     else:
         verdict = "the interval contains the reference's value: no result"
-    interval = "" if low is None or low != low else f" [{low:.3g}, {high:.3g}]"
-    return f"{name} {start:.3g} -> {gap['mean']:.3g}{interval}, {verdict}"
+    shown = "" if interval is None else f" [{interval[0]:.3g}, {interval[1]:.3g}]"
+    return f"{name} {start:.3g} -> {gap['mean']:.3g}{shown}, {verdict}"
 
 
 def _optima_saturation(pairs: pd.DataFrame) -> str:

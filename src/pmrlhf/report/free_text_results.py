@@ -1,7 +1,7 @@
 """README's free-text block: the paper's experiment on free text (``pmrlhf lm paper --config
 CONFIG --out results/paper_cpu``: preference pairs -> SFT -> reward model -> RL per method
-and seed -> audit), written from its audit's ``summary.json``, its ``config.yaml`` and its
-reward model's ``done.json``.
+and seed -> audit), written from its audit's ``summary.json``, ``pairs.csv`` and its
+``config.yaml``.
 
 The theory comes first (:mod:`.free_text_theory`): what each ``alpha`` makes plausible, and
 each method's exact optimum on the held-out pairs given the actual reference and reward
@@ -13,7 +13,6 @@ its verdict (docs/theory.md §8), then what bounds the reading.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,7 @@ from .._yaml import read_data_file
 from ..lm_experiments.evaluate.summary import seed_summary
 from ..lm_experiments.train.method import REFERENCE
 from .document import markdown_table
-from .free_text_reading import reading_sentences, reference_first
+from .free_text_reading import interval_bounds, reading_sentences, reference_first
 from .free_text_theory import alpha_sentence, alpha_table, prediction_sentences, prediction_table
 from .paired_texts import verdict
 
@@ -55,19 +54,11 @@ SENTENCES = {
 }
 
 
-def _bounds(stat: dict) -> tuple[float, float] | None:
-    """``(low, high)`` of a summary entry; None when missing (null or nan: one seed)."""
-    lo, hi = stat.get("low"), stat.get("high")
-    if lo is None or hi is None or math.isnan(lo) or math.isnan(hi):
-        return None
-    return lo, hi
-
-
 def cell(stat: dict | None, sign: str = "") -> str:
     """``mean [low, high]`` to 3 significant digits; the mean alone without an interval."""
     if stat is None:
         return "–"
-    bounds = _bounds(stat)
+    bounds = interval_bounds(stat)
     text = f"{stat['mean']:{sign}.3g}"
     return text if bounds is None else f"{text} [{bounds[0]:{sign}.3g}, {bounds[1]:{sign}.3g}]"
 
@@ -84,7 +75,7 @@ def policy_table(summary: dict) -> pd.DataFrame:
 def _direction(entry: dict, a: str, b: str, lower_is_better: bool) -> str:
     """The verdict of ``a - b`` by its interval's sign: "no result" when it holds 0 or is
     missing (:func:`~pmrlhf.report.paired_texts.verdict` for a distance)."""
-    bounds = _bounds(entry)
+    bounds = interval_bounds(entry)
     text = verdict({"ci95": bounds or (None, None)}, a, b)
     if lower_is_better or bounds is None or bounds[0] <= 0 <= bounds[1]:
         return text
@@ -141,7 +132,7 @@ def reference_sentences(summary: dict) -> list[str]:
             continue
         diff = np.subtract(policies[name][POPULATION_PMD]["seeds"], reference["seeds"])
         entry = seed_summary(diff.tolist())
-        bounds = _bounds(entry)
+        bounds = interval_bounds(entry)
         if bounds is not None and bounds[0] > 0:
             beaten.append(name)
         lines.append(

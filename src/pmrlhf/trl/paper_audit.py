@@ -44,7 +44,7 @@ from scipy.special import expit, logit
 
 from .._io import atomic_save_figure, atomic_write_csv, atomic_write_json
 from .paper_curves import training_curves, training_figure
-from .paper_optima import distance_to_optimum, predict
+from .paper_optima import distance_to_optimum, pair_scores, predict
 
 FIGURE = "implied_preferences.png"
 CURVES = "training_curves.png"
@@ -72,18 +72,21 @@ def _logit(p) -> np.ndarray:
 
 
 def audit_policy(
-    policy, tokenizer, reference, scorer, rm_tokenizer, pairs, targets, config, seed, optimum=None
-):
+    policy, tokenizer, reference, scorer, rm_tokenizer, pairs, targets, config, seed,
+    optimum=None, logodds=None,
+):  # fmt: skip
     """The metrics of one policy (module docs) and its implied log-odds on the pairs.
     ``targets``: ``{"reward": margins, "population": logits or None}`` of ``pairs``;
-    ``optimum``: the implied log-odds of the policy's own optimum, or None (the reference)."""
+    ``optimum``: the implied log-odds of the policy's own optimum, or None (the reference);
+    ``logodds``: the policy's ``log pi(a) - log pi(b)`` on the pairs where already known
+    (the reference's, from the prediction's pass), else computed here."""
     from ..lm_experiments.evaluate.freeform import evaluate_freeform
     from ..lm_experiments.evaluate.pairs import pair_logprobs
     from ..lm_experiments.train.reward_model import score_responses
-    from .paper_optima import pair_scores
 
-    logp = pair_logprobs(policy, tokenizer, pairs)
-    logodds = logp[:, 0] - logp[:, 1]
+    if logodds is None:
+        logp = pair_logprobs(policy, tokenizer, pairs)
+        logodds = logp[:, 0] - logp[:, 1]
     metrics = pair_scores(logodds, targets)
     if optimum is not None:
         metrics |= distance_to_optimum(logodds, optimum)
@@ -128,14 +131,10 @@ def run_audit(config, data, folders: dict, out: Path) -> dict:
     reward_model = {"test_accuracy": float(np.mean(margins > 0)), "pairs": len(pairs)}
     if None not in population:
         targets["population"] = _logit(population)
-        from ..simulate.metrics import pairwise_pmd
-
-        fit = pairwise_pmd(
-            margins, np.zeros_like(margins), targets["population"], np.zeros_like(margins)
-        )
+        fit = pair_scores(margins, targets)  # the reward model scored as a policy
         reward_model |= {
-            "pmd_vs_population": fit["kl_bernoulli"],
-            "gap_vs_population": fit["abs_preference_gap"],
+            "pmd_vs_population": fit["pairs_pmd_vs_population"],
+            "gap_vs_population": fit["pairs_gap_vs_population"],
         }
     load = dict(dtype=config.dtype, device=device)
     reference, tokenizer = load_model(str(folders["sft"]), **load)
@@ -151,8 +150,9 @@ def run_audit(config, data, folders: dict, out: Path) -> dict:
     for seed in config.seeds:
         torch.manual_seed(seed)
         results[REFERENCE][seed] = audit_policy(
-            reference, tokenizer, reference, scorer, rm_tokenizer, pairs, targets, config, seed
-        )
+            reference, tokenizer, reference, scorer, rm_tokenizer, pairs, targets, config, seed,
+            logodds=prediction["reference_logodds"],
+        )  # fmt: skip
     for name, by_seed in folders["rl"].items():
         results[name] = {}
         for seed, folder in by_seed.items():
@@ -164,7 +164,7 @@ def run_audit(config, data, folders: dict, out: Path) -> dict:
             )  # fmt: skip
             del policy
     summary = summarise(results, list(folders["rl"]))
-    reference_logodds = results[REFERENCE][config.seeds[0]]["logodds"]
+    reference_logodds = prediction["reference_logodds"]
     summary["optima"] = {
         name: optimum["metrics"] | _prefixed(
             "reference_", distance_to_optimum(reference_logodds, optimum["logodds"])

@@ -42,8 +42,9 @@ def predict(methods, reference, tokenizer, pairs, targets: dict, *, alpha: float
     None}``; ``alpha``: the audit's threshold, described beside :data:`ALPHAS`.
 
     Returns ``{"optima": {name: {"logodds": (N,), "metrics": {...}}}, "reference_tokens":
-    {alpha: {...}}}``; ``metrics`` are those of a policy on the pairs (``pairs_pmd_vs_reward``
-    ...) with the optimum in the policy's place.
+    {alpha: {...}}, "reference_logodds": (N,)}``; ``metrics`` are those of a policy on the
+    pairs (``pairs_pmd_vs_reward`` ...) with the optimum in the policy's place;
+    ``reference_logodds``: the reference's own ``log pi_ref(a) - log pi_ref(b)``.
     """
     from ..lm_experiments.evaluate.pairs import pair_log_weights
 
@@ -57,7 +58,12 @@ def predict(methods, reference, tokenizer, pairs, targets: dict, *, alpha: float
             targets["reward"], weights["log_w"][method.name], beta=method.beta
         )
         optima[method.name] = {"logodds": logodds, "metrics": pair_scores(logodds, targets)}
-    return {"optima": optima, "reference_tokens": weights["tokens"]}
+    log_ref = weights["log_ref"]
+    return {
+        "optima": optima,
+        "reference_tokens": weights["tokens"],
+        "reference_logodds": log_ref[:, 0] - log_ref[:, 1],
+    }
 
 
 def pair_scores(logodds, targets: dict) -> dict:

@@ -233,7 +233,8 @@ def train_policy(
         return load_model(str(sft), dtype=config.dtype)[0]
 
     rl = config.rl
-    longest = max(len(encode_prompt(load_tokenizer(str(sft)), m)) for m in prompts)
+    tokenizer = load_tokenizer(str(sft))
+    longest = max(len(encode_prompt(tokenizer, m)) for m in prompts)
     check_rl_step(meta_shape(sft), rl, longest, reference=method.regularizer != "pm")
     k = rl.samples_per_prompt
     args = PMRLOOConfig(

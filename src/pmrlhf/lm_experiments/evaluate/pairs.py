@@ -94,7 +94,9 @@ def pair_log_weights(
     ``methods``: ``{key: (regularizer, alpha)}``. ``alphas``: thresholds at which to describe
     the reference's token probabilities (what a choice of ``alpha`` makes plausible).
 
-    Returns ``{"log_w": {key: (N, 2)}, "tokens": {alpha: {...}}}``: per alpha the share of
+    Returns ``{"log_ref": (N, 2), "log_w": {key: (N, 2)}, "tokens": {alpha: {...}}}``
+    (``log_ref``: ``log pi_ref`` of each response, as :func:`pair_logprobs` gives it); per
+    alpha the share of
     the responses' tokens with ``pi_ref > alpha`` (``plausible_tokens``), the share of
     responses whose every token is (``plausible_responses``), and the mean
     ``|log W(a) - log W(b)|`` of cPM at that alpha over the mean ``|log pi_ref(a) - log
@@ -120,7 +122,7 @@ def pair_log_weights(
             "plausible_responses": float(np.mean(plausible.sum(-1) == real.sum(-1))),
             "reference_odds_kept": float(np.abs(np.subtract(*w.T)).mean() / kl_gap),
         }
-    return {"log_w": log_w, "tokens": described}
+    return {"log_ref": ref.sum(-1), "log_w": log_w, "tokens": described}
 
 
 @flush_denormals
