@@ -99,6 +99,8 @@ def test_config_is_read_strictly_naming_the_key(tmp_path):
         PaperConfig.from_dict({**base, "methods": ["cpm:1"]})
     with pytest.raises(ValueError, match=r"data must name a folder"):
         PaperConfig.from_dict({"model": "tiny-llama"})
+    with pytest.raises(ValueError, match=r"save_steps must be an int >= 0, got -1"):
+        PaperConfig.from_dict({**base, "save_steps": -1})
     with pytest.raises(ValueError, match=r"unknown stage 'ppo'"):
         check_stages(["sft", "ppo"])
     assert check_stages(["audit", "sft"]) == ("sft", "audit")

@@ -116,3 +116,11 @@ def test_pm_at_beta_one_matches_the_reward_model_and_kl_keeps_the_reference_odds
 def test_optimum_log_odds_refuse_mismatched_shapes():
     with pytest.raises(ValueError, match="log_w must have shape"):
         optimum_logodds(np.zeros(3), np.zeros((2, 2)), beta=1.0)
+
+
+def test_the_histogram_refuses_a_bad_column_count():
+    from pmrlhf.lm_experiments.evaluate.freeform import implied_preference_figure
+
+    view = {"implied": {"policy": [0.5], "reward": [0.5]}, "pairwise_pmd": 0.0}
+    with pytest.raises(ValueError, match=r"columns must be a positive int, got 0"):
+        implied_preference_figure({"a": view}, columns=0)
